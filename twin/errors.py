@@ -1,0 +1,99 @@
+"""Every error the twin raises, as one tree (httpx style).
+
+    TwinError
+    ├── RejectedEvent                 bad input: dead-lettered with `reason`, never a crash
+    │   ├── MalformedEvent            not JSON, or not the shape of its type    (malformed-json, missing-field, invalid-field)
+    │   ├── UnknownEventType          a `type` we do not know                    (unknown-type)
+    │   ├── UnknownSchemaVersion      a known type at a version we do not know  (unknown-schema-version)
+    │   ├── OutOfPhysicalRange        a value no sensor can read                 (out-of-physical-range)
+    │   ├── UnknownRack               a rack the fleet has never seen            (unknown-rack)
+    │   ├── IllegalTransition         a lifecycle step the state machine forbids (illegal-transition)
+    │   └── ServiceGateNotMet         entering service without the required passed tests (missing-tests)
+    ├── StoreError                    PostgreSQL failed; retried by workers
+    │   └── StoreUnavailable          cannot connect (yet)
+    ├── StackError                    the embedded broker or database would not start
+    └── CollectorError                a Redfish source failed
+        └── BmcUnreachable
+
+Each rejection carries a `reason` slug: it is the dead-letter reason and the counter label.
+"""
+
+from __future__ import annotations
+
+
+class TwinError(Exception):
+    """Root of every error raised by the fleet twin."""
+
+
+class RejectedEvent(TwinError):
+    """Raised when an event cannot be folded; `reason` is its dead-letter slug."""
+
+    reason = "rejected"
+
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if reason is not None:
+            self.reason = reason
+
+
+class MalformedEvent(RejectedEvent):
+    """Raised when bytes are not JSON, or a field is missing or of the wrong shape."""
+
+    reason = "malformed-json"
+
+
+class UnknownEventType(RejectedEvent):
+    """Raised when the envelope's `type` names no event type we know."""
+
+    reason = "unknown-type"
+
+
+class UnknownSchemaVersion(RejectedEvent):
+    """Raised when a known type arrives with a `schema_version` we do not know."""
+
+    reason = "unknown-schema-version"
+
+
+class OutOfPhysicalRange(RejectedEvent):
+    """Raised when a value lies outside what the quantity can physically be."""
+
+    reason = "out-of-physical-range"
+
+
+class UnknownRack(RejectedEvent):
+    """Raised when an event names a rack that the fleet has never registered."""
+
+    reason = "unknown-rack"
+
+
+class IllegalTransition(RejectedEvent):
+    """Raised when a lifecycle event is not allowed from the rack's current stage."""
+
+    reason = "illegal-transition"
+
+
+class ServiceGateNotMet(IllegalTransition):
+    """Raised when a rack would enter service without the passed tests its generation requires."""
+
+    reason = "missing-tests"
+
+
+class StoreError(TwinError):
+    """Raised when the database fails; workers back off and retry."""
+
+
+class StoreUnavailable(StoreError):
+    """Raised when the database cannot be reached."""
+
+
+class StackError(TwinError):
+    """Raised when the embedded broker or database does not come up."""
+
+
+class CollectorError(TwinError):
+    """Raised when a Redfish source cannot be read."""
+
+
+class BmcUnreachable(CollectorError):
+    """Raised when a BMC does not answer."""
