@@ -1,0 +1,359 @@
+"""The durable truth in PostgreSQL/TimescaleDB: event store, telemetry facts, current state.
+
+A worker writes one batch as one `UnitOfWork` (one transaction): the events it appended, the
+readings it copied, the current state it projected, the dead letters it recorded and the
+consumer offsets it has now fully applied (eventsourcing's `Tracking`). Either all of a batch
+is visible or none of it; a batch delivered again finds its offsets tracked and its
+event_ids and reading keys present, and changes nothing.
+
+psycopg errors are translated here, once, into `StoreError`/`StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+import psycopg
+import structlog
+from psycopg.types.json import Jsonb
+
+from schemas import DeadLetter, Envelope, RackReading
+from twin.errors import StoreError, StoreUnavailable
+
+__all__ = ["AppendedEvent", "StateRow", "TwinStore", "UnitOfWork", "READING_COLUMNS"]
+
+log = structlog.get_logger(__name__)
+
+READING_COLUMNS: tuple[str, ...] = (
+    "power_watts",
+    "inlet_temperature_celsius",
+    "outlet_temperature_celsius",
+    "coolant_supply_temperature_celsius",
+    "coolant_return_temperature_celsius",
+    "coolant_flow_liters_per_minute",
+    "coolant_differential_pressure_kilopascals",
+    "leak_detected",
+    "hottest_accelerator_temperature_celsius",
+    "fan_speed_percent",
+    "network_links_up",
+    "network_links_down",
+)
+_TELEMETRY_COLUMNS = ("rack_id", "occurred_at", "source", *READING_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEvent:
+    """An event newly stored (not a repeat), with its place in its stream."""
+
+    event_id: str
+    stream_id: str
+    stream_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """The lifecycle side of a rack's current state, as the lifecycle path projects it."""
+
+    rack_id: str
+    generation: str | None
+    status: str
+    version: int
+    stream_version: int
+    facility_id: str | None
+    hall_id: str | None
+    row_id: str | None
+    position: int | None
+    stage_entered_at: datetime | None
+    lifecycle_at: datetime | None
+    twin: dict[str, Any]
+
+
+def _translate(exc: psycopg.Error) -> StoreError:
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailable(f"twin database unavailable: {exc}")
+    return StoreError(f"twin database error: {exc}")
+
+
+class UnitOfWork:
+    """The writes of one batch, inside one transaction (commit on clean exit, rollback on error)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], store: "TwinStore") -> None:
+        self._conn = conn
+        self._store = store
+
+    async def append_events(self, items: Sequence[tuple[str, Envelope, bytes]]) -> list[AppendedEvent]:
+        """Append (stream_id, event, raw_json) items; repeats (known event_id) are skipped.
+
+        Returns only the events that are new, numbered in their stream in arrival order.
+        """
+        seen: set[str] = set()
+        rows = []
+        for order, (stream_id, event, raw) in enumerate(items):
+            key = str(event.event_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            rows.append((key, stream_id, event.type, event.schema_version, event.occurred_at, event.source,
+                         event.seq, raw.decode() if isinstance(raw, bytes) else raw, order))
+        if not rows:
+            return []
+        columns = list(zip(*rows))
+        cur = await self._conn.execute(
+            """
+            WITH incoming AS (
+                SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::timestamptz[],
+                                     %s::text[], %s::bigint[], %s::jsonb[], %s::int[])
+                    AS t(event_id, stream_id, type, schema_version, occurred_at, source, seq, body, ord)
+            ), fresh AS (
+                SELECT i.* FROM incoming i WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = i.event_id)
+            ), numbered AS (
+                SELECT f.*, coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = f.stream_id), 0)
+                            + row_number() OVER (PARTITION BY f.stream_id ORDER BY f.ord) AS stream_version
+                FROM fresh f
+            )
+            INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, occurred_at, source, seq, body)
+            SELECT event_id, stream_id, stream_version, type, schema_version, occurred_at, source, seq, body
+            FROM numbered ORDER BY ord
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id::text, stream_id, stream_version
+            """,
+            [list(c) for c in columns],
+        )
+        return [AppendedEvent(*row) for row in await cur.fetchall()]
+
+    async def register_racks(self, racks: Iterable[tuple[str, str, str, datetime]]) -> None:
+        """Make racks known to the fleet: (rack_id, generation, serial_number, manufactured_at)."""
+        rows = list(racks)
+        if rows:
+            async with self._conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO racks (rack_id, generation, serial_number, manufactured_at) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (rack_id) DO NOTHING",
+                    rows,
+                )
+            self._store.remember_racks({r[0]: r[1] for r in rows})
+
+    async def copy_readings(self, readings: Sequence[tuple[str, RackReading]]) -> int:
+        """Store (source, reading) facts; a reading already stored is a no-op. Returns rows inserted."""
+        if not readings:
+            return 0
+        await self._store.ensure_partitions(self._conn, {r.occurred_at.date() for _, r in readings})
+        async with self._conn.cursor() as cur:
+            async with cur.copy(f"COPY telemetry_incoming ({', '.join(_TELEMETRY_COLUMNS)}) FROM STDIN") as copy:
+                for source, r in readings:
+                    await copy.write_row((
+                        r.rack_id, r.occurred_at, source, r.power_watts, r.inlet_temperature_celsius,
+                        r.outlet_temperature_celsius, r.coolant_supply_temperature_celsius,
+                        r.coolant_return_temperature_celsius, r.coolant_flow_liters_per_minute,
+                        r.coolant_differential_pressure_kilopascals, r.leak_detected,
+                        r.hottest_accelerator_temperature_celsius, r.fan_speed_percent, r.network_links_up,
+                        r.network_links_down,
+                    ))
+            await cur.execute(
+                f"INSERT INTO telemetry ({', '.join(_TELEMETRY_COLUMNS)})"
+                f" SELECT {', '.join(_TELEMETRY_COLUMNS)} FROM telemetry_incoming ON CONFLICT DO NOTHING"
+            )
+            inserted = cur.rowcount
+            await cur.execute("TRUNCATE telemetry_incoming")
+        return inserted
+
+    async def project_telemetry(self, latest: Iterable[tuple[RackReading, dict[str, Any], int | None, int]]) -> None:
+        """Set each rack's current readings, health, judged intent revision and deviation count.
+
+        Guarded by telemetry_at: a late reading that lost to a newer one never overwrites it.
+        """
+        rows = [
+            (r.rack_id, r.occurred_at, *(getattr(r, c) for c in READING_COLUMNS), Jsonb(health), revision, count)
+            for r, health, revision, count in latest
+        ]
+        if not rows:
+            return
+        sets = ", ".join(f"{c} = %s" for c in READING_COLUMNS)
+        async with self._conn.cursor() as cur:
+            await cur.executemany(
+                f"UPDATE rack_state SET telemetry_at = %s, {sets}, health = %s, intent_revision = %s,"
+                " deviation_count = %s, updated_at = now()"
+                " WHERE rack_id = %s AND (telemetry_at IS NULL OR telemetry_at <= %s)",
+                [(row[1], *row[2:], row[0], row[1]) for row in rows],
+            )
+
+    async def project_lifecycle(self, rows: Iterable[StateRow]) -> None:
+        """Upsert the lifecycle side of current state; an older stream version never wins."""
+        params = [
+            (s.rack_id, s.generation, s.status, s.version, s.stream_version, s.facility_id, s.hall_id, s.row_id,
+             s.position, s.stage_entered_at, s.lifecycle_at, Jsonb(s.twin))
+            for s in rows
+        ]
+        if not params:
+            return
+        async with self._conn.cursor() as cur:
+            await cur.executemany(
+                """
+                INSERT INTO rack_state (rack_id, generation, status, version, stream_version, facility_id, hall_id,
+                                        row_id, position, stage_entered_at, lifecycle_at, twin)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (rack_id) DO UPDATE SET
+                    generation = excluded.generation, status = excluded.status, version = excluded.version,
+                    stream_version = excluded.stream_version, facility_id = excluded.facility_id,
+                    hall_id = excluded.hall_id, row_id = excluded.row_id, position = excluded.position,
+                    stage_entered_at = excluded.stage_entered_at, lifecycle_at = excluded.lifecycle_at,
+                    twin = excluded.twin, updated_at = now()
+                WHERE rack_state.stream_version <= excluded.stream_version
+                """,
+                params,
+            )
+
+    async def save_snapshots(self, snapshots: Iterable[tuple[str, int, datetime, dict[str, Any]]]) -> None:
+        rows = [(rack_id, version, at, Jsonb(body)) for rack_id, version, at, body in snapshots]
+        if rows:
+            async with self._conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO rack_snapshots (rack_id, stream_version, occurred_at, body) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    rows,
+                )
+
+    async def record_deadletters(self, letters: Iterable[DeadLetter]) -> int:
+        """Record bad input with its reason; the same message's letter twice is one letter."""
+        rows = [
+            (d.reason, d.detail, d.topic, d.partition, d.offset, -1 if d.index is None else d.index, d.event_id,
+             d.rack_id, d.payload, d.recorded_at)
+            for d in letters
+        ]
+        if not rows:
+            return 0
+        async with self._conn.cursor() as cur:
+            await cur.executemany(
+                'INSERT INTO deadletters (reason, detail, topic, partition, "offset", idx, event_id, rack_id, payload,'
+                " recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ' ON CONFLICT (topic, partition, "offset", idx) DO NOTHING',
+                rows,
+            )
+        return len(rows)
+
+    async def replace_deviations(self, rack_id: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Set the open deviations of one rack (check_name, severity, measured, min, max, unit, generation,
+        revision, detail, since)."""
+        await self._conn.execute("DELETE FROM deviations WHERE rack_id = %s", (rack_id,))
+        if rows:
+            async with self._conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO deviations (rack_id, check_name, severity, measured, allowed_min, allowed_max, unit,"
+                    " generation, intent_revision, detail, since) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(rack_id, *row) for row in rows],
+                )
+
+    async def upsert_reference(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Write reference data (facilities, intents, rollout targets) with a statement of the caller's."""
+        if rows:
+            async with self._conn.cursor() as cur:
+                await cur.executemany(sql, rows)
+
+    async def track(self, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
+        """Record, in this transaction, the highest offset per (topic, partition) now fully applied."""
+        if offsets:
+            async with self._conn.cursor() as cur:
+                await cur.executemany(
+                    'INSERT INTO consumer_offsets (group_id, topic, partition, "offset") VALUES (%s, %s, %s, %s)'
+                    ' ON CONFLICT (group_id, topic, partition) DO UPDATE SET "offset" = GREATEST(consumer_offsets."offset",'
+                    ' excluded."offset"), updated_at = now()',
+                    [(group_id, t, p, o) for (t, p), o in offsets.items()],
+                )
+
+
+class TwinStore:
+    """One async connection to the twin database, owned by one worker task."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+        self._partitions: set[date] = set()
+        self._racks: dict[str, str] = {}
+
+    @classmethod
+    async def connect(cls, database_url: str) -> "TwinStore":
+        try:
+            conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True, connect_timeout=10)
+            await conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS telemetry_incoming AS SELECT {', '.join(_TELEMETRY_COLUMNS)}"
+                " FROM telemetry WITH NO DATA"
+            )
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+        return cls(conn)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """One batch's writes: all visible at commit, or none."""
+        try:
+            async with self._conn.transaction():
+                yield UnitOfWork(self._conn, self)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    async def ensure_partitions(self, conn: psycopg.AsyncConnection[Any], days: set[date]) -> None:
+        missing = days - self._partitions
+        for day in sorted(missing):
+            await conn.execute("SELECT ensure_telemetry_partition(%s)", (day,))
+        self._partitions |= missing
+
+    def remember_racks(self, racks: dict[str, str]) -> None:
+        self._racks.update(racks)
+
+    async def generations_of(self, rack_ids: Iterable[str]) -> dict[str, str]:
+        """rack_id -> generation for the racks known to the fleet (cached; the generation never changes)."""
+        wanted = set(rack_ids)
+        missing = [r for r in wanted if r not in self._racks]
+        if missing:
+            try:
+                cur = await self._conn.execute(
+                    "SELECT rack_id, generation FROM racks WHERE rack_id = ANY(%s)", (missing,)
+                )
+                self._racks.update(dict(await cur.fetchall()))
+            except psycopg.Error as exc:
+                raise _translate(exc) from exc
+        return {r: self._racks[r] for r in wanted if r in self._racks}
+
+    async def tracked_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        cur = await self._conn.execute(
+            'SELECT topic, partition, "offset" FROM consumer_offsets WHERE group_id = %s', (group_id,)
+        )
+        return {(t, p): o for t, p, o in await cur.fetchall()}
+
+    async def states(self, rack_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored twin snapshots (lifecycle side) of these racks."""
+        cur = await self._conn.execute(
+            "SELECT rack_id, twin, stream_version FROM rack_state WHERE rack_id = ANY(%s)", (list(rack_ids),)
+        )
+        return {rack_id: {"twin": twin, "stream_version": v} for rack_id, twin, v in await cur.fetchall()}
+
+    async def stream(self, stream_id: str) -> list[tuple[str, bytes]]:
+        """A stream's stored events in arrival order, as (type, body JSON)."""
+        cur = await self._conn.execute(
+            "SELECT type, body::text FROM events WHERE stream_id = %s ORDER BY stream_version", (stream_id,)
+        )
+        return [(t, body.encode()) for t, body in await cur.fetchall()]
+
+    async def intents(self) -> list[dict[str, Any]]:
+        cur = await self._conn.execute("SELECT body FROM generation_intents ORDER BY generation, revision")
+        return [row[0] for row in await cur.fetchall()]
+
+    async def intent_revision_marker(self) -> tuple[int, int]:
+        cur = await self._conn.execute("SELECT count(*), coalesce(max(revision), 0) FROM generation_intents")
+        row = await cur.fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
