@@ -1,0 +1,85 @@
+"""Create the Kafka topics up front, each with its intended partition count.
+
+Why up front: a broker auto-creates a topic on first produce with *its* default partition
+count (Tansu: whatever it defaults to, Kafka: `num.partitions`), and a topic's partition
+count decides which worker owns which rack. So every topic the twin does not leave to
+Faust is created explicitly, before anyone produces. Idempotent: a topic that already
+exists is left alone (a different partition count is logged, not changed: Tansu 0.6 does
+not implement CreatePartitions, and on production Kafka growing a topic is an operator's
+decision because it moves keys between partitions).
+
+kafka-python errors are translated here, once, into `StackError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import structlog
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from twin.errors import StackError
+
+__all__ = ["ensure_topics"]
+
+log = structlog.get_logger(__name__)
+
+
+def ensure_topics(bootstrap: str, partitions: dict[str, int], timeout_s: float = 20) -> None:
+    """Make sure each topic exists; create the missing ones with their partition count.
+
+    Waits up to `timeout_s` for the broker to answer. Raises `StackError` when it does not,
+    or when it refuses to create a topic.
+    """
+    deadline = time.monotonic() + timeout_s
+    admin = _connect(bootstrap, deadline)
+    try:
+        existing = set(admin.list_topics())
+        missing = {name: count for name, count in partitions.items() if name not in existing}
+        if missing:
+            _create(admin, missing, deadline)
+            log.info("topics created", bootstrap=bootstrap, topics=missing)
+        _warn_about_other_counts(admin, {n: c for n, c in partitions.items() if n not in missing})
+    except KafkaError as err:
+        raise StackError(f"could not create topics on {bootstrap}: {err}") from err
+    finally:
+        admin.close()
+
+
+def _connect(bootstrap: str, deadline: float) -> KafkaAdminClient:
+    """An admin client, once the broker answers (kafka-python retries the bootstrap until `deadline`)."""
+    remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1000)
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="twin-topics",
+            bootstrap_timeout_ms=remaining_ms,
+            request_timeout_ms=min(remaining_ms, 10_000),
+        )
+    except KafkaError as err:
+        raise StackError(f"no Kafka broker answered at {bootstrap} within {remaining_ms / 1000:.1f} s: {err}") from err
+
+
+def _create(admin: KafkaAdminClient, topics: dict[str, int], deadline: float) -> None:
+    """Create topics, one request each, so that one already there (a racing creator) is fine."""
+    for name, count in topics.items():
+        timeout_ms = max(int((deadline - time.monotonic()) * 1000), 1000)
+        with contextlib.suppress(TopicAlreadyExistsError):
+            # replication_factor -1: the broker's default (KIP-464), 1 on a single broker.
+            admin.create_topics({name: {"num_partitions": count, "replication_factor": -1}}, timeout_ms=timeout_ms)
+
+
+def _warn_about_other_counts(admin: KafkaAdminClient, expected: dict[str, int]) -> None:
+    if not expected:
+        return
+    for topic in admin.describe_topics(list(expected)):
+        actual = len(topic["partitions"])
+        if actual != expected[topic["name"]]:
+            log.warning(
+                "topic has another partition count than intended; left as it is",
+                topic=topic["name"],
+                partitions=actual,
+                intended=expected[topic["name"]],
+            )
