@@ -418,6 +418,30 @@ class EmbeddedStack:
 # -- processes ----------------------------------------------------------------------------------
 
 
+def spawn_child(
+    argv: list[str], *, env: Mapping[str, str], log_path: Path, death_signal: signal.Signals = signal.SIGTERM
+) -> subprocess.Popen[bytes]:
+    """Start another process of ours (a worker) that, like the servers, cannot outlive us."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with _fresh_log(log_path).open("ab") as out:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env), process_group=0,
+            preexec_fn=_dies_with_parent(os.getpid(), death_signal),
+        )
+
+
+def stop_children(children: Mapping[str, subprocess.Popen[bytes]], timeout_s: float = _STOP_TIMEOUT_S) -> None:
+    """Stop processes started with `spawn_child`: SIGTERM, wait, then SIGKILL."""
+    procs = {}
+    for name, child in children.items():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs[name] = psutil.Process(child.pid)
+    _shut_down(procs, timeout_s)
+    for child in children.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=1)
+
+
 def _launch_options(name: str, user: pwd.struct_passwd | None) -> dict[str, Any]:
     """Popen keywords: run as `user` (if given), and die with this process."""
     options: dict[str, Any] = {"preexec_fn": _dies_with_parent(os.getpid(), _DEATH_SIGNAL.get(name, signal.SIGKILL))}
