@@ -51,5 +51,6 @@ class DeadLetter(Contract):
     index: int | None = Field(default=None, description="Reading index inside a telemetry report, when one reading was bad.")
     event_id: str | None = None
     rack_id: str | None = None
+    source: str | None = Field(default=None, description="The producer, when the envelope could be read.")
     payload: str = Field(description="The offending bytes (or reading), as text.")
     recorded_at: AwareDatetime

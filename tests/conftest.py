@@ -9,11 +9,20 @@ private `EmbeddedStack` in its own `tmp_path` instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
+import psycopg
 import pytest
+from psycopg import sql
 
+from twin.migrations import migrate
+from twin.settings import Topics
 from twin.stack import EmbeddedStack
+from twin.topics import ensure_topics
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +30,53 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     """The session's broker and database, with the fleet topics created, stopped at the end."""
     with EmbeddedStack(tmp_path_factory.mktemp("stack")) as running:
         yield running
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """An isolated slice of the shared stack: its own database, topics and consumer group."""
+
+    name: str
+    kafka_bootstrap: str
+    database_url: str
+    topics: Topics
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a `twin` process (worker, CLI) that should work inside this slice."""
+        return {
+            **os.environ,
+            "TWIN_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "TWIN_DATABASE_URL": self.database_url,
+            "TWIN_WORKER_ID": f"twin-{self.name}",
+            "TWIN_TOPIC_TELEMETRY": self.topics.telemetry,
+            "TWIN_TOPIC_LIFECYCLE": self.topics.lifecycle,
+            "TWIN_TOPIC_INTENT": self.topics.intent,
+            "TWIN_TOPIC_DEADLETTER": self.topics.deadletter,
+            "TWIN_TOPIC_DEVIATIONS": self.topics.deviations,
+            "TWIN_TOPIC_PARTITIONS": str(self.topics.partitions),
+        }
+
+
+@pytest.fixture
+def tenant(tenant_factory: Callable[[], Tenant]) -> Tenant:
+    """A fresh database (migrated) and fresh topics on the shared stack, named after the test."""
+    return tenant_factory()
+
+
+@pytest.fixture
+def tenant_factory(stack: EmbeddedStack, request: pytest.FixtureRequest) -> Callable[[], Tenant]:
+    """Make as many isolated tenants as a test needs (for example, to compare two deliveries)."""
+    return lambda: _new_tenant(stack, request.node.name)
+
+
+def _new_tenant(stack: EmbeddedStack, test_name: str) -> Tenant:
+    name = re.sub(r"[^a-z0-9]+", "_", test_name.lower())[:40] + f"_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_url = stack.database_url.rsplit("/", 1)[0] + f"/{name}"
+    migrate(database_url)
+    topics = Topics(**{role: f"t.{name}.{role}" for role in ("telemetry", "lifecycle", "intent", "deadletter",
+                                                              "deviations")}, partitions=4)
+    ensure_topics(stack.kafka_bootstrap, topics.partition_counts())
+    return Tenant(name, stack.kafka_bootstrap, database_url, topics)

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import orjson
 import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
-from schemas import DeadLetter, Envelope, RackReading
+from schemas import DeadLetter, Deviation, Envelope, Facility, RackReading
 from twin.errors import StoreError, StoreUnavailable
 
 __all__ = ["AppendedEvent", "StateRow", "TwinStore", "UnitOfWork", "READING_COLUMNS"]
@@ -195,14 +194,14 @@ class UnitOfWork:
             await cur.executemany(
                 """
                 INSERT INTO rack_state (rack_id, generation, status, version, stream_version, facility_id, hall_id,
-                                        row_id, position, stage_entered_at, lifecycle_at, twin)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                        row_id, position, stage_entered_at, lifecycle_at, twin, lifecycle_recorded_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
                 ON CONFLICT (rack_id) DO UPDATE SET
                     generation = excluded.generation, status = excluded.status, version = excluded.version,
                     stream_version = excluded.stream_version, facility_id = excluded.facility_id,
                     hall_id = excluded.hall_id, row_id = excluded.row_id, position = excluded.position,
                     stage_entered_at = excluded.stage_entered_at, lifecycle_at = excluded.lifecycle_at,
-                    twin = excluded.twin, updated_at = now()
+                    twin = excluded.twin, lifecycle_recorded_at = now(), updated_at = now()
                 WHERE rack_state.stream_version <= excluded.stream_version
                 """,
                 params,
@@ -219,27 +218,59 @@ class UnitOfWork:
                 )
 
     async def record_deadletters(self, letters: Iterable[DeadLetter]) -> int:
-        """Record bad input with its reason; the same message's letter twice is one letter."""
+        """Record bad input with its reason. The same message's letter again is one letter, with the
+        latest reason (an adopted orphan refused again for another reason says so)."""
         rows = [
             (d.reason, d.detail, d.topic, d.partition, d.offset, -1 if d.index is None else d.index, d.event_id,
-             d.rack_id, d.payload, d.recorded_at)
+             d.rack_id, d.source, d.payload, d.recorded_at)
             for d in letters
         ]
         if not rows:
             return 0
         async with self._conn.cursor() as cur:
             await cur.executemany(
-                'INSERT INTO deadletters (reason, detail, topic, partition, "offset", idx, event_id, rack_id, payload,'
-                " recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                ' ON CONFLICT (topic, partition, "offset", idx) DO NOTHING',
+                'INSERT INTO deadletters (reason, detail, topic, partition, "offset", idx, event_id, rack_id, source,'
+                " payload, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ' ON CONFLICT (topic, partition, "offset", idx) DO UPDATE SET reason = excluded.reason,'
+                " detail = excluded.detail, replayed_at = NULL"
+                " WHERE (deadletters.reason, deadletters.detail) IS DISTINCT FROM (excluded.reason, excluded.detail)",
                 rows,
             )
         return len(rows)
 
-    async def replace_deviations(self, rack_id: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Set the open deviations of one rack (check_name, severity, measured, min, max, unit, generation,
-        revision, detail, since)."""
-        await self._conn.execute("DELETE FROM deviations WHERE rack_id = %s", (rack_id,))
+    async def adopt_orphans(self, *, readings: bool, partitions: Iterable[tuple[str, int]] | None = None
+                            ) -> list[tuple[str, int, int, str | None, str]]:
+        """Take back input refused as `unknown-rack` whose rack is known now: readings (idx >= 0) or
+        whole lifecycle events (idx = -1, only from `partitions`, the ones this worker owns).
+
+        Marks them replayed in this transaction; returns (topic, partition, offset, source, payload).
+        """
+        owned = list(partitions or ())
+        cur = await self._conn.execute(
+            """
+            UPDATE deadletters d SET replayed_at = now()
+            FROM racks r
+            WHERE d.rack_id = r.rack_id AND d.reason = 'unknown-rack' AND d.replayed_at IS NULL
+              AND (CASE WHEN %(readings)s THEN d.idx >= 0
+                        ELSE d.idx = -1 AND (d.topic, d.partition) IN (SELECT * FROM unnest(%(topics)s::text[], %(parts)s::int[])) END)
+            RETURNING d.topic, d.partition, d."offset", d.source, d.payload
+            """,
+            {"readings": readings, "topics": [t for t, _ in owned], "parts": [p for _, p in owned]},
+        )
+        return list(await cur.fetchall())
+
+    async def replace_deviations(self, rack_id: str, rows: Sequence[tuple[Any, ...]], checks: Iterable[str]) -> None:
+        """Set the open deviations of one rack among `checks` (the family its caller judges): rows are
+        (check_name, severity, measured, min, max, unit, generation, revision, detail, since).
+
+        A deviation still open keeps its `since`."""
+        family = list(checks)
+        cur = await self._conn.execute(
+            "DELETE FROM deviations WHERE rack_id = %s AND check_name = ANY(%s) RETURNING check_name, since",
+            (rack_id, family),
+        )
+        since = dict(await cur.fetchall())
+        rows = [(*row[:-1], since.get(row[0], row[-1])) for row in rows]
         if rows:
             async with self._conn.cursor() as cur:
                 await cur.executemany(
@@ -247,6 +278,41 @@ class UnitOfWork:
                     " generation, intent_revision, detail, since) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [(rack_id, *row) for row in rows],
                 )
+
+    async def stream(self, stream_id: str) -> list[tuple[str, bytes]]:
+        """A stream's stored events in arrival order, as (type, body JSON), seen from this transaction."""
+        cur = await self._conn.execute(
+            "SELECT type, body::text FROM events WHERE stream_id = %s ORDER BY stream_version", (stream_id,)
+        )
+        return [(t, body.encode()) for t, body in await cur.fetchall()]
+
+    async def register_facility(self, facility: Facility, at: datetime) -> None:
+        """Insert or update a facility with its halls and rows (the latest registration wins)."""
+        await self._conn.execute(
+            "INSERT INTO facilities (facility_id, name, ownership, operator, region, registered_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (facility_id) DO UPDATE SET name = excluded.name,"
+            " ownership = excluded.ownership, operator = excluded.operator, region = excluded.region,"
+            " registered_at = excluded.registered_at WHERE facilities.registered_at <= excluded.registered_at",
+            (facility.facility_id, facility.name, facility.ownership, facility.operator, facility.region, at),
+        )
+        async with self._conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO halls (facility_id, hall_id, power_capacity_watts, cooling_capacity_watts)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (facility_id, hall_id) DO UPDATE SET"
+                " power_capacity_watts = excluded.power_capacity_watts,"
+                " cooling_capacity_watts = excluded.cooling_capacity_watts",
+                [(facility.facility_id, h.hall_id, h.power_capacity_watts, h.cooling_capacity_watts)
+                 for h in facility.halls],
+            )
+            await cur.executemany(
+                "INSERT INTO rows (facility_id, hall_id, row_id, positions, power_capacity_watts,"
+                " cooling_capacity_watts) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (facility_id, hall_id, row_id) DO UPDATE SET positions = excluded.positions,"
+                " power_capacity_watts = excluded.power_capacity_watts,"
+                " cooling_capacity_watts = excluded.cooling_capacity_watts",
+                [(facility.facility_id, h.hall_id, r.row_id, r.positions, r.power_capacity_watts,
+                  r.cooling_capacity_watts) for h in facility.halls for r in h.rows],
+            )
 
     async def upsert_reference(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Write reference data (facilities, intents, rollout targets) with a statement of the caller's."""
@@ -338,12 +404,33 @@ class TwinStore:
         )
         return {rack_id: {"twin": twin, "stream_version": v} for rack_id, twin, v in await cur.fetchall()}
 
-    async def stream(self, stream_id: str) -> list[tuple[str, bytes]]:
-        """A stream's stored events in arrival order, as (type, body JSON)."""
+    async def ping(self) -> None:
+        try:
+            await self._conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    async def open_deviations(self, rack_ids: Iterable[str]) -> dict[str, list[Deviation]]:
         cur = await self._conn.execute(
-            "SELECT type, body::text FROM events WHERE stream_id = %s ORDER BY stream_version", (stream_id,)
+            "SELECT rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation,"
+            " intent_revision, detail FROM deviations WHERE rack_id = ANY(%s)",
+            (list(rack_ids),),
         )
-        return [(t, body.encode()) for t, body in await cur.fetchall()]
+        found: dict[str, list[Deviation]] = {}
+        for rack_id, check, severity, measured, lo, hi, unit, generation, revision, detail in await cur.fetchall():
+            found.setdefault(rack_id, []).append(Deviation(
+                rack_id=rack_id, check=check, severity=severity, measured=_number(measured), allowed_min=lo,
+                allowed_max=hi, unit=unit, generation=generation, intent_revision=revision, detail=detail,
+            ))
+        return found
+
+    async def lifecycle_changes(self, since_seconds: float) -> dict[str, dict[str, Any]]:
+        """Twins whose lifecycle side was written in the last `since_seconds` (by any worker)."""
+        cur = await self._conn.execute(
+            "SELECT rack_id, twin FROM rack_state WHERE lifecycle_recorded_at > now() - make_interval(secs => %s)",
+            (since_seconds,),
+        )
+        return dict(await cur.fetchall())
 
     async def intents(self) -> list[dict[str, Any]]:
         cur = await self._conn.execute("SELECT body FROM generation_intents ORDER BY generation, revision")
@@ -355,5 +442,22 @@ class TwinStore:
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+def _number(text: str | None) -> float | str | None:
+    """Deviations store `measured` as text (a number or a word such as a firmware version)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def forget_tracked_offsets(database_url: str) -> None:
+    """Void every tracked consumer offset: for a broker that starts empty (the embedded,
+    memory-only Tansu), offsets from its previous life would make the worker skip new messages.
+    Idempotency does not depend on them (event_id and reading keys are unique)."""
+    try:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("DELETE FROM consumer_offsets")
+    except psycopg.Error as exc:
+        raise _translate(exc) from exc

@@ -110,6 +110,7 @@ CREATE TABLE rack_state (
     position         integer,
     stage_entered_at timestamptz,
     lifecycle_at     timestamptz,
+    lifecycle_recorded_at timestamptz,
     twin             jsonb NOT NULL DEFAULT '{}'::jsonb,
     telemetry_at     timestamptz,
     power_watts      double precision,
@@ -131,6 +132,7 @@ CREATE TABLE rack_state (
 );
 CREATE INDEX rack_state_facility ON rack_state (facility_id, generation, status);
 CREATE INDEX rack_state_generation ON rack_state (generation, status);
+CREATE INDEX rack_state_lifecycle_recorded ON rack_state (lifecycle_recorded_at);
 
 -- Open deviations from design intent, one row per rack and check.
 CREATE TABLE deviations (
@@ -160,12 +162,16 @@ CREATE TABLE deadletters (
     idx         integer NOT NULL DEFAULT -1,
     event_id    text,
     rack_id     text,
+    source      text,
     payload     text NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT now(),
     replayed_at timestamptz,
     UNIQUE (topic, partition, "offset", idx)
 );
 CREATE INDEX deadletters_reason ON deadletters (reason, recorded_at);
+-- Input about a rack not known yet (telemetry or lifecycle overtaking the rack's manufacture):
+-- adopted by the workers once the rack is known, so early facts are late, never lost.
+CREATE INDEX deadletters_orphans ON deadletters (rack_id) WHERE reason = 'unknown-rack' AND replayed_at IS NULL;
 
 -- eventsourcing's Tracking: the last offset whose effects are committed, written in the same
 -- transaction as those effects, so a re-delivered message is recognised and skipped.

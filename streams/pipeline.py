@@ -1,0 +1,523 @@
+"""The work of one batch, whatever consumer delivered it: decode, fold, write, emit.
+
+    messages ─▶ skip what is tracked ─▶ decode (schemas/) ─▶ bad input ─▶ dead letters
+                                          │
+                                          ▼
+                           fold into RackTwin (twin/) ─▶ conformance ─▶ deviations
+                                          │
+                                          ▼
+                 one transaction: facts + current state + dead letters + offsets (store.py)
+                                          │
+                                          ▼
+                        publish dead letters and deviation changes (after commit)
+
+Faust agents call these pipelines (streams/app.py); the benchmark and tests call them too, so
+what is measured is what runs. A failed transaction leaves nothing behind: the twins it
+touched are dropped from memory and reloaded from the database when the batch is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+from psycopg.types.json import Jsonb
+
+from schemas import (
+    INTENT_TYPES,
+    LIFECYCLE_TYPES,
+    DeadLetter,
+    Deviation,
+    DeviationChanged,
+    FacilityRegistered,
+    IntentPublished,
+    RackEvent,
+    RackManufactured,
+    RackReading,
+    RolloutPlanPublished,
+)
+from streams import metrics
+from streams.deadletter import Message, letter
+from twin.conformance import evaluate
+from twin.decoding import decode_event, decode_report
+from twin.errors import RejectedEvent, UnknownRack
+from twin.health import assess
+from twin.intent import IntentCatalog
+from twin.rack import RackTwin
+from twin.store import StateRow, TwinStore, UnitOfWork
+
+__all__ = ["Emit", "IntentPipeline", "LifecyclePipeline", "TelemetryPipeline", "WorkerState"]
+
+log = structlog.get_logger(__name__)
+
+TELEMETRY_CHECKS: frozenset[str] = frozenset({
+    "power-over-budget", "power-under-budget", "cooling-over-capacity", "coolant-flow-out-of-range",
+    "inlet-temperature-out-of-envelope", "coolant-supply-out-of-envelope", "accelerator-too-hot", "leak-detected",
+    "network-links-down", "telemetry-stale",
+})
+"""Checks judged from telemetry (by the telemetry path); the rest (stage, parts, firmware) by the lifecycle path."""
+
+Emit = Callable[[str, bytes | None, bytes], Awaitable[None]]
+"""Publish (role, key, value) after a commit; role is `deadletter` or `deviations`."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+INTENT_WAIT_SECONDS = 10.0
+"""How long a lifecycle batch waits for its generations' design intent (the intent topic is
+consumed by another agent, maybe another worker): the service gate needs it."""
+
+
+class WorkerState:
+    """What one worker process holds in memory: the design-intent catalog and its rack twins."""
+
+    def __init__(self, group_id: str, stale_after_seconds: float = 30.0) -> None:
+        self.group_id = group_id
+        self.catalog = IntentCatalog()
+        self.stale_after_seconds = stale_after_seconds
+        self.catalog_marker: tuple[int, int] = (-1, -1)
+        self._store: TwinStore | None = None
+
+    async def refresh_catalog(self, store: TwinStore) -> bool:
+        """Reload intents when another worker published a revision; True when anything changed."""
+        self._store = store
+        marker = await store.intent_revision_marker()
+        if marker == self.catalog_marker:
+            return False
+        for body in await store.intents():
+            self.catalog.publish(IntentPublished.model_fields["intent"].annotation.model_validate(body))  # type: ignore[union-attr]
+        self.catalog_marker = marker
+        return True
+
+    async def await_intents(self, generations: set[str], timeout: float = INTENT_WAIT_SECONDS) -> None:
+        """Wait (bounded) until the catalog knows these generations; after that, judge without."""
+        deadline = time.monotonic() + timeout
+        while any(g not in self.catalog for g in generations) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            if self._store is not None:
+                await self.refresh_catalog(self._store)
+        missing = sorted(g for g in generations if g not in self.catalog)
+        if missing:
+            log.warning("no design intent known; the service gate will refuse these generations", generations=missing)
+
+
+class _Pipeline:
+    """Shared mechanics: tracked offsets, dead letters, emission, metrics, eviction on failure.
+
+    `lock` serialises a pipeline's use of its one database connection between its agent and
+    its timer (the orphan sweep).
+    """
+
+    role = ""
+
+    def __init__(self, store: TwinStore, state: WorkerState, emit: Emit | None = None) -> None:
+        self.store = store
+        self.state = state
+        self.emit = emit
+        self.lock = asyncio.Lock()
+        self._tracked: dict[tuple[str, int], int] | None = None
+        self._owned: set[tuple[str, int]] = set()
+
+    async def start(self) -> None:
+        await self.state.refresh_catalog(self.store)
+
+    def evict(self, rack_ids: Iterable[str] | None = None) -> None:
+        """Forget in-memory state derived from uncommitted work (all of it, by default)."""
+        self._tracked = None
+
+    def forget_offsets(self) -> None:
+        """Partitions moved (rebalance): read the tracked offsets again before the next batch."""
+        self._tracked = None
+        self._owned.clear()
+
+    async def sweep(self) -> None:
+        """Periodic work between batches (default: none)."""
+
+    async def _fresh(self, messages: Sequence[Message]) -> tuple[list[Message], dict[tuple[str, int], int]]:
+        if self._tracked is None:
+            self._tracked = await self.store.tracked_offsets(self.state.group_id)
+        tracked = self._tracked
+        highest: dict[tuple[str, int], int] = {}
+        fresh = []
+        for m in messages:
+            tp = (m.topic, m.partition)
+            if m.offset > tracked.get(tp, -1):
+                fresh.append(m)
+            if m.offset > highest.get(tp, -1):
+                highest[tp] = m.offset
+        self._owned.update(highest)
+        return fresh, highest
+
+    def _committed(self, offsets: dict[tuple[str, int], int]) -> None:
+        tracked = self._tracked if self._tracked is not None else {}
+        for tp, offset in offsets.items():
+            if offset > tracked.get(tp, -1):
+                tracked[tp] = offset
+
+    async def _publish(self, letters: Iterable[DeadLetter], changes: Iterable[DeviationChanged]) -> None:
+        for d in letters:
+            metrics.DEADLETTERS.labels(d.reason).inc()
+            if self.emit is not None:
+                await self.emit("deadletter", (d.rack_id or "").encode() or None, d.model_dump_json().encode())
+        if self.emit is not None:
+            for change in changes:
+                await self.emit("deviations", change.deviation.rack_id.encode(), change.model_dump_json().encode())
+
+
+def deviation_changes(
+    rack_id: str, before: dict[str, Deviation], after: dict[str, Deviation], at: datetime, source: str, seq: int
+) -> list[DeviationChanged]:
+    """Firing for new or changed deviations, resolved for the ones that went away."""
+    from uuid import NAMESPACE_URL, uuid5
+
+    changes = []
+    for check, dev in after.items():
+        if before.get(check) != dev and (check not in before or before[check].severity != dev.severity):
+            changes.append(("firing", dev))
+    for check, dev in before.items():
+        if check not in after:
+            changes.append(("resolved", dev))
+    return [
+        DeviationChanged(
+            event_id=uuid5(NAMESPACE_URL, f"{rack_id}/{dev.check}/{state}/{at.isoformat()}"),
+            occurred_at=at, source=source, seq=seq, rack_id=rack_id, state=state, deviation=dev,  # type: ignore[arg-type]
+        )
+        for state, dev in changes
+    ]
+
+
+def _deviation_rows(devs: Iterable[Deviation], since: dict[str, datetime], at: datetime) -> list[tuple[Any, ...]]:
+    return [
+        (d.check, d.severity, None if d.measured is None else str(d.measured), d.allowed_min, d.allowed_max, d.unit,
+         d.generation, d.intent_revision, d.detail, since.get(d.check, at))
+        for d in devs
+    ]
+
+
+class TelemetryPipeline(_Pipeline):
+    """Reports -> readings stored as facts; newest reading per rack -> current state, health, deviations."""
+
+    role = "telemetry"
+
+    def __init__(self, store: TwinStore, state: WorkerState, emit: Emit | None = None) -> None:
+        super().__init__(store, state, emit)
+        self.twins: dict[str, RackTwin] = {}
+        self.open: dict[str, dict[str, Deviation]] = {}
+        self._lifecycle_refreshed = 0.0
+        self._seq = 0
+
+    def evict(self, rack_ids: Iterable[str] | None = None) -> None:
+        if rack_ids is None:
+            self.twins.clear()
+            self.open.clear()
+        else:
+            for rack_id in rack_ids:
+                self.twins.pop(rack_id, None)
+                self.open.pop(rack_id, None)
+        self._tracked = None
+
+    async def _load(self, rack_ids: set[str]) -> None:
+        missing = [r for r in rack_ids if r not in self.twins]
+        if not missing:
+            return
+        stored = await self.store.states(missing)
+        opened = await self.store.open_deviations(missing)
+        for rack_id in missing:
+            snapshot = stored.get(rack_id, {}).get("twin")
+            self.twins[rack_id] = RackTwin.from_snapshot(snapshot) if snapshot else RackTwin(rack_id)
+            self.open[rack_id] = {d.check: d for d in opened.get(rack_id, [])}
+
+    async def refresh_lifecycle(self, max_age_seconds: float = 1.0) -> None:
+        """Take the lifecycle side (stage, generation, placement) that a lifecycle agent wrote."""
+        now = time.monotonic()
+        if now - self._lifecycle_refreshed < max_age_seconds:
+            return
+        self._lifecycle_refreshed = now
+        for rack_id, snapshot in (await self.store.lifecycle_changes(since_seconds=max_age_seconds * 5)).items():
+            twin = self.twins.get(rack_id)
+            if twin is not None and snapshot:
+                fresh = RackTwin.from_snapshot(snapshot)
+                fresh.window = twin.window  # keep our telemetry side, take their lifecycle side
+                self.twins[rack_id] = fresh
+
+    def _decode(self, fresh: Sequence[Message], letters: list[DeadLetter]) -> list[tuple[str, RackReading, Message, int]]:
+        taken: list[tuple[str, RackReading, Message, int]] = []
+        for m in fresh:
+            try:
+                decoded = decode_report(m.value)
+            except RejectedEvent as exc:
+                letters.append(letter(m, exc))
+                continue
+            source = decoded.report.source if decoded.report is not None else None
+            for bad in decoded.bad:
+                letters.append(letter(m, bad.error, index=bad.index, payload=bad.payload, rack_id=bad.rack_id,
+                                      source=source))
+            if decoded.report is not None:
+                taken.extend((source, r, m, i) for i, r in enumerate(decoded.report.readings))  # type: ignore[misc]
+        return taken
+
+    async def _fold(
+        self, readings: Sequence[tuple[str, RackReading]], known: dict[str, str], changed: dict[str, RackTwin]
+    ) -> tuple[list[Any], list[tuple[str, dict[str, Deviation]]], list[DeviationChanged]]:
+        """Observe readings; judge each rack whose newest reading changed (fills `changed`)."""
+        await self._load({r.rack_id for _, r in readings})
+        for _, r in readings:
+            twin = self.twins[r.rack_id]
+            if twin.observe(r):
+                changed[r.rack_id] = twin
+        now = _now()
+        projected = []
+        deviation_updates: list[tuple[str, dict[str, Deviation]]] = []
+        changes: list[DeviationChanged] = []
+        stale_after = self.state.stale_after_seconds
+        for rack_id, twin in changed.items():
+            intent = self.state.catalog.latest(known[rack_id])
+            latest = twin.latest
+            assert latest is not None
+            health = assess(twin, intent, now, stale_after)
+            after = ({d.check: d for d in evaluate(twin, intent, now, stale_after_seconds=stale_after)
+                      if d.check in TELEMETRY_CHECKS} if intent and twin.generation == intent.generation else {})
+            opened = self.open.get(rack_id, {})
+            before = {c: d for c, d in opened.items() if c in TELEMETRY_CHECKS}
+            if after != before:
+                self._seq += 1
+                changes += deviation_changes(rack_id, before, after, latest.occurred_at, self.state.group_id, self._seq)
+                deviation_updates.append((rack_id, after))
+            others = sum(1 for c in opened if c not in TELEMETRY_CHECKS)
+            projected.append((latest, health.as_dict(), intent.revision if intent else None, len(after) + others))
+        return projected, deviation_updates, changes
+
+    async def handle(self, messages: Sequence[Message]) -> None:
+        async with self.lock:
+            await self._handle(messages)
+
+    async def _handle(self, messages: Sequence[Message]) -> None:
+        started = time.perf_counter()
+        await self.state.refresh_catalog(self.store)
+        await self.refresh_lifecycle()
+        fresh, offsets = await self._fresh(messages)
+        letters: list[DeadLetter] = []
+        taken = self._decode(fresh, letters)
+        known = await self.store.generations_of({r.rack_id for _, r, _, _ in taken})
+        readings: list[tuple[str, RackReading]] = []
+        for source, r, m, i in taken:
+            if r.rack_id in known:
+                readings.append((source, r))
+            else:
+                letters.append(letter(m, UnknownRack(f"rack {r.rack_id!r} is not known to the fleet (no rack.manufactured"
+                                                     " recorded); it is adopted if its manufacture arrives later"),
+                                      index=i, payload=r.model_dump_json(), rack_id=r.rack_id, source=source))
+        changed: dict[str, RackTwin] = {}
+        try:
+            async with self.store.unit_of_work() as uow:
+                readings += [(source or "unknown", RackReading.model_validate_json(payload))
+                             for _, _, _, source, payload in await uow.adopt_orphans(readings=True)]
+                known.update(await self.store.generations_of({r.rack_id for _, r in readings} - set(known)))
+                projected, deviation_updates, changes = await self._fold(readings, known, changed)
+                await uow.copy_readings(readings)
+                await uow.project_telemetry(projected)
+                for rack_id, after in deviation_updates:
+                    await uow.replace_deviations(rack_id, _deviation_rows(after.values(), {}, _now()),
+                                                 TELEMETRY_CHECKS)
+                await uow.record_deadletters(letters)
+                await uow.track(self.state.group_id, offsets)
+        except Exception:
+            self.evict(changed)
+            raise
+        for rack_id, after in deviation_updates:
+            kept = {c: d for c, d in self.open.get(rack_id, {}).items() if c not in TELEMETRY_CHECKS}
+            self.open[rack_id] = {**kept, **after}
+        self._committed(offsets)
+        committed = _now()
+        for _, r in readings:
+            metrics.VISIBLE_LATENCY.observe(max(0.0, (committed - r.occurred_at).total_seconds()))
+        metrics.EVENTS_IN.labels(self.role).inc(len(messages))
+        metrics.READINGS_IN.inc(len(readings))
+        metrics.BATCH_SIZE.labels(self.role).observe(len(messages))
+        metrics.BATCH_SECONDS.labels(self.role).observe(time.perf_counter() - started)
+        metrics.TWINS_HELD.labels(self.role).set(len(self.twins))
+        await self._publish(letters, changes)
+
+    async def sweep(self) -> None:
+        """Adopt readings of racks that became known since they were refused."""
+        await self.handle([])
+
+
+class LifecyclePipeline(_Pipeline):
+    """Lifecycle, component and test events -> the rack's event stream -> its folded twin."""
+
+    role = "lifecycle"
+
+    def __init__(self, store: TwinStore, state: WorkerState, emit: Emit | None = None) -> None:
+        super().__init__(store, state, emit)
+        self.twins: dict[str, RackTwin] = {}
+
+    def evict(self, rack_ids: Iterable[str] | None = None) -> None:
+        if rack_ids is None:
+            self.twins.clear()
+        else:
+            for rack_id in rack_ids:
+                self.twins.pop(rack_id, None)
+        self._tracked = None
+
+    async def _twin(self, rack_id: str) -> RackTwin:
+        twin = self.twins.get(rack_id)
+        if twin is None:
+            stored = (await self.store.states([rack_id])).get(rack_id)
+            twin = RackTwin.from_snapshot(stored["twin"]) if stored and stored["twin"] else RackTwin(rack_id)
+            self.twins[rack_id] = twin
+        return twin
+
+    async def handle(self, messages: Sequence[Message]) -> None:
+        async with self.lock:
+            await self._handle(messages)
+
+    async def sweep(self) -> None:
+        """Adopt lifecycle events of racks that became known since they were refused."""
+        await self.handle([])
+
+    async def _handle(self, messages: Sequence[Message]) -> None:
+        started = time.perf_counter()
+        await self.state.refresh_catalog(self.store)
+        fresh, offsets = await self._fresh(messages)
+        letters: list[DeadLetter] = []
+        decoded: list[tuple[RackEvent, Message]] = []
+        for m in fresh:
+            try:
+                decoded.append((decode_event(m.value, LIFECYCLE_TYPES), m))  # type: ignore[arg-type]
+            except RejectedEvent as exc:
+                letters.append(letter(m, exc))
+        known = await self.store.generations_of({e.rack_id for e, _ in decoded})
+        manufactured: dict[str, RackManufactured] = {}
+        for event, _ in decoded:
+            if isinstance(event, RackManufactured) and event.rack_id not in known:
+                manufactured.setdefault(event.rack_id, event)
+        for rack_id, event in manufactured.items():
+            known[rack_id] = event.generation
+        await self.state.await_intents({known[e.rack_id] for e, _ in decoded if e.rack_id in known})
+        touched: dict[str, RackTwin] = {}
+        versions: dict[str, int] = {}
+        try:
+            async with self.store.unit_of_work() as uow:
+                await uow.register_racks(
+                    (e.rack_id, e.generation, e.serial_number, e.occurred_at) for e in manufactured.values()
+                )
+                for topic, partition, offset, _, payload in await uow.adopt_orphans(readings=False,
+                                                                                   partitions=self._owned):
+                    orphan = Message(topic, partition, offset, None, payload.encode())
+                    decoded.append((decode_event(orphan.value, LIFECYCLE_TYPES), orphan))  # type: ignore[arg-type]
+                known.update(await self.store.generations_of({e.rack_id for e, _ in decoded} - set(known)))
+                accepted: list[tuple[RackEvent, Message]] = []
+                for event, m in decoded:
+                    if event.rack_id in known:
+                        accepted.append((event, m))
+                    else:
+                        letters.append(letter(m, UnknownRack(
+                            f"rack {event.rack_id!r} is not known to the fleet: no rack.manufactured recorded; the event"
+                            " is adopted if its manufacture arrives later"),
+                            rack_id=event.rack_id, event_id=str(event.event_id), source=event.source))
+                appended = {a.event_id: a.stream_version
+                            for a in await uow.append_events([(e.rack_id, e, m.value) for e, m in accepted])}
+                for event, m in accepted:
+                    version = appended.get(str(event.event_id))
+                    if version is None:
+                        continue  # a repeat: already in the rack's stream, already folded
+                    twin = touched.get(event.rack_id) or await self._twin(event.rack_id)
+                    rejection: RejectedEvent | None
+                    if twin.needs_replay(event):
+                        history = [LIFECYCLE_TYPES[t].model_validate_json(body)
+                                   for t, body in await uow.stream(event.rack_id)]
+                        twin = RackTwin.replay(event.rack_id, history, self.state.catalog)
+                        rejection = next((RejectedEvent(r.detail, reason=r.reason) for r in twin.rejected
+                                          if r.event_id == str(event.event_id)), None)
+                    else:
+                        rejection = twin.fold(event, self.state.catalog.as_of(known[event.rack_id], event.occurred_at))
+                    if rejection is not None:
+                        letters.append(letter(m, rejection, rack_id=event.rack_id, event_id=str(event.event_id),
+                                              source=event.source))
+                    versions[event.rack_id] = version
+                    self.twins[event.rack_id] = touched[event.rack_id] = twin
+                await uow.project_lifecycle(_state_row(t, versions[r]) for r, t in touched.items())
+                await uow.record_deadletters(letters)
+                await uow.track(self.state.group_id, offsets)
+        except Exception:
+            self.evict(touched)
+            raise
+        self._committed(offsets)
+        metrics.EVENTS_IN.labels(self.role).inc(len(messages))
+        metrics.BATCH_SIZE.labels(self.role).observe(len(messages))
+        metrics.BATCH_SECONDS.labels(self.role).observe(time.perf_counter() - started)
+        metrics.TWINS_HELD.labels(self.role).set(len(self.twins))
+        await self._publish(letters, [])
+
+
+def _state_row(twin: RackTwin, stream_version: int) -> StateRow:
+    snapshot = twin.snapshot()
+    last = snapshot["last_event"]
+    return StateRow(
+        rack_id=twin.rack_id, generation=twin.generation, status=twin.status.value, version=twin.version,
+        stream_version=stream_version, facility_id=twin.facility_id, hall_id=twin.hall_id, row_id=twin.row_id,
+        position=twin.position, stage_entered_at=twin.stage_entered_at.get(twin.status),
+        lifecycle_at=datetime.fromisoformat(last["occurred_at"]) if last else None, twin=snapshot,
+    )
+
+
+class IntentPipeline(_Pipeline):
+    """Facilities, design-intent revisions and rollout plans: stored, then used by every worker."""
+
+    role = "intent"
+
+    async def handle(self, messages: Sequence[Message]) -> None:
+        async with self.lock:
+            await self._handle(messages)
+
+    async def _handle(self, messages: Sequence[Message]) -> None:
+        fresh, offsets = await self._fresh(messages)
+        letters: list[DeadLetter] = []
+        events: list[tuple[Any, Message]] = []
+        for m in fresh:
+            try:
+                events.append((decode_event(m.value, INTENT_TYPES), m))
+            except RejectedEvent as exc:
+                letters.append(letter(m, exc))
+        async with self.store.unit_of_work() as uow:
+            await uow.append_events([(_intent_stream(e), e, m.value) for e, m in events])
+            for event, _ in events:
+                if isinstance(event, IntentPublished):
+                    i = event.intent
+                    await uow.upsert_reference(
+                        "INSERT INTO generation_intents (generation, revision, published_at, body) VALUES (%s, %s, %s, %s)"
+                        " ON CONFLICT DO NOTHING",
+                        [(i.generation, i.revision, event.occurred_at, Jsonb(i.model_dump(mode="json")))],
+                    )
+                elif isinstance(event, FacilityRegistered):
+                    await uow.register_facility(event.facility, event.occurred_at)
+                elif isinstance(event, RolloutPlanPublished):
+                    await uow.upsert_reference(
+                        "INSERT INTO rollout_targets (revision, facility_id, generation, quarter, racks_in_service)"
+                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                        [(event.revision, t.facility_id, t.generation, t.quarter, t.racks_in_service)
+                         for t in event.targets],
+                    )
+            await uow.record_deadletters(letters)
+            await uow.track(self.state.group_id, offsets)
+        self._committed(offsets)
+        for event, _ in events:
+            if isinstance(event, IntentPublished):
+                self.state.catalog.publish(event.intent)
+        metrics.EVENTS_IN.labels(self.role).inc(len(messages))
+        await self._publish(letters, [])
+
+
+def _intent_stream(event: Any) -> str:
+    if isinstance(event, IntentPublished):
+        return f"intent:{event.intent.generation}"
+    if isinstance(event, FacilityRegistered):
+        return f"facility:{event.facility.facility_id}"
+    return "rollout"
