@@ -1,0 +1,352 @@
+"""A rack's bill of materials: its parts by slot, their provenance, onshore share and firmware drift.
+
+Why packed: a worker holds 100,000 twins in 500 MB, and a rack has 40 to 70 field-replaceable
+parts. As pydantic `Component` objects a bill of materials would take some 40 kB a rack, as
+tuples still 8 kB. Parts of one kind in one rack share everything but their serial number
+(part number, supplier, country, firmware, value), so `BillOfMaterials` keeps each distinct
+`Spec` once, one byte per slot pointing at it, and the serial numbers in one length-prefixed
+string: about 2 kB for a 48-part rack. `Component` objects are built only when asked for.
+
+Onshore share (issue 3): the share of a rack's power, cooling, cabling and networking parts
+made in the United States, by count and by value. Networking means NICs and switch trays (the
+NVLink switch trays are the rack's fabric); compute trays are out of scope. A part is onshore
+when its `country_of_manufacture` is `US`.
+
+Firmware drift: a part whose kind has a baseline in the generation's intent and whose firmware
+is not that version (an unknown version counts as drift). Kinds without a baseline (passive
+parts: cabling, manifolds) are not judged.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from schemas import Component
+from twin.errors import IllegalTransition
+
+__all__ = [
+    "EMPTY_BOM", "ONSHORE_COUNTRY", "ONSHORE_KINDS", "BillOfMaterials", "FirmwareDrift", "OnshoreShare", "Part",
+    "PartLike", "Spec", "count_by_kind", "firmware_drift", "onshore_share",
+]
+
+ONSHORE_COUNTRY = "US"
+ONSHORE_KINDS: frozenset[str] = frozenset(
+    {"power-shelf", "psu", "cdu", "cooling-manifold", "cabling", "nic", "switch-tray"})
+"""Kinds that count toward the onshore share: power, cooling, cabling and networking parts."""
+
+
+class Spec(NamedTuple):
+    """What parts of one kind in one rack usually share: everything but slot and serial number."""
+
+    kind: str
+    part_number: str
+    supplier: str
+    country_of_manufacture: str
+    firmware_version: str | None
+    unit_value_usd: float
+
+
+class Part(NamedTuple):
+    """One part, light: the fields of `schemas.Component`, without pydantic's per-object cost."""
+
+    slot: str
+    kind: str
+    part_number: str
+    serial_number: str
+    supplier: str
+    country_of_manufacture: str
+    firmware_version: str | None
+    unit_value_usd: float
+
+    def component(self) -> Component:
+        """The contract model of this part (not validated again: it was when it arrived)."""
+        return Component.model_construct(**self._asdict())
+
+
+class PartLike(Protocol):
+    """A `Part` or a `schemas.Component`: the helpers below read only these attributes."""
+
+    slot: str
+    kind: str
+    part_number: str
+    serial_number: str
+    supplier: str
+    country_of_manufacture: str
+    firmware_version: str | None
+    unit_value_usd: float
+
+
+_intern = sys.intern
+_SLOT_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_SLOT_LAYOUTS_KEPT = 4096
+"""Racks built alike share one tuple of slot names (a flyweight, bounded; it never changes results)."""
+
+
+def _shared_layout(slots: tuple[str, ...]) -> tuple[str, ...]:
+    shared = _SLOT_LAYOUTS.get(slots)
+    if shared is not None:
+        return shared
+    if len(_SLOT_LAYOUTS) < _SLOT_LAYOUTS_KEPT:
+        _SLOT_LAYOUTS[slots] = slots
+    return slots
+
+
+def _spec_of(c: PartLike | Component) -> Spec:
+    fw = c.firmware_version
+    return Spec(_intern(c.kind), _intern(c.part_number), _intern(c.supplier), _intern(c.country_of_manufacture),
+                None if fw is None else _intern(fw), float(c.unit_value_usd))
+
+
+def _encode(serial: str) -> str:
+    return chr(len(serial)) + serial
+
+
+class BillOfMaterials:
+    """The parts of one rack by slot, packed; an immutable value (each change returns a new one).
+
+    Slots keep the order parts were fitted in. Changes check first and raise
+    `IllegalTransition` (the slot is taken, empty, or holds another serial), so a rejected
+    event leaves the rack's parts as they were.
+    """
+
+    __slots__ = ("_slots", "_serials", "_specs", "_index")
+
+    def __init__(self, slots: tuple[str, ...] = (), serials: str = "", specs: tuple[Spec, ...] = (),
+                 index: bytes | array = b"") -> None:
+        self._slots = _shared_layout(slots)
+        self._serials = serials
+        self._specs = specs
+        self._index = index
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __bool__(self) -> bool:
+        return bool(self._slots)
+
+    def __contains__(self, slot: object) -> bool:
+        return slot in self._slots
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BillOfMaterials):
+            return NotImplemented
+        return list(self) == list(other)
+
+    def __hash__(self) -> int:
+        return hash((self._slots, self._serials))
+
+    def __repr__(self) -> str:
+        return f"BillOfMaterials({len(self)} parts)"
+
+    def __iter__(self) -> Iterator[Part]:
+        """Every part, in the order the slots were filled."""
+        specs, index, serials = self._specs, self._index, self._serials
+        pos = 0
+        for i, slot in enumerate(self._slots):
+            n = ord(serials[pos])
+            spec = specs[index[i]]
+            yield Part(slot, spec.kind, spec.part_number, serials[pos + 1:pos + 1 + n], spec.supplier,
+                       spec.country_of_manufacture, spec.firmware_version, spec.unit_value_usd)
+            pos += 1 + n
+
+    def get(self, slot: str) -> Part | None:
+        """The part in `slot`, or None when it is empty."""
+        try:
+            i = self._slots.index(slot)
+        except ValueError:
+            return None
+        pos = self._offset(i)
+        n = ord(self._serials[pos])
+        spec = self._specs[self._index[i]]
+        return Part(slot, spec.kind, spec.part_number, self._serials[pos + 1:pos + 1 + n], spec.supplier,
+                    spec.country_of_manufacture, spec.firmware_version, spec.unit_value_usd)
+
+    def components(self) -> dict[str, Component]:
+        """Slot -> `schemas.Component`, built on demand (for APIs and reports, not hot paths)."""
+        return {p.slot: p.component() for p in self}
+
+    def count_by_kind(self) -> Counter[str]:
+        """Parts per kind, without unpacking a single part."""
+        out: Counter[str] = Counter()
+        for spec_at, n in Counter(self._index).items():
+            out[self._specs[spec_at].kind] += n
+        return out
+
+    def firmware_by_kind(self) -> dict[str, Counter[str | None]]:
+        """Kind -> firmware version -> parts: what drift checks need, without unpacking parts."""
+        out: dict[str, Counter[str | None]] = {}
+        for spec_at, n in Counter(self._index).items():
+            spec = self._specs[spec_at]
+            out.setdefault(spec.kind, Counter())[spec.firmware_version] += n
+        return out
+
+    def _offset(self, i: int) -> int:
+        serials, pos = self._serials, 0
+        for _ in range(i):
+            pos += 1 + ord(serials[pos])
+        return pos
+
+    def _holds_serial(self, serial: str) -> bool:
+        return _encode(serial) in self._serials
+
+    # --- changing (each returns a new value) -----------------------------------------------
+
+    def _with_spec(self, spec: Spec) -> tuple[tuple[Spec, ...], int]:
+        try:
+            return self._specs, self._specs.index(spec)
+        except ValueError:
+            return self._specs + (spec,), len(self._specs)
+
+    @staticmethod
+    def _index_with(index: bytes | array, at: int | None, value: int) -> bytes | array:
+        """`index` with `value` appended (at None) or put at `at`; bytes while values fit a byte."""
+        if value > 255 and isinstance(index, bytes):
+            index = array("H", list(index))  # (array("H", some_bytes) would read the bytes as raw memory)
+        if isinstance(index, bytes):
+            return index + bytes((value,)) if at is None else index[:at] + bytes((value,)) + index[at + 1:]
+        grown = array("H", index)  # a copy: bills are values
+        if at is None:
+            grown.append(value)
+        else:
+            grown[at] = value
+        return grown
+
+    def installed(self, component: PartLike | Component) -> BillOfMaterials:
+        """This bill with `component` fitted into its (empty) slot."""
+        slot = component.slot
+        if slot in self._slots:
+            held = self.get(slot)
+            raise IllegalTransition(
+                f"slot {slot} already holds {held.kind} {held.serial_number}; "  # type: ignore[union-attr]
+                f"a swap is component.replaced")
+        if self._holds_serial(component.serial_number):
+            raise IllegalTransition(f"serial {component.serial_number} is already fitted in this rack")
+        specs, at = self._with_spec(_spec_of(component))
+        return BillOfMaterials(self._slots + (_intern(slot),), self._serials + _encode(component.serial_number),
+                               specs, self._index_with(self._index, None, at))
+
+    def replaced(self, removed_serial_number: str, component: PartLike | Component) -> BillOfMaterials:
+        """This bill with the part `removed_serial_number` in `component.slot` swapped for `component`."""
+        slot = component.slot
+        held = self.get(slot)
+        if held is None:
+            raise IllegalTransition(f"slot {slot} is empty: nothing to replace (fit a part with component.installed)")
+        if held.serial_number != removed_serial_number:
+            raise IllegalTransition(
+                f"slot {slot} holds serial {held.serial_number}, not {removed_serial_number}")
+        if held.kind != component.kind:
+            raise IllegalTransition(f"slot {slot} holds a {held.kind}; it cannot take a {component.kind}")
+        if component.serial_number != removed_serial_number and self._holds_serial(component.serial_number):
+            raise IllegalTransition(f"serial {component.serial_number} is already fitted in this rack")
+        i = self._slots.index(slot)
+        pos = self._offset(i)
+        end = pos + 1 + ord(self._serials[pos])
+        specs, at = self._with_spec(_spec_of(component))
+        serials = self._serials[:pos] + _encode(component.serial_number) + self._serials[end:]
+        return BillOfMaterials(self._slots, serials, specs, self._index_with(self._index, i, at))._pruned()
+
+    def flashed(self, slot: str, firmware_version: str) -> BillOfMaterials:
+        """This bill with the part in `slot` running `firmware_version`."""
+        if slot not in self._slots:
+            raise IllegalTransition(f"slot {slot} is empty: no part to flash")
+        i = self._slots.index(slot)
+        spec = self._specs[self._index[i]]._replace(firmware_version=_intern(firmware_version))
+        specs, at = self._with_spec(spec)
+        return BillOfMaterials(self._slots, self._serials, specs, self._index_with(self._index, i, at))._pruned()
+
+    def _pruned(self) -> BillOfMaterials:
+        """Drop specs no slot points at any more (after swaps and flashes), so equal bills pack alike."""
+        used = sorted(set(self._index))
+        if len(used) == len(self._specs):
+            return self
+        remap = {old: new for new, old in enumerate(used)}
+        specs = tuple(self._specs[old] for old in used)
+        index: bytes | array = bytes(remap[i] for i in self._index) if len(specs) <= 256 else \
+            array("H", (remap[i] for i in self._index))
+        return BillOfMaterials(self._slots, self._serials, specs, index)
+
+    # --- JSON ------------------------------------------------------------------------------
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Parts as JSON objects (the `schemas.Component` fields), in slot order."""
+        return [p._asdict() for p in self]
+
+    @classmethod
+    def from_parts(cls, parts: Iterable[PartLike | Component | Mapping[str, Any]]) -> BillOfMaterials:
+        """A bill from parts in fitting order (`Part`, `Component` or their JSON objects)."""
+        bom = EMPTY_BOM
+        for p in parts:
+            bom = bom.installed(Part(**p) if isinstance(p, Mapping) else p)
+        return bom
+
+
+EMPTY_BOM = BillOfMaterials()
+"""The bill of a rack with no parts yet (shared by every such rack)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnshoreShare:
+    """US-made share of a rack's power, cooling, cabling and networking parts."""
+
+    parts: int
+    onshore_parts: int
+    value_usd: float
+    onshore_value_usd: float
+
+    @property
+    def by_count(self) -> float | None:
+        """Onshore parts / parts in scope; None when the rack has no part in scope."""
+        return self.onshore_parts / self.parts if self.parts else None
+
+    @property
+    def by_value(self) -> float | None:
+        """Onshore value / value in scope; None when the parts in scope have no value."""
+        return self.onshore_value_usd / self.value_usd if self.value_usd else None
+
+
+def onshore_share(parts: Iterable[PartLike]) -> OnshoreShare:
+    """The onshore share of `parts` (a `BillOfMaterials`, `Part`s or `Component`s)."""
+    n = onshore = 0
+    value = onshore_value = 0.0
+    for p in parts:
+        if p.kind not in ONSHORE_KINDS:
+            continue
+        n += 1
+        value += p.unit_value_usd
+        if p.country_of_manufacture == ONSHORE_COUNTRY:
+            onshore += 1
+            onshore_value += p.unit_value_usd
+    return OnshoreShare(n, onshore, value, onshore_value)
+
+
+class FirmwareDrift(NamedTuple):
+    """A part whose firmware is not its kind's baseline."""
+
+    slot: str
+    kind: str
+    firmware_version: str | None
+    baseline: str
+
+
+def firmware_drift(parts: Iterable[PartLike], baseline: Mapping[str, str]) -> list[FirmwareDrift]:
+    """Parts off their kind's baseline version (kinds without a baseline are not judged)."""
+    out = []
+    for p in parts:
+        wanted = baseline.get(p.kind)
+        if wanted is not None and p.firmware_version != wanted:
+            out.append(FirmwareDrift(p.slot, p.kind, p.firmware_version, wanted))
+    return out
+
+
+def count_by_kind(parts: Iterable[PartLike]) -> Counter[str]:
+    """Parts per kind."""
+    if isinstance(parts, BillOfMaterials):
+        return parts.count_by_kind()
+    return Counter(p.kind for p in parts)

@@ -1,0 +1,199 @@
+"""Health per subsystem (power, cooling, compute, network), judged over the recent readings window.
+
+Why a window and not the latest reading: one reading out of range is a blip, every reading of
+the window out of range is a condition. So each limit is judged twice: a reading outside it
+somewhere in the window is a `warning` (transient); every reading outside it, over at least
+`SUSTAINED_READINGS` readings, is `critical` (sustained). A leak is critical at once.
+
+Health is kept apart from lifecycle status (Redfish keeps `Status.Health` apart from
+`Status.State`): a rack can be `active` and `critical`. Limits come from the generation's
+design intent; without one, only what needs no intent is judged (leaks, links down).
+
+Stale: a rack that stopped reporting for longer than `stale_after_seconds` (a setting, passed
+in) is `stale`; each subsystem is then at least a warning, because its last known state can no
+longer be trusted (a critical one stays critical). A rack that never reported is `unknown`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from schemas import GenerationIntent, Range
+
+if TYPE_CHECKING:
+    from twin.rack import RackTwin, ReadingWindow
+
+__all__ = [
+    "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE", "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS", "WINDOW_SECONDS", "HealthState", "RackHealth",
+    "SubsystemHealth", "assess",
+]
+
+SUSTAINED_READINGS = 3
+"""Readings that must all be out of range before a condition is critical rather than a warning."""
+WINDOW_SECONDS = 60.0
+"""Default span of the window, back from the newest reading."""
+NEAR_BUDGET_SHARE = 0.95
+"""Mean power above this share of the budget's max is a warning."""
+LINKS_DOWN_CRITICAL_SHARE = 0.10
+"""A share of links down at or above this, sustained, is critical."""
+FANS_FLAT_OUT_PERCENT = 95.0
+"""Fans at or above this duty in every reading of a sustained window are a cooling warning."""
+SUBSYSTEMS = ("power", "cooling", "compute", "network")
+
+
+class HealthState(StrEnum):
+    """Redfish health words, plus `unknown` for a rack that never reported."""
+
+    OK = "ok"
+    UNKNOWN = "unknown"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+_RANK = {HealthState.OK: 0, HealthState.UNKNOWN: 1, HealthState.WARNING: 2, HealthState.CRITICAL: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class SubsystemHealth:
+    """One subsystem's state, with every reason it is not ok."""
+
+    state: HealthState
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+OK = SubsystemHealth(HealthState.OK)
+
+
+@dataclass(frozen=True, slots=True)
+class RackHealth:
+    """Health of one rack's subsystems at one instant."""
+
+    power: SubsystemHealth
+    cooling: SubsystemHealth
+    compute: SubsystemHealth
+    network: SubsystemHealth
+    stale: bool
+    last_reading_at: datetime | None
+    readings: int
+    """Readings the judgement was made over."""
+
+    @property
+    def overall(self) -> HealthState:
+        """The worst subsystem state."""
+        return max((getattr(self, s).state for s in SUBSYSTEMS), key=_RANK.__getitem__)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (the current-state table's `health` column)."""
+        return {
+            "overall": self.overall.value, "stale": self.stale, "readings": self.readings,
+            "last_reading_at": None if self.last_reading_at is None else self.last_reading_at.isoformat(),
+            **{s: {"state": getattr(self, s).state.value, "reason": getattr(self, s).reason} for s in SUBSYSTEMS},
+        }
+
+
+class _Judge:
+    """Collects (state, reason) findings per subsystem."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, list[tuple[HealthState, str]]] = {s: [] for s in SUBSYSTEMS}
+
+    def add(self, subsystem: str, state: HealthState, reason: str) -> None:
+        self.found[subsystem].append((state, reason))
+
+    def limit(self, subsystem: str, label: str, values: Sequence[float], lo: float | None, hi: float | None,
+              unit: str) -> None:
+        """Warning when some value is outside [lo, hi], critical when all are (sustained)."""
+        out = [v for v in values if (lo is not None and v < lo) or (hi is not None and v > hi)]
+        if not out:
+            return
+        worst = max(out, key=lambda v: max(0.0 if lo is None else lo - v, 0.0 if hi is None else v - hi))
+        span = f"[{_fmt(lo, '-inf')}, {_fmt(hi, 'inf')}] {unit}"
+        if len(out) == len(values) and len(values) >= SUSTAINED_READINGS:
+            self.add(subsystem, HealthState.CRITICAL,
+                     f"{label} outside {span} in all {len(values)} readings (worst {worst:g} {unit})")
+        else:
+            self.add(subsystem, HealthState.WARNING,
+                     f"{label} outside {span} in {len(out)} of {len(values)} readings (worst {worst:g} {unit})")
+
+    def within(self, subsystem: str, label: str, values: Sequence[float], allowed: Range, unit: str) -> None:
+        self.limit(subsystem, label, values, allowed.min, allowed.max, unit)
+
+    def result(self, subsystem: str) -> SubsystemHealth:
+        found = self.found[subsystem]
+        if not found:
+            return OK
+        state = max((s for s, _ in found), key=_RANK.__getitem__)
+        return SubsystemHealth(state, tuple(r for _, r in found))
+
+
+def _fmt(v: float | None, open_end: str) -> str:
+    return open_end if v is None else f"{v:g}"
+
+
+def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | None, now: datetime,
+           stale_after_seconds: float, *, window_seconds: float = WINDOW_SECONDS) -> RackHealth:
+    """Health of a rack (or of a readings window) at `now`, judged against `intent`.
+
+    The window is the readings held within `window_seconds` of the newest one.
+    """
+    window = getattr(twin, "window", twin)
+    if window is None or len(window) == 0:
+        unknown = SubsystemHealth(HealthState.UNKNOWN, ("no telemetry received",))
+        return RackHealth(unknown, unknown, unknown, unknown, stale=True, last_reading_at=None, readings=0)
+    newest = window.latest_us
+    window = window.since(newest - window_seconds * 1_000_000)
+    col = window.column
+    j = _Judge()
+
+    power = col("power_watts")
+    leak = col("leak_detected")
+    if any(leak):
+        j.add("cooling", HealthState.CRITICAL, f"leak detected in {sum(1 for x in leak if x)} of {len(leak)} readings")
+    if intent is not None:
+        budget = intent.power_budget_watts
+        j.limit("power", "power", power, None, budget.max, "W")
+        mean = sum(power) / len(power)
+        if budget.max is not None and NEAR_BUDGET_SHARE * budget.max < mean <= budget.max:
+            j.add("power", HealthState.WARNING,
+                  f"mean power {mean:.0f} W within {100 - 100 * NEAR_BUDGET_SHARE:g} % of the {budget.max:g} W budget")
+        j.limit("cooling", "heat load", power, None, intent.cooling_capacity_watts, "W")
+        j.within("cooling", "inlet air", col("inlet_temperature_celsius"), intent.inlet_temperature_celsius, "°C")
+        j.within("cooling", "coolant supply", col("coolant_supply_temperature_celsius"),
+                 intent.coolant_supply_temperature_celsius, "°C")
+        flow = col("coolant_flow_liters_per_minute")
+        per_kw = [f / (p / 1000.0) for f, p in zip(flow, power) if p >= 1000.0]
+        if per_kw:
+            j.within("cooling", "coolant flow", per_kw, intent.coolant_flow_liters_per_minute_per_kilowatt,
+                     "L/min/kW")
+        j.within("compute", "hottest accelerator", col("hottest_accelerator_temperature_celsius"),
+                 intent.hottest_accelerator_temperature_celsius, "°C")
+    fans = col("fan_speed_percent")
+    if len(fans) >= SUSTAINED_READINGS and min(fans) >= FANS_FLAT_OUT_PERCENT:
+        j.add("cooling", HealthState.WARNING, f"fans at {min(fans):g} % or more in all {len(fans)} readings")
+
+    up, down = col("network_links_up"), col("network_links_down")
+    if down[-1] > 0:
+        shares = [d / (u + d) for u, d in zip(up, down) if u + d > 0]
+        sustained = (len(shares) >= SUSTAINED_READINGS and all(d > 0 for d in down)
+                     and min(shares) >= LINKS_DOWN_CRITICAL_SHARE)
+        j.add("network", HealthState.CRITICAL if sustained else HealthState.WARNING,
+              f"{down[-1]:g} of {up[-1] + down[-1]:g} links down")
+
+    last = window.times()[-1]
+    stale_for = (now - last).total_seconds()
+    stale = stale_for > stale_after_seconds
+    if stale:
+        for s in SUBSYSTEMS:
+            j.add(s, HealthState.WARNING,
+                  f"telemetry stale: no reading for {stale_for:.0f} s (stale after {stale_after_seconds:g} s)")
+    return RackHealth(j.result("power"), j.result("cooling"), j.result("compute"), j.result("network"),
+                      stale=stale, last_reading_at=last, readings=len(power))
+

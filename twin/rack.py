@@ -1,0 +1,520 @@
+"""The rack twin: the fold of one rack's lifecycle events, beside its latest telemetry.
+
+Why a fold with a total order: producers repeat and reorder events, and the twin must end the
+same whatever the delivery order and however often an event arrives. So the twin is defined as
+the fold of its events sorted by `event_key` = (occurred_at, seq, event_id). Events that arrive
+in that order are applied one by one (`fold`); one that sorts before the last folded event
+(`needs_replay`) makes the caller load the rack's history and `replay` it. A repeat of the last
+event is a no-op; older repeats are the store's business (its event_id is unique).
+
+Why rejections are folded too: an illegal event (installed rack shipped again) changes nothing,
+but it is recorded in `rejected` with its reason and it counts for ordering, so incremental
+folding and replay agree even when a later event would have made it legal at its position.
+
+Why so compact: a worker holds 100,000 twins in 500 MB. Stage and test timestamps are packed
+in integer arrays, the bill of materials is packed (`twin.components`), the telemetry window
+is a small float array, and nothing of the event history, the intent or a set of seen ids is
+kept. The public properties (`stage_entered_at`, `tests`, `components`, `latest`) unpack on
+demand.
+
+No I/O and no clock: time arrives on events, and as `now` where a check needs it.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from operator import itemgetter
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from schemas import Component, GenerationIntent, RackEvent, RackReading
+from twin.components import EMPTY_BOM, BillOfMaterials
+from twin.errors import IllegalTransition, RejectedEvent
+from twin.intent import IntentCatalog, intent_for
+from twin.lifecycle import TEST_KINDS, RackStatus, check_service_gate, next_status
+
+__all__ = [
+    "READING_FIELDS", "REJECTIONS_KEPT", "EventKey", "RackTwin", "ReadingWindow", "Rejection", "TestResult",
+    "event_key",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+_NEVER = -(1 << 63)
+_STAGES: tuple[RackStatus, ...] = tuple(RackStatus)
+_STAGE_AT: dict[RackStatus, int] = {s: i for i, s in enumerate(_STAGES)}
+_TEST_AT: dict[str, int] = {k: i for i, k in enumerate(TEST_KINDS)}
+_intern = sys.intern
+
+REJECTIONS_KEPT = 5
+"""Rejections a twin remembers (the most recent by event order); the dead-letter table keeps all."""
+
+EventKey = tuple[int, int, int]
+"""(occurred_at in µs since the epoch, seq, event_id as an integer): sorts as (occurred_at, seq, str(event_id))."""
+
+
+def _us(ts: datetime) -> int:
+    return (ts - _EPOCH) // _US
+
+
+def _at(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def event_key(event: RackEvent) -> EventKey:
+    """Where `event` sits in its rack's fold. Canonical UUID strings sort as their integers do."""
+    return (_us(event.occurred_at), event.seq, event.event_id.int)
+
+
+class Rejection(NamedTuple):
+    """An event that was illegal at its position: it changed nothing, and this is why."""
+
+    event_id: str
+    type: str
+    reason: str
+    detail: str
+    occurred_at: datetime
+
+
+class TestResult(NamedTuple):
+    """The latest result of one kind of test (its measurements stay in the event store)."""
+
+    passed: bool
+    occurred_at: datetime
+
+
+READING_FIELDS: tuple[str, ...] = (
+    "power_watts", "inlet_temperature_celsius", "outlet_temperature_celsius", "coolant_supply_temperature_celsius",
+    "coolant_return_temperature_celsius", "coolant_flow_liters_per_minute", "coolant_differential_pressure_kilopascals",
+    "leak_detected", "hottest_accelerator_temperature_celsius", "fan_speed_percent", "network_links_up",
+    "network_links_down",
+)
+"""`RackReading` quantities a window keeps, in column order (after the time column)."""
+_WIDTH = 1 + len(READING_FIELDS)
+_LEAK, _UP, _DOWN = (1 + READING_FIELDS.index(f) for f in ("leak_detected", "network_links_up", "network_links_down"))
+
+
+class ReadingWindow:
+    """The newest readings of one rack, oldest first, as rows of doubles (about 110 bytes a reading).
+
+    A row is the reading's time (µs since the epoch; exact in a double) and its twelve
+    quantities. Readings are kept in time order whatever order they arrive in, so the window
+    is the `CAPACITY` newest readings observed; a reading at a time already held is a repeat.
+    """
+
+    __slots__ = ("_rows",)
+    CAPACITY = 8
+
+    def __init__(self) -> None:
+        self._rows = array("d")
+
+    def __len__(self) -> int:
+        return len(self._rows) // _WIDTH
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReadingWindow) and self._rows == other._rows
+
+    def __repr__(self) -> str:
+        return f"ReadingWindow({len(self)} readings)"
+
+    def insert(self, r: RackReading) -> bool:
+        """Take a reading; True when the window changed (False: a repeat, or older than all held)."""
+        t = float(_us(r.occurred_at))
+        row = (t, r.power_watts, r.inlet_temperature_celsius, r.outlet_temperature_celsius,
+               r.coolant_supply_temperature_celsius, r.coolant_return_temperature_celsius,
+               r.coolant_flow_liters_per_minute, r.coolant_differential_pressure_kilopascals,
+               1.0 if r.leak_detected else 0.0, r.hottest_accelerator_temperature_celsius, r.fan_speed_percent,
+               float(r.network_links_up), float(r.network_links_down))
+        a, w = self._rows, _WIDTH
+        n = len(a) // w
+        if n == 0 or t > a[len(a) - w]:
+            if n < self.CAPACITY:
+                a.extend(row)
+            else:
+                a[0:len(a) - w] = a[w:]
+                a[len(a) - w:] = array("d", row)
+            return True
+        i = n - 1
+        while i >= 0 and a[i * w] > t:
+            i -= 1
+        if i >= 0 and a[i * w] == t:
+            return False
+        if i < 0 and n >= self.CAPACITY:
+            return False
+        at = (i + 1) * w
+        a[at:at] = array("d", row)
+        if len(a) > self.CAPACITY * w:
+            del a[:w]
+        return True
+
+    @property
+    def latest_us(self) -> int | None:
+        """Time of the newest reading, in µs since the epoch."""
+        a = self._rows
+        return int(a[len(a) - _WIDTH]) if a else None
+
+    def times(self) -> list[datetime]:
+        """Reading times, oldest first."""
+        return [_at(int(t)) for t in self._rows[0::_WIDTH]]
+
+    def column(self, field: str) -> array:
+        """One quantity over the window, oldest first (booleans as 0.0/1.0)."""
+        return self._rows[1 + READING_FIELDS.index(field)::_WIDTH]
+
+    def since(self, us: float) -> ReadingWindow:
+        """The readings at or after `us` (µs since the epoch)."""
+        a, w = self._rows, _WIDTH
+        i = 0
+        while i < len(a) and a[i] < us:
+            i += w
+        out = ReadingWindow()
+        out._rows = a[i:]
+        return out
+
+    def reading(self, rack_id: str, i: int = -1) -> RackReading:
+        """Reading `i` (default: the newest) as the contract model."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"window holds {n} readings")
+        start = (i % n) * _WIDTH
+        row = self._rows[start:start + _WIDTH]
+        values: dict[str, Any] = dict(zip(READING_FIELDS, row[1:]))
+        values["leak_detected"] = row[_LEAK] != 0.0
+        values["network_links_up"] = int(row[_UP])
+        values["network_links_down"] = int(row[_DOWN])
+        return RackReading.model_construct(rack_id=rack_id, occurred_at=_at(int(row[0])), **values)
+
+    def readings(self, rack_id: str) -> list[RackReading]:
+        """Every reading held, oldest first."""
+        return [self.reading(rack_id, i) for i in range(len(self))]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [r.model_dump(mode="json", exclude={"rack_id"}) for r in self.readings("")]
+
+    @classmethod
+    def from_json(cls, rows: Iterable[Mapping[str, Any]], rack_id: str) -> ReadingWindow:
+        out = cls()
+        for row in rows:
+            out.insert(RackReading.model_validate({**row, "rack_id": rack_id}))
+        return out
+
+
+def _stamps() -> array:
+    return array("q", [_NEVER]) * (2 * len(_STAGES))
+
+
+@dataclass(slots=True)
+class RackTwin:
+    """One rack: where it is in its life, where it stands, its parts and tests, its latest readings."""
+
+    rack_id: str
+    generation: str | None = None
+    status: RackStatus = RackStatus.PLANNED
+    version: int = 0
+    """Accepted lifecycle, component and test events folded."""
+    serial_number: str | None = None
+    factory: str | None = None
+    destination_facility_id: str | None = None
+    facility_id: str | None = None
+    hall_id: str | None = None
+    row_id: str | None = None
+    position: int | None = None
+    status_reason: str | None = None
+    """Why the rack is degraded, in maintenance, in RMA or decommissioned (None otherwise)."""
+    rma_number: str | None = None
+    intent_revision: int = 0
+    """Revision of the intent that last judged this twin (set by the judge; 0: never judged)."""
+    bom: BillOfMaterials = EMPTY_BOM
+    rejected: tuple[Rejection, ...] = ()
+    last_key: EventKey | None = None
+    """Key of the last event folded or rejected; an event sorting before it needs a replay."""
+    window: ReadingWindow | None = None
+    stage_stamps: array | None = None
+    """Per stage, µs since the epoch of its latest entry, then of its latest exit (`stage_entered_at`)."""
+    test_stamps: array | None = None
+    """Per test kind, µs of the latest result and whether it passed (`tests`)."""
+
+    # --- reading the state ----------------------------------------------------------------
+
+    @property
+    def stage_entered_at(self) -> dict[RackStatus, datetime]:
+        """Stage -> when the rack last entered it."""
+        s = self.stage_stamps
+        if s is None:
+            return {}
+        return {stage: _at(s[i]) for i, stage in enumerate(_STAGES) if s[i] != _NEVER}
+
+    @property
+    def stage_left_at(self) -> dict[RackStatus, datetime]:
+        """Stage -> when the rack last left it."""
+        s, n = self.stage_stamps, len(_STAGES)
+        if s is None:
+            return {}
+        return {stage: _at(s[n + i]) for i, stage in enumerate(_STAGES) if s[n + i] != _NEVER}
+
+    @property
+    def tests(self) -> dict[str, TestResult]:
+        """Test kind -> its latest result."""
+        t = self.test_stamps
+        if t is None:
+            return {}
+        return {kind: TestResult(bool(t[2 * i + 1]), _at(t[2 * i])) for i, kind in enumerate(TEST_KINDS)
+                if t[2 * i] != _NEVER}
+
+    @property
+    def components(self) -> dict[str, Component]:
+        """Slot -> part, as contract models (built on demand; hot paths read `bom`)."""
+        return self.bom.components()
+
+    @property
+    def latest(self) -> RackReading | None:
+        """The newest reading (by occurred_at), or None before the first."""
+        w = self.window
+        return w.reading(self.rack_id) if w else None
+
+    @property
+    def latest_at(self) -> datetime | None:
+        """When the newest reading was taken."""
+        w = self.window
+        return _at(w.latest_us) if w else None  # type: ignore[arg-type]
+
+    @property
+    def readings(self) -> list[RackReading]:
+        """The readings window, oldest first."""
+        return self.window.readings(self.rack_id) if self.window else []
+
+    # --- folding events -------------------------------------------------------------------
+
+    def needs_replay(self, event: RackEvent) -> bool:
+        """True when `event` sorts before the last event folded: fold its rack's history with `replay`."""
+        return self.last_key is not None and event_key(event) < self.last_key
+
+    def apply(self, event: RackEvent, intent: GenerationIntent | None = None) -> None:
+        """Fold one lifecycle, component or test event; raise a `RejectedEvent` before changing anything.
+
+        `intent` is the generation's intent in force at the event (`IntentCatalog.as_of`); only
+        `rack.entered_service` reads it (the service gate). A repeat of the last event is a
+        no-op. An event sorting before the last one raises `RejectedEvent` with reason
+        `out-of-order` (check `needs_replay` first). Use `fold` to record rejections instead.
+        """
+        key = self._key_after_last(event)
+        if key is not None:
+            self._apply(event, key, intent)
+
+    def fold(self, event: RackEvent, intent: GenerationIntent | None = None) -> RejectedEvent | None:
+        """`apply`, but an illegal event is recorded in `rejected` and returned, not raised.
+
+        Still raises for caller errors: an out-of-order event, or an event of another rack.
+        """
+        key = self._key_after_last(event)
+        if key is None:
+            return None
+        try:
+            self._apply(event, key, intent)
+        except RejectedEvent as rejection:
+            if rejection.reason in ("out-of-order", "wrong-rack"):
+                raise
+            self._reject(event, key, rejection)
+            return rejection
+        return None
+
+    def _key_after_last(self, event: RackEvent) -> EventKey | None:
+        key = event_key(event)
+        last = self.last_key
+        if last is not None and key <= last:
+            if key == last:
+                return None
+            raise RejectedEvent(
+                f"{event.type} {event.event_id} of {event.occurred_at.isoformat()} sorts before the last event "
+                f"folded into rack {self.rack_id}: replay the rack's history", reason="out-of-order")
+        return key
+
+    def _reject(self, event: RackEvent, key: EventKey, rejection: RejectedEvent) -> None:
+        entry = Rejection(str(event.event_id), event.type, rejection.reason, rejection.detail, _at(key[0]))
+        self.rejected = (self.rejected + (entry,))[-REJECTIONS_KEPT:]
+        self.last_key = key
+
+    def _apply(self, event: RackEvent, key: EventKey, intent: GenerationIntent | None) -> None:
+        if event.rack_id != self.rack_id:
+            raise RejectedEvent(f"{event.type} {event.event_id} is about rack {event.rack_id}, not {self.rack_id}",
+                                reason="wrong-rack")
+        # --- decide: every check raises before anything changes ---
+        kind = event.type
+        status = next_status(self.status, event)
+        bom = self.bom
+        if kind == "rack.installed":
+            if self.facility_id is not None and event.facility_id != self.facility_id:  # type: ignore[attr-defined]
+                raise IllegalTransition(
+                    f"illegal transition received -> installed: rack was received at {self.facility_id}, "
+                    f"it cannot be installed in {event.facility_id}")  # type: ignore[attr-defined]
+        elif kind == "rack.entered_service":
+            check_service_gate(self, intent)
+        elif kind == "component.installed":
+            bom = bom.installed(event.component)  # type: ignore[attr-defined]
+        elif kind == "component.replaced":
+            bom = bom.replaced(event.removed_serial_number, event.component)  # type: ignore[attr-defined]
+        elif kind == "component.firmware_updated":
+            bom = bom.flashed(event.slot, event.firmware_version)  # type: ignore[attr-defined]
+
+        # --- mutate ---
+        us = key[0]
+        e: Any = event
+        if kind == "rack.manufactured":
+            self.generation = _intern(e.generation)
+            self.serial_number = e.serial_number
+            self.factory = _intern(e.factory)
+        elif kind == "rack.tested":
+            if self.test_stamps is None:
+                self.test_stamps = array("q", [_NEVER, 0]) * len(TEST_KINDS)
+            at = 2 * _TEST_AT[e.test]
+            self.test_stamps[at] = us
+            self.test_stamps[at + 1] = 1 if e.passed else 0
+        elif kind == "rack.shipped":
+            self.destination_facility_id = _intern(e.destination_facility_id)
+            self.facility_id = self.hall_id = self.row_id = self.position = None
+        elif kind == "rack.received":
+            self.facility_id = _intern(e.facility_id)
+        elif kind == "rack.installed":
+            self.facility_id = _intern(e.facility_id)
+            self.hall_id = _intern(e.hall_id)
+            self.row_id = _intern(e.row_id)
+            self.position = e.position
+        elif kind == "rack.rma_opened":
+            self.rma_number = e.rma_number
+        self.bom = bom
+        if status is not self.status:
+            stamps = self.stage_stamps
+            if stamps is None:
+                stamps = self.stage_stamps = _stamps()
+            if self.status is not RackStatus.PLANNED:
+                stamps[len(_STAGES) + _STAGE_AT[self.status]] = us
+            stamps[_STAGE_AT[status]] = us
+            self.status = status
+            self.status_reason = getattr(e, "reason", None)
+        self.version += 1
+        self.last_key = key
+
+    @classmethod
+    def replay(cls, rack_id: str, events: Iterable[RackEvent],
+               intents: IntentCatalog | Mapping[str, GenerationIntent], *, until: datetime | None = None,
+               snapshot: Mapping[str, Any] | None = None) -> RackTwin:
+        """The fold of `events` in key order: same set of events, any order, any repeats, same twin.
+
+        Events after `until` are left out (time travel: the rack as of that instant). From a
+        `snapshot`, only events sorting after it are folded; the snapshot must not be newer than
+        `until`. Illegal events are skipped and recorded in `rejected`. Of two events with one
+        event_id (a producer bug), the one sorting first is taken.
+        """
+        twin = cls.from_snapshot(snapshot) if snapshot is not None else cls(rack_id)
+        if twin.rack_id != rack_id:
+            raise ValueError(f"snapshot is of rack {twin.rack_id}, not {rack_id}")
+        floor = twin.last_key
+        if until is not None and floor is not None and floor[0] > _us(until):
+            raise ValueError(f"snapshot of rack {rack_id} is newer than {until.isoformat()}")
+        chosen: dict[int, tuple[EventKey, RackEvent]] = {}
+        for event in events:
+            if until is not None and event.occurred_at > until:
+                continue
+            key = event_key(event)
+            if floor is not None and key <= floor:
+                continue
+            held = chosen.get(key[2])
+            if held is None or key < held[0]:
+                chosen[key[2]] = (key, event)
+        for key, event in sorted(chosen.values(), key=itemgetter(0)):
+            intent = (intent_for(intents, twin.generation, event.occurred_at)
+                      if event.type == "rack.entered_service" else None)
+            try:
+                twin._apply(event, key, intent)
+            except RejectedEvent as rejection:
+                if rejection.reason == "wrong-rack":
+                    raise
+                twin._reject(event, key, rejection)
+        return twin
+
+    # --- telemetry --------------------------------------------------------------------------
+
+    def observe(self, reading: RackReading) -> bool:
+        """Take a reading; True when the twin's telemetry state changed.
+
+        The newest reading (by occurred_at) is the current one; an older reading joins the
+        window if it is among the newest `ReadingWindow.CAPACITY` (else only the caller's store
+        keeps it); a reading at a time already held is a repeat and changes nothing.
+        """
+        w = self.window
+        if w is None:
+            w = self.window = ReadingWindow()
+        return w.insert(reading)
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def snapshot(self, *, readings: bool = False) -> dict[str, Any]:
+        """The twin as JSON-able data (datetimes as ISO strings); with `readings`, its window too."""
+        last = self.last_key
+        out: dict[str, Any] = {
+            "format": 1,
+            "rack_id": self.rack_id,
+            "generation": self.generation,
+            "status": self.status.value,
+            "version": self.version,
+            "serial_number": self.serial_number,
+            "factory": self.factory,
+            "destination_facility_id": self.destination_facility_id,
+            "facility_id": self.facility_id,
+            "hall_id": self.hall_id,
+            "row_id": self.row_id,
+            "position": self.position,
+            "status_reason": self.status_reason,
+            "rma_number": self.rma_number,
+            "intent_revision": self.intent_revision,
+            "stage_entered_at": {s.value: t.isoformat() for s, t in self.stage_entered_at.items()},
+            "stage_left_at": {s.value: t.isoformat() for s, t in self.stage_left_at.items()},
+            "tests": {k: {"passed": r.passed, "occurred_at": r.occurred_at.isoformat()} for k, r in self.tests.items()},
+            "components": self.bom.to_json(),
+            "rejected": [{**r._asdict(), "occurred_at": r.occurred_at.isoformat()} for r in self.rejected],
+            "last_event": None if last is None else {
+                "occurred_at": _at(last[0]).isoformat(), "seq": last[1], "event_id": str(UUID(int=last[2]))},
+        }
+        if readings:
+            out["readings"] = self.window.to_json() if self.window else []
+        return out
+
+    @classmethod
+    def from_snapshot(cls, data: Mapping[str, Any]) -> RackTwin:
+        """The twin a `snapshot()` was taken of."""
+        if data.get("format") != 1:
+            raise ValueError(f"unknown rack snapshot format {data.get('format')!r}")
+        s = lambda v: None if v is None else _intern(v)  # noqa: E731
+        twin = cls(
+            rack_id=data["rack_id"], generation=s(data["generation"]), status=RackStatus(data["status"]),
+            version=data["version"], serial_number=data["serial_number"], factory=s(data["factory"]),
+            destination_facility_id=s(data["destination_facility_id"]), facility_id=s(data["facility_id"]),
+            hall_id=s(data["hall_id"]), row_id=s(data["row_id"]), position=data["position"],
+            status_reason=data["status_reason"], rma_number=data["rma_number"],
+            intent_revision=data["intent_revision"], bom=BillOfMaterials.from_parts(data["components"]),
+        )
+        entered, left = data["stage_entered_at"], data["stage_left_at"]
+        if entered or left:
+            stamps = twin.stage_stamps = _stamps()
+            n = len(_STAGES)
+            for stage, at in entered.items():
+                stamps[_STAGE_AT[RackStatus(stage)]] = _us(datetime.fromisoformat(at))
+            for stage, at in left.items():
+                stamps[n + _STAGE_AT[RackStatus(stage)]] = _us(datetime.fromisoformat(at))
+        if data["tests"]:
+            t = twin.test_stamps = array("q", [_NEVER, 0]) * len(TEST_KINDS)
+            for kind, result in data["tests"].items():
+                t[2 * _TEST_AT[kind]] = _us(datetime.fromisoformat(result["occurred_at"]))
+                t[2 * _TEST_AT[kind] + 1] = 1 if result["passed"] else 0
+        twin.rejected = tuple(Rejection(**{**r, "occurred_at": datetime.fromisoformat(r["occurred_at"])})
+                              for r in data["rejected"])
+        last = data["last_event"]
+        if last is not None:
+            twin.last_key = (_us(datetime.fromisoformat(last["occurred_at"])), last["seq"], UUID(last["event_id"]).int)
+        if data.get("readings"):
+            twin.window = ReadingWindow.from_json(data["readings"], twin.rack_id)
+        return twin
