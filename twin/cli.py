@@ -1,0 +1,263 @@
+"""`twin`: run the fleet twin and ask it questions.
+
+    twin demo                  embedded stack + worker + simulator + live view, one command
+    twin up / twin down        start / stop the embedded broker and database
+    twin worker                one stream worker against the configured broker and database
+    twin simulate              publish a simulated fleet and its telemetry
+    twin racks / twin rack ID  the stored twins
+    twin deadletters           bad input by reason; `replay` sends it through again
+
+Every address is a setting: TWIN_KAFKA_BOOTSTRAP, TWIN_DATABASE_URL (see `twin settings`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from twin.errors import TwinError
+from twin.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Run the fleet twin and ask it questions. Addresses come from TWIN_* settings (see `twin settings`).", no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+deadletters_app = typer.Typer(help="Bad input, recorded with its precise reason.", invoke_without_command=True)
+intent_app = typer.Typer(help="Design intent per generation.", no_args_is_help=True)
+app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(intent_app, name="intent")
+
+console = Console()
+err = Console(stderr=True)
+
+StateDir = Annotated[
+    Optional[Path],
+    typer.Option("--state-dir", help="Where the embedded broker and database keep their state "
+                 "[default: TWIN_STATE_DIR or the user's data directory]."),
+]
+
+
+def _settings(state_dir: Path | None = None) -> Settings:
+    s = get_settings()
+    return s.model_copy(update={"state_dir": state_dir}) if state_dir else s
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings (secrets redacted) and where each can be set."""
+    for key, value in _settings().redacted().items():
+        console.print(f"[bold]{key}[/] = {value}   [dim](TWIN_{key.upper()})[/]")
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the twin database schema (safe to run again)."""
+    from twin.migrations import migrate as run
+
+    try:
+        applied = run(_settings().database_url.get_secret_value())
+    except TwinError as exc:
+        _fail(exc)
+    console.print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d} {m.name}" for m in applied))
+
+
+@app.command()
+def worker() -> None:
+    """Run one stream worker (Faust) against TWIN_KAFKA_BOOTSTRAP and TWIN_DATABASE_URL.
+
+    Start several: they share the partitions of one consumer group (TWIN_WORKER_ID).
+    Metrics, /healthz and /readyz are served on TWIN_WORKER_WEB_PORT.
+    """
+    import sys
+
+    sys.argv = [sys.argv[0], "worker"]
+    from streams.app import main
+
+    main()
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{unit}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{value}{unit}"
+
+
+@app.command()
+def racks(
+    facility: Annotated[Optional[str], typer.Option(help="Only racks in this facility id.")] = None,
+    generation: Annotated[Optional[str], typer.Option(help="Only this generation, e.g. gen-b-200kw.")] = None,
+    stage: Annotated[Optional[str], typer.Option(help="Only this lifecycle stage, e.g. active, installed.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many racks.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List stored rack twins, filtered by facility, generation and stage."""
+    from twin import views
+
+    try:
+        with views.connect(_settings().database_url.get_secret_value()) as conn:
+            rows = views.list_racks(conn, facility=facility, generation=generation, stage=stage, limit=limit)
+    except TwinError as exc:
+        _fail(exc)
+    if as_json:
+        for row in rows:
+            console.print_json(json.dumps(row, default=str))
+        return
+    table = Table("rack", "generation", "stage", "facility/hall/row", "pos", "power kW", "inlet °C", "deviations",
+                  "telemetry at", title=f"{len(rows)} rack(s)")
+    for r in rows:
+        place = "/".join(x for x in (r["facility_id"], r["hall_id"], r["row_id"]) if x) or "-"
+        power = None if r["power_watts"] is None else r["power_watts"] / 1000
+        table.add_row(r["rack_id"], r["generation"], r["status"], place, _fmt(r["position"]), _fmt(power),
+                      _fmt(r["inlet_temperature_celsius"]), str(r["deviation_count"]), _fmt(r["telemetry_at"]))
+    console.print(table)
+
+
+@app.command()
+def up(state_dir: StateDir = None) -> None:
+    """Start the embedded broker and database and keep them up until Ctrl-C or `twin down`.
+
+    Prints the TWIN_* exports that point `twin worker`, `twin simulate` and the other
+    commands at them.
+    """
+    import signal
+    import threading
+
+    from twin.migrations import migrate as run_migrations
+    from twin.stack import EmbeddedStack
+    from twin.store import forget_tracked_offsets
+
+    settings = _settings(state_dir)
+    stack = EmbeddedStack(settings.state_dir, topics=settings.topics)
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    try:
+        stack.start()
+        run_migrations(stack.database_url)
+        forget_tracked_offsets(stack.database_url)
+    except TwinError as exc:
+        stack.stop()
+        _fail(exc)
+    console.print(f"[green]up[/]: broker {stack.kafka_bootstrap}, database {stack.database_url}")
+    console.print(f"  export TWIN_KAFKA_BOOTSTRAP={stack.kafka_bootstrap}")
+    console.print(f"  export TWIN_DATABASE_URL={stack.database_url}")
+    console.print("[dim]Ctrl-C or `twin down` stops both.[/]")
+    try:
+        while not stopped.wait(0.5) and stack.running:
+            pass
+    finally:
+        stack.stop()
+    console.print("stopped")
+
+
+@app.command()
+def down(state_dir: StateDir = None) -> None:
+    """Stop the embedded stack started by `twin up` (from any terminal)."""
+    from twin.stack import stop_stack
+
+    settings = _settings(state_dir)
+    if stop_stack(settings.state_dir):
+        console.print(f"stopped the stack in {settings.state_dir}")
+    else:
+        console.print(f"no stack was running in {settings.state_dir}")
+
+
+def _intents(file: Path | None = None) -> dict[str, Any]:
+    from twin.intent import IntentCatalog
+
+    catalog = IntentCatalog.from_json(file.read_bytes()) if file else IntentCatalog.default()
+    return {generation: catalog.latest(generation) for generation in catalog.generations()}
+
+
+@app.command()
+def simulate(
+    racks: Annotated[int, typer.Option(min=1, max=200_000, help="Fleet size.")] = 300,
+    seed: Annotated[int, typer.Option(help="Same seed, same fleet, same bytes.")] = 7,
+    interval: Annotated[float, typer.Option(min=0.01, help="Seconds between telemetry poll cycles.")] = 1.0,
+    cycles: Annotated[Optional[int], typer.Option(min=0, help="Stop after this many cycles [default: run until Ctrl-C].")] = None,
+    malformed_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of messages followed by bad input.")] = 0.0,
+    faults: Annotated[bool, typer.Option(help="Plant hot racks, coolant flow loss, leaks, power over budget, stalled installs.")] = True,
+    history: Annotated[bool, typer.Option(help="Publish facilities, intent and lifecycle histories first.")] = True,
+    realtime: Annotated[bool, typer.Option(help="Pace cycles in real time (off: as fast as the broker takes them).")] = True,
+) -> None:
+    """Publish a simulated fleet to Kafka: facilities, intent, lifecycle histories, then telemetry reports."""
+    import time
+    from datetime import timezone
+
+    from rich.progress import Progress
+
+    from twin.publisher import Publisher
+    from twin.simulator import FaultPlan, FleetSimulator
+
+    settings = _settings()
+    now = datetime.now(timezone.utc)
+    sim = FleetSimulator(seed, racks, now, _intents(), faults=FaultPlan.typical() if faults else None,
+                         malformed_share=malformed_share)
+    try:
+        with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+            if history:
+                publisher.send_all(sim.reference_messages())
+                with Progress(console=err, transient=True) as progress:
+                    task = progress.add_task("lifecycle histories", total=None)
+                    for message in sim.history_messages():
+                        publisher.send(message)
+                        progress.advance(task)
+                publisher.flush()
+                err.print(f"published {publisher.sent['intent']} reference and {publisher.sent['lifecycle']} lifecycle messages")
+            n = 0
+            next_at = time.monotonic()
+            try:
+                for _, messages in sim.cycles(interval, first=now, count=cycles):
+                    publisher.send_all(messages)
+                    n += 1
+                    if realtime:
+                        publisher.flush()
+                        next_at += interval
+                        time.sleep(max(0.0, next_at - time.monotonic()))
+            except KeyboardInterrupt:
+                pass
+            publisher.flush()
+            err.print(f"published {n} telemetry cycles ({publisher.sent['telemetry']} reports);"
+                      f" bad input injected: {dict(sim.injected_bad) or 'none'}")
+    except TwinError as exc:
+        _fail(exc)
+
+
+@app.command()
+def demo(
+    racks: Annotated[int, typer.Option(min=1, max=20_000, help="Fleet size to simulate.")] = 300,
+    duration: Annotated[Optional[float], typer.Option(min=1, help="Stop after this many seconds [default: until Ctrl-C].")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated fleet.")] = 7,
+    malformed_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of messages followed by bad input.")] = 0.01,
+    state_dir: StateDir = None,
+) -> None:
+    """Start everything (broker, database, worker, simulator) and watch the fleet live.
+
+    Racks by facility and generation, their lifecycle stages, power against design budget,
+    racks out of envelope, events per second and dead letters. Ctrl-C stops it all.
+    Without a terminal it prints a summary line every few seconds instead.
+    """
+    from twin.demo import DemoOptions, run_demo
+
+    code = run_demo(_settings(state_dir), _intents(), DemoOptions(racks=racks, seed=seed, duration_s=duration,
+                    malformed_share=malformed_share), console)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,125 @@
+"""Read models: what the CLI, the demo view and the API show. Reads bypass the domain.
+
+Plain SQL over the current-state tables (cosmicpython's `views.py`): a fleet summary by
+facility and generation, rack listings with filters, one rack in detail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from twin.errors import StoreUnavailable
+
+__all__ = ["FleetSummary", "connect", "deadletter_counts", "fleet_summary", "list_racks", "rack_detail"]
+
+
+def connect(database_url: str) -> psycopg.Connection[dict[str, Any]]:
+    try:
+        return psycopg.connect(database_url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"cannot reach the twin database: {exc}") from exc
+
+
+_LATEST_INTENT = """
+    SELECT DISTINCT ON (generation) generation, revision,
+           (body -> 'power_budget_watts' ->> 'max')::double precision AS budget_watts
+    FROM generation_intents ORDER BY generation, revision DESC
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSummary:
+    """The fleet by facility and generation, plus totals the demo's header shows."""
+
+    groups: list[dict[str, Any]]
+    racks: int
+    readings: int
+    deadletters: int
+    deviations: int
+
+
+def fleet_summary(conn: psycopg.Connection[Any]) -> FleetSummary:
+    groups = conn.execute(
+        f"""
+        WITH intent AS ({_LATEST_INTENT})
+        SELECT coalesce(s.facility_id, '(not placed)') AS facility_id,
+               f.ownership, f.operator,
+               s.generation,
+               count(*) AS racks,
+               count(*) FILTER (WHERE s.deviation_count > 0) AS out_of_envelope,
+               coalesce(sum(s.power_watts), 0) AS power_watts,
+               coalesce(sum(i.budget_watts) FILTER (WHERE s.power_watts IS NOT NULL), 0) AS budget_watts
+        FROM rack_state s
+        LEFT JOIN facilities f USING (facility_id)
+        LEFT JOIN intent i USING (generation)
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 4
+        """
+    ).fetchall()
+    stages = conn.execute(
+        "SELECT coalesce(facility_id, '(not placed)') AS facility_id, generation, status, count(*) AS n"
+        " FROM rack_state GROUP BY 1, 2, 3"
+    ).fetchall()
+    by_group: dict[tuple[str, str], dict[str, int]] = {}
+    for row in stages:
+        by_group.setdefault((row["facility_id"], row["generation"]), {})[row["status"]] = row["n"]
+    for g in groups:
+        g["stages"] = by_group.get((g["facility_id"], g["generation"]), {})
+    totals = conn.execute(
+        "SELECT (SELECT count(*) FROM rack_state) AS racks,"
+        " (SELECT coalesce(sum(n_live_tup), 0) FROM pg_stat_user_tables WHERE relname LIKE 'telemetry_%%') AS readings,"
+        " (SELECT count(*) FROM deadletters) AS deadletters,"
+        " (SELECT count(*) FROM deviations) AS deviations"
+    ).fetchone()
+    assert totals is not None
+    return FleetSummary(groups, int(totals["racks"]), int(totals["readings"]), int(totals["deadletters"]),
+                        int(totals["deviations"]))
+
+
+def list_racks(
+    conn: psycopg.Connection[Any],
+    *,
+    facility: str | None = None,
+    generation: str | None = None,
+    stage: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    return conn.execute(
+        """
+        SELECT rack_id, generation, status, facility_id, hall_id, row_id, position, stage_entered_at,
+               power_watts, inlet_temperature_celsius, coolant_flow_liters_per_minute, telemetry_at,
+               deviation_count, health
+        FROM rack_state
+        WHERE (%(facility)s::text IS NULL OR facility_id = %(facility)s)
+          AND (%(generation)s::text IS NULL OR generation = %(generation)s)
+          AND (%(stage)s::text IS NULL OR status = %(stage)s)
+        ORDER BY rack_id LIMIT %(limit)s
+        """,
+        {"facility": facility, "generation": generation, "stage": stage, "limit": limit},
+    ).fetchall()
+
+
+def rack_detail(conn: psycopg.Connection[Any], rack_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM rack_state WHERE rack_id = %s", (rack_id,)).fetchone()
+    if row is None:
+        return None
+    row["deviations"] = conn.execute(
+        "SELECT check_name, severity, measured, allowed_min, allowed_max, unit, intent_revision, detail, since"
+        " FROM deviations WHERE rack_id = %s ORDER BY severity DESC, check_name",
+        (rack_id,),
+    ).fetchall()
+    row["history"] = conn.execute(
+        "SELECT stream_version, type, occurred_at, source, seq, body FROM events WHERE stream_id = %s"
+        " ORDER BY stream_version",
+        (rack_id,),
+    ).fetchall()
+    return row
+
+
+def deadletter_counts(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT reason, count(*) AS n, max(recorded_at) AS last_seen FROM deadletters GROUP BY reason ORDER BY n DESC"
+    ).fetchall()
