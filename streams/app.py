@@ -160,8 +160,11 @@ async def readyz(web: object, request: object) -> Response:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run one worker: migrate the database, then consume until stopped."""
+    from twin.logs import configure
     from twin.migrations import migrate
 
+    configure(settings.log_level)
+    log.info("worker starting", **settings.redacted())
     migrate(settings.database_url.get_secret_value())
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

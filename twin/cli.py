@@ -43,6 +43,18 @@ StateDir = Annotated[
 ]
 
 
+@app.callback()
+def _configure(
+    log_level: Annotated[str, typer.Option(envvar="TWIN_LOG_LEVEL", help="debug, info, warning or error.")] = "warning",
+) -> None:
+    from twin.logs import configure
+
+    try:
+        configure(log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from None
+
+
 def _settings(state_dir: Path | None = None) -> Settings:
     s = get_settings()
     return s.model_copy(update={"state_dir": state_dir}) if state_dir else s
@@ -244,6 +256,7 @@ def demo(
     duration: Annotated[Optional[float], typer.Option(min=1, help="Stop after this many seconds [default: until Ctrl-C].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated fleet.")] = 7,
     malformed_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of messages followed by bad input.")] = 0.01,
+    keep_data: Annotated[bool, typer.Option(help="Keep the previous demo's database instead of starting empty.")] = False,
     state_dir: StateDir = None,
 ) -> None:
     """Start everything (broker, database, worker, simulator) and watch the fleet live.
@@ -255,7 +268,7 @@ def demo(
     from twin.demo import DemoOptions, run_demo
 
     code = run_demo(_settings(state_dir), _intents(), DemoOptions(racks=racks, seed=seed, duration_s=duration,
-                    malformed_share=malformed_share), console)
+                    malformed_share=malformed_share, keep_data=keep_data), console)
     raise typer.Exit(code)
 
 

@@ -4,8 +4,9 @@ Why packed: a worker holds 100,000 twins in 500 MB, and a rack has 40 to 70 fiel
 parts. As pydantic `Component` objects a bill of materials would take some 40 kB a rack, as
 tuples still 8 kB. Parts of one kind in one rack share everything but their serial number
 (part number, supplier, country, firmware, value), so `BillOfMaterials` keeps each distinct
-`Spec` once, one byte per slot pointing at it, and the serial numbers in one length-prefixed
-string: about 2 kB for a 48-part rack. `Component` objects are built only when asked for.
+variant once (a `Spec` shared fleet-wide, and its unit value), one byte per slot pointing at
+it, and the serial numbers in one length-prefixed string: about 1.2 kB for a 58-part rack.
+`Component` objects are built only when asked for.
 
 Onshore share (issue 3): the share of a rack's power, cooling, cabling and networking parts
 made in the United States, by count and by value. Networking means NICs and switch trays (the
@@ -41,14 +42,17 @@ ONSHORE_KINDS: frozenset[str] = frozenset(
 
 
 class Spec(NamedTuple):
-    """What parts of one kind in one rack usually share: everything but slot and serial number."""
+    """What parts of one kind usually share: everything but slot, serial number and unit value.
+
+    Few distinct specs exist fleet-wide (kinds x part numbers x suppliers x firmware), so
+    equal specs are one shared object (a bounded flyweight that never changes results).
+    """
 
     kind: str
     part_number: str
     supplier: str
     country_of_manufacture: str
     firmware_version: str | None
-    unit_value_usd: float
 
 
 class Part(NamedTuple):
@@ -82,24 +86,25 @@ class PartLike(Protocol):
 
 
 _intern = sys.intern
+_KEPT = 65_536
+_SPECS: dict[Spec, Spec] = {}
 _SLOT_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}
-_SLOT_LAYOUTS_KEPT = 4096
-"""Racks built alike share one tuple of slot names (a flyweight, bounded; it never changes results)."""
 
 
-def _shared_layout(slots: tuple[str, ...]) -> tuple[str, ...]:
-    shared = _SLOT_LAYOUTS.get(slots)
-    if shared is not None:
-        return shared
-    if len(_SLOT_LAYOUTS) < _SLOT_LAYOUTS_KEPT:
-        _SLOT_LAYOUTS[slots] = slots
-    return slots
+def _shared(pool: dict[Any, Any], value: Any) -> Any:
+    """The pooled equal of `value` (pooling it while the pool has room)."""
+    held = pool.get(value)
+    if held is not None:
+        return held
+    if len(pool) < _KEPT:
+        pool[value] = value
+    return value
 
 
-def _spec_of(c: PartLike | Component) -> Spec:
-    fw = c.firmware_version
-    return Spec(_intern(c.kind), _intern(c.part_number), _intern(c.supplier), _intern(c.country_of_manufacture),
-                None if fw is None else _intern(fw), float(c.unit_value_usd))
+def _spec_of(c: PartLike | Component, firmware_version: str | None = None, *, flashed: bool = False) -> Spec:
+    fw = firmware_version if flashed else c.firmware_version
+    return _shared(_SPECS, Spec(_intern(c.kind), _intern(c.part_number), _intern(c.supplier),
+                                _intern(c.country_of_manufacture), None if fw is None else _intern(fw)))
 
 
 def _encode(serial: str) -> str:
@@ -109,18 +114,22 @@ def _encode(serial: str) -> str:
 class BillOfMaterials:
     """The parts of one rack by slot, packed; an immutable value (each change returns a new one).
 
+    Layout: slot names (a tuple shared by racks built alike), serial numbers in one
+    length-prefixed string, the rack's distinct (spec, unit value) variants as a tuple of
+    pooled specs beside an array of values, and one byte per slot naming its variant.
     Slots keep the order parts were fitted in. Changes check first and raise
     `IllegalTransition` (the slot is taken, empty, or holds another serial), so a rejected
     event leaves the rack's parts as they were.
     """
 
-    __slots__ = ("_slots", "_serials", "_specs", "_index")
+    __slots__ = ("_slots", "_serials", "_specs", "_values", "_index")
 
     def __init__(self, slots: tuple[str, ...] = (), serials: str = "", specs: tuple[Spec, ...] = (),
-                 index: bytes | array = b"") -> None:
-        self._slots = _shared_layout(slots)
+                 values: array | None = None, index: bytes | array = b"") -> None:
+        self._slots = _shared(_SLOT_LAYOUTS, slots)
         self._serials = serials
         self._specs = specs
+        self._values = array("d") if values is None else values
         self._index = index
 
     # --- reading ---------------------------------------------------------------------------
@@ -145,16 +154,21 @@ class BillOfMaterials:
     def __repr__(self) -> str:
         return f"BillOfMaterials({len(self)} parts)"
 
+    def _part(self, i: int, pos: int) -> tuple[Part, int]:
+        """Part `i`, whose serial starts at `pos`; and where the next serial starts."""
+        serials = self._serials
+        n = ord(serials[pos])
+        v = self._index[i]
+        spec = self._specs[v]
+        return Part(self._slots[i], spec.kind, spec.part_number, serials[pos + 1:pos + 1 + n], spec.supplier,
+                    spec.country_of_manufacture, spec.firmware_version, self._values[v]), pos + 1 + n
+
     def __iter__(self) -> Iterator[Part]:
         """Every part, in the order the slots were filled."""
-        specs, index, serials = self._specs, self._index, self._serials
         pos = 0
-        for i, slot in enumerate(self._slots):
-            n = ord(serials[pos])
-            spec = specs[index[i]]
-            yield Part(slot, spec.kind, spec.part_number, serials[pos + 1:pos + 1 + n], spec.supplier,
-                       spec.country_of_manufacture, spec.firmware_version, spec.unit_value_usd)
-            pos += 1 + n
+        for i in range(len(self._slots)):
+            part, pos = self._part(i, pos)
+            yield part
 
     def get(self, slot: str) -> Part | None:
         """The part in `slot`, or None when it is empty."""
@@ -162,11 +176,7 @@ class BillOfMaterials:
             i = self._slots.index(slot)
         except ValueError:
             return None
-        pos = self._offset(i)
-        n = ord(self._serials[pos])
-        spec = self._specs[self._index[i]]
-        return Part(slot, spec.kind, spec.part_number, self._serials[pos + 1:pos + 1 + n], spec.supplier,
-                    spec.country_of_manufacture, spec.firmware_version, spec.unit_value_usd)
+        return self._part(i, self._offset(i))[0]
 
     def components(self) -> dict[str, Component]:
         """Slot -> `schemas.Component`, built on demand (for APIs and reports, not hot paths)."""
@@ -175,15 +185,15 @@ class BillOfMaterials:
     def count_by_kind(self) -> Counter[str]:
         """Parts per kind, without unpacking a single part."""
         out: Counter[str] = Counter()
-        for spec_at, n in Counter(self._index).items():
-            out[self._specs[spec_at].kind] += n
+        for v, n in Counter(self._index).items():
+            out[self._specs[v].kind] += n
         return out
 
     def firmware_by_kind(self) -> dict[str, Counter[str | None]]:
         """Kind -> firmware version -> parts: what drift checks need, without unpacking parts."""
         out: dict[str, Counter[str | None]] = {}
-        for spec_at, n in Counter(self._index).items():
-            spec = self._specs[spec_at]
+        for v, n in Counter(self._index).items():
+            spec = self._specs[v]
             out.setdefault(spec.kind, Counter())[spec.firmware_version] += n
         return out
 
@@ -198,24 +208,28 @@ class BillOfMaterials:
 
     # --- changing (each returns a new value) -----------------------------------------------
 
-    def _with_spec(self, spec: Spec) -> tuple[tuple[Spec, ...], int]:
-        try:
-            return self._specs, self._specs.index(spec)
-        except ValueError:
-            return self._specs + (spec,), len(self._specs)
+    def _with_variant(self, spec: Spec, value: float) -> tuple[tuple[Spec, ...], array, int]:
+        """The variants with (spec, value) among them, and its number."""
+        specs, values = self._specs, self._values
+        for v, held in enumerate(specs):
+            if held == spec and values[v] == value:
+                return specs, values, v
+        grown = array("d", values)
+        grown.append(value)
+        return specs + (spec,), grown, len(specs)
 
     @staticmethod
-    def _index_with(index: bytes | array, at: int | None, value: int) -> bytes | array:
-        """`index` with `value` appended (at None) or put at `at`; bytes while values fit a byte."""
-        if value > 255 and isinstance(index, bytes):
+    def _index_with(index: bytes | array, at: int | None, v: int) -> bytes | array:
+        """`index` with `v` appended (at None) or put at `at`; bytes while variants fit a byte."""
+        if v > 255 and isinstance(index, bytes):
             index = array("H", list(index))  # (array("H", some_bytes) would read the bytes as raw memory)
         if isinstance(index, bytes):
-            return index + bytes((value,)) if at is None else index[:at] + bytes((value,)) + index[at + 1:]
+            return index + bytes((v,)) if at is None else index[:at] + bytes((v,)) + index[at + 1:]
         grown = array("H", index)  # a copy: bills are values
         if at is None:
-            grown.append(value)
+            grown.append(v)
         else:
-            grown[at] = value
+            grown[at] = v
         return grown
 
     def installed(self, component: PartLike | Component) -> BillOfMaterials:
@@ -228,9 +242,9 @@ class BillOfMaterials:
                 f"a swap is component.replaced")
         if self._holds_serial(component.serial_number):
             raise IllegalTransition(f"serial {component.serial_number} is already fitted in this rack")
-        specs, at = self._with_spec(_spec_of(component))
+        specs, values, v = self._with_variant(_spec_of(component), float(component.unit_value_usd))
         return BillOfMaterials(self._slots + (_intern(slot),), self._serials + _encode(component.serial_number),
-                               specs, self._index_with(self._index, None, at))
+                               specs, values, self._index_with(self._index, None, v))
 
     def replaced(self, removed_serial_number: str, component: PartLike | Component) -> BillOfMaterials:
         """This bill with the part `removed_serial_number` in `component.slot` swapped for `component`."""
@@ -248,29 +262,30 @@ class BillOfMaterials:
         i = self._slots.index(slot)
         pos = self._offset(i)
         end = pos + 1 + ord(self._serials[pos])
-        specs, at = self._with_spec(_spec_of(component))
+        specs, values, v = self._with_variant(_spec_of(component), float(component.unit_value_usd))
         serials = self._serials[:pos] + _encode(component.serial_number) + self._serials[end:]
-        return BillOfMaterials(self._slots, serials, specs, self._index_with(self._index, i, at))._pruned()
+        return BillOfMaterials(self._slots, serials, specs, values, self._index_with(self._index, i, v))._pruned()
 
     def flashed(self, slot: str, firmware_version: str) -> BillOfMaterials:
         """This bill with the part in `slot` running `firmware_version`."""
-        if slot not in self._slots:
+        held = self.get(slot)
+        if held is None:
             raise IllegalTransition(f"slot {slot} is empty: no part to flash")
         i = self._slots.index(slot)
-        spec = self._specs[self._index[i]]._replace(firmware_version=_intern(firmware_version))
-        specs, at = self._with_spec(spec)
-        return BillOfMaterials(self._slots, self._serials, specs, self._index_with(self._index, i, at))._pruned()
+        specs, values, v = self._with_variant(_spec_of(held, firmware_version, flashed=True), held.unit_value_usd)
+        return BillOfMaterials(self._slots, self._serials, specs, values,
+                               self._index_with(self._index, i, v))._pruned()
 
     def _pruned(self) -> BillOfMaterials:
-        """Drop specs no slot points at any more (after swaps and flashes), so equal bills pack alike."""
+        """Drop variants no slot points at any more (after swaps and flashes), so equal bills pack alike."""
         used = sorted(set(self._index))
         if len(used) == len(self._specs):
             return self
         remap = {old: new for new, old in enumerate(used)}
-        specs = tuple(self._specs[old] for old in used)
-        index: bytes | array = bytes(remap[i] for i in self._index) if len(specs) <= 256 else \
-            array("H", (remap[i] for i in self._index))
-        return BillOfMaterials(self._slots, self._serials, specs, index)
+        index: bytes | array = bytes(remap[v] for v in self._index) if len(used) <= 256 else \
+            array("H", [remap[v] for v in self._index])
+        return BillOfMaterials(self._slots, self._serials, tuple(self._specs[v] for v in used),
+                               array("d", [self._values[v] for v in used]), index)
 
     # --- JSON ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -37,7 +38,7 @@ from twin.migrations import migrate
 from twin.publisher import Publisher
 from twin.settings import Settings
 from twin.simulator import FaultPlan, FleetSimulator
-from twin.stack import EmbeddedStack, spawn_child, stop_children
+from twin.stack import EmbeddedStack, read_stack, spawn_child, stop_children
 from twin.store import forget_tracked_offsets
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -53,6 +54,7 @@ class DemoOptions:
     duration_s: float | None = None
     malformed_share: float = 0.01
     refresh_s: float = 1.0
+    keep_data: bool = False
 
 
 @dataclass(slots=True)
@@ -60,13 +62,15 @@ class _Rates:
     """Events per second from the worker's own counters (its /metrics), not from guesses."""
 
     url: str
-    last: tuple[float, float, float] | None = None
+    window_s: float = 5.0
+    history: list[tuple[float, float, float]] = field(default_factory=list)
     messages_per_s: float = 0.0
     readings_per_s: float = 0.0
     peak_readings_per_s: float = 0.0
     samples: list[float] = field(default_factory=list)
 
     def sample(self) -> None:
+        """Rates over the last few seconds (a poll cycle is one burst a second: smooth it)."""
         try:
             body = urllib.request.urlopen(self.url, timeout=0.5).read().decode()
         except OSError:
@@ -74,14 +78,16 @@ class _Rates:
         messages = sum(float(v) for v in re.findall(r'^twin_messages_in_total\{[^}]*\} (\S+)$', body, re.M))
         readings = sum(float(v) for v in re.findall(r'^twin_readings_in_total (\S+)$', body, re.M))
         now = time.monotonic()
-        if self.last is not None and now > self.last[0]:
-            dt = now - self.last[0]
-            self.messages_per_s = (messages - self.last[1]) / dt
-            self.readings_per_s = (readings - self.last[2]) / dt
+        self.history.append((now, messages, readings))
+        while len(self.history) > 2 and now - self.history[0][0] > self.window_s:
+            self.history.pop(0)
+        first = self.history[0]
+        if now - first[0] >= 0.5:
+            self.messages_per_s = (messages - first[1]) / (now - first[0])
+            self.readings_per_s = (readings - first[2]) / (now - first[0])
             if self.readings_per_s > 0:
                 self.samples.append(self.readings_per_s)
             self.peak_readings_per_s = max(self.peak_readings_per_s, self.readings_per_s)
-        self.last = (now, messages, readings)
 
 
 def _free_port() -> int:
@@ -151,6 +157,8 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
     """Run until Ctrl-C or `duration_s`; return the process exit code."""
     started = time.monotonic()
     state_dir = settings.state_dir / "demo"
+    if not options.keep_data and read_stack(state_dir) is None:
+        shutil.rmtree(state_dir, ignore_errors=True)  # each demo starts from an empty fleet
     state_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     children: dict[str, Any] = {}

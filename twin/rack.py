@@ -107,7 +107,7 @@ class ReadingWindow:
     """
 
     __slots__ = ("_rows",)
-    CAPACITY = 8
+    CAPACITY = 6
 
     def __init__(self) -> None:
         self._rows = array("d")

@@ -71,7 +71,7 @@ def fleet_summary(conn: psycopg.Connection[Any]) -> FleetSummary:
     totals = conn.execute(
         "SELECT (SELECT count(*) FROM rack_state) AS racks,"
         " (SELECT coalesce(sum(n_live_tup), 0) FROM pg_stat_user_tables WHERE relname LIKE 'telemetry_%%') AS readings,"
-        " (SELECT count(*) FROM deadletters) AS deadletters,"
+        " (SELECT count(*) FROM deadletters WHERE replayed_at IS NULL) AS deadletters,"
         " (SELECT count(*) FROM deviations) AS deviations"
     ).fetchone()
     assert totals is not None
@@ -121,5 +121,6 @@ def rack_detail(conn: psycopg.Connection[Any], rack_id: str) -> dict[str, Any] |
 
 def deadletter_counts(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     return conn.execute(
-        "SELECT reason, count(*) AS n, max(recorded_at) AS last_seen FROM deadletters GROUP BY reason ORDER BY n DESC"
+        "SELECT reason, count(*) FILTER (WHERE replayed_at IS NULL) AS open, count(*) FILTER (WHERE replayed_at IS NOT NULL)"
+        " AS replayed, max(recorded_at) AS last_seen FROM deadletters GROUP BY reason ORDER BY open DESC, reason"
     ).fetchall()
