@@ -127,7 +127,7 @@ def racks(
         _fail(exc)
     if as_json:
         for row in rows:
-            console.print_json(json.dumps(row, default=str))
+            print(json.dumps(row, default=str))
         return
     table = Table("rack", "generation", "stage", "facility/hall/row", "pos", "power kW", "inlet °C", "deviations",
                   "telemetry at", title=f"{len(rows)} rack(s)")
@@ -137,6 +137,62 @@ def racks(
         table.add_row(r["rack_id"], r["generation"], r["status"], place, _fmt(r["position"]), _fmt(power),
                       _fmt(r["inlet_temperature_celsius"]), str(r["deviation_count"]), _fmt(r["telemetry_at"]))
     console.print(table)
+
+
+@deadletters_app.callback()
+def deadletters(
+    ctx: typer.Context,
+    reason: Annotated[Optional[str], typer.Option(help="Only this reason, e.g. out-of-physical-range.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Show at most this many letters.")] = 20,
+) -> None:
+    """Bad input by reason (open and replayed), then the latest letters with their precise reason."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from twin import views
+
+    try:
+        with views.connect(_settings().database_url.get_secret_value()) as conn:
+            counts = views.deadletter_counts(conn)
+            latest = conn.execute(
+                "SELECT id, reason, topic, partition, \"offset\", idx, rack_id, detail, recorded_at FROM deadletters"
+                " WHERE replayed_at IS NULL AND (%(r)s::text IS NULL OR reason = %(r)s) ORDER BY id DESC LIMIT %(n)s",
+                {"r": reason, "n": limit},
+            ).fetchall()
+    except TwinError as exc:
+        _fail(exc)
+    table = Table("reason", "open", "replayed", "last seen", title="dead letters by reason")
+    for row in counts:
+        table.add_row(row["reason"], str(row["open"]), str(row["replayed"]), _fmt(row["last_seen"]))
+    console.print(table)
+    if latest:
+        detail = Table("id", "reason", "from", "rack", "detail", title=f"latest {len(latest)} open")
+        for row in latest:
+            where = f"{row['topic']}[{row['partition']}]@{row['offset']}" + (f" #{row['idx']}" if row["idx"] >= 0 else "")
+            detail.add_row(str(row["id"]), row["reason"], where, row["rack_id"] or "-", row["detail"])
+        console.print(detail)
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(
+    reason: Annotated[Optional[list[str]], typer.Option(help="Only these reasons (repeat the option); default: all.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="At most this many letters.")] = 10_000,
+) -> None:
+    """Send open dead letters through again after a fix (a new schema version, a registered rack).
+
+    Each is marked replayed once the broker acknowledged it; one refused again gets a new letter.
+    """
+    from twin.deadletters import replay
+    from twin.publisher import Publisher
+
+    settings = _settings()
+    try:
+        with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+            sent = replay(settings.database_url.get_secret_value(), publisher, settings.topics,
+                          reasons=reason or (), limit=limit)
+    except TwinError as exc:
+        _fail(exc)
+    total = sum(sent.values())
+    console.print(f"replayed {total} dead letter(s)" + "".join(f"\n  {k}: {v}" for k, v in sent.most_common()))
 
 
 @app.command()
@@ -270,6 +326,131 @@ def demo(
     code = run_demo(_settings(state_dir), _intents(), DemoOptions(racks=racks, seed=seed, duration_s=duration,
                     malformed_share=malformed_share, keep_data=keep_data), console)
     raise typer.Exit(code)
+
+
+def _parse_instant(text: str) -> datetime:
+    from datetime import timezone
+
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO-8601 instant, e.g. 2027-03-01T12:00:00Z",
+                                 param_hint="--as-of") from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def rack(
+    rack_id: Annotated[str, typer.Argument(help="The rack, e.g. dfw1-h1-r03-07.")],
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Show the rack as it was at this instant "
+                                                 "(ISO 8601; UTC if no offset), rebuilt from its events.")] = None,
+    history: Annotated[bool, typer.Option(help="Also list every event of the rack's stream.")] = False,
+) -> None:
+    """One rack: lifecycle with lead times, tests, components (onshore share, firmware drift), health, deviations."""
+    from datetime import timezone
+
+    from rich.panel import Panel
+
+    from twin import views
+    from twin.components import firmware_drift, onshore_share
+    from twin.conformance import evaluate
+    from twin.lifecycle import lead_times
+    from twin.rack import RackTwin
+
+    instant = _parse_instant(as_of) if as_of else None
+    try:
+        with views.connect(_settings().database_url.get_secret_value()) as conn:
+            row = views.rack_detail(conn, rack_id)
+            if row is None:
+                _fail(TwinError(f"no rack {rack_id!r} in the twin (see `twin racks`)"))
+            catalog = views.intent_catalog(conn)
+            twin = views.rack_as_of(conn, rack_id, instant) if instant else RackTwin.from_snapshot(row["twin"])
+    except TwinError as exc:
+        _fail(exc)
+    now = instant or datetime.now(timezone.utc)
+    intent = catalog.as_of(twin.generation, now) if twin.generation else None
+    place = "/".join(x for x in (twin.facility_id, twin.hall_id, twin.row_id) if x)
+    title = f"[bold]{rack_id}[/]  {twin.generation or '?'}  [cyan]{twin.status.value}[/]" + (
+        f"  [yellow](as of {now.isoformat()})[/]" if instant else "")
+    facts = [f"place: {place or '-'}{f' position {twin.position}' if twin.position else ''}",
+             f"serial: {twin.serial_number or '-'}  factory: {twin.factory or '-'}",
+             f"stream version {row['stream_version']}, {twin.version} events folded"]
+    if twin.status_reason:
+        facts.append(f"reason: {twin.status_reason}")
+    console.print(Panel("\n".join(facts), title=title, expand=False))
+
+    stages = Table("stage", "entered", "left", "lead time", title="lifecycle")
+    left = twin.stage_left_at
+    spent = lead_times(twin, now)
+    for stage, at in sorted(twin.stage_entered_at.items(), key=lambda kv: kv[1]):
+        stages.add_row(stage.value, _fmt(at), _fmt(left.get(stage)) if stage is not twin.status else "(now)",
+                       f"{spent[stage].total_seconds() / 86400:.1f} d" if stage in spent else "-")
+    console.print(stages)
+
+    if twin.tests:
+        tests = Table("test", "result", "at", title="tests")
+        for kind, result in twin.tests.items():
+            tests.add_row(kind, "[green]passed[/]" if result.passed else "[red]failed[/]", _fmt(result.occurred_at))
+        console.print(tests)
+
+    parts = twin.bom
+    counts = parts.count_by_kind()
+    required = intent.required_components if intent else {}
+    bom = Table("kind", "count", "required", title="components")
+    for kind in sorted(set(counts) | set(required)):
+        have, want = counts.get(kind, 0), required.get(kind)
+        style = "" if want is None or have == want else "red"
+        bom.add_row(kind, f"[{style}]{have}[/]" if style else str(have), "-" if want is None else str(want))
+    console.print(bom)
+    share = onshore_share(parts)
+    if share.parts:
+        console.print(f"onshore share (US-made power, cooling, cabling, networking): "
+                      f"{share.by_count:.0%} by count, " + (f"{share.by_value:.0%} by value" if share.by_value is not None else "no value"))
+    drift = firmware_drift(parts, intent.firmware_baseline) if intent else []
+    if drift:
+        console.print(f"[yellow]firmware drift[/]: " + ", ".join(f"{d.slot} {d.firmware_version} (baseline {d.baseline})"
+                                                                  for d in drift))
+
+    if not instant:
+        health = row["health"] or {}
+        if health:
+            h = Table("subsystem", "state", "reason", title=f"health (readings at {_fmt(row['telemetry_at'])})")
+            for sub in ("power", "cooling", "compute", "network"):
+                state = health.get(sub, {})
+                h.add_row(sub, state.get("state", "-"), state.get("reason", ""))
+            console.print(h)
+        if row["power_watts"] is not None:
+            console.print(f"power {row['power_watts'] / 1000:,.1f} kW, inlet {row['inlet_temperature_celsius']:.1f} °C, "
+                          f"coolant {row['coolant_supply_temperature_celsius']:.1f}→{row['coolant_return_temperature_celsius']:.1f} °C "
+                          f"at {row['coolant_flow_liters_per_minute']:.0f} L/min, hottest GPU "
+                          f"{row['hottest_accelerator_temperature_celsius']:.0f} °C")
+        deviations = row["deviations"]
+    else:
+        deviations = [
+            {"check_name": d.check, "severity": d.severity, "measured": d.measured, "allowed_min": d.allowed_min,
+             "allowed_max": d.allowed_max, "unit": d.unit, "intent_revision": d.intent_revision, "detail": d.detail}
+            for d in (evaluate(twin, intent, now) if intent else []) if d.check not in ("telemetry-stale",)
+        ]
+    if deviations:
+        dev = Table("check", "severity", "measured", "allowed", "intent rev", "detail", title="deviations from design intent")
+        for d in deviations:
+            allowed = f"{_fmt(d['allowed_min'])} … {_fmt(d['allowed_max'])}" + (f" {d['unit']}" if d["unit"] else "")
+            sev = "[red]critical[/]" if d["severity"] == "critical" else "[yellow]warning[/]"
+            dev.add_row(d["check_name"], sev, str(d["measured"]), allowed, str(d["intent_revision"]), d["detail"])
+        console.print(dev)
+    else:
+        console.print("[green]conforms to its design intent[/]" if intent else "[dim]no design intent known[/]")
+    if twin.rejected:
+        rej = Table("event", "type", "reason", "detail", title="recently rejected events")
+        for r in twin.rejected:
+            rej.add_row(r.event_id[:8], r.type, r.reason, r.detail)
+        console.print(rej)
+    if history:
+        events = Table("v", "type", "occurred at", "source", title="event history")
+        for e in row["history"]:
+            if instant is None or e["occurred_at"] <= instant:
+                events.add_row(str(e["stream_version"]), e["type"], _fmt(e["occurred_at"]), e["source"])
+        console.print(events)
 
 
 def main() -> None:

@@ -101,10 +101,17 @@ def _shared(pool: dict[Any, Any], value: Any) -> Any:
     return value
 
 
-def _spec_of(c: PartLike | Component, firmware_version: str | None = None, *, flashed: bool = False) -> Spec:
-    fw = firmware_version if flashed else c.firmware_version
-    return _shared(_SPECS, Spec(_intern(c.kind), _intern(c.part_number), _intern(c.supplier),
-                                _intern(c.country_of_manufacture), None if fw is None else _intern(fw)))
+def _spec(kind: str, part_number: str, supplier: str, country: str, firmware: str | None) -> Spec:
+    """The pooled spec with these fields (a plain tuple finds its equal `Spec` in the pool)."""
+    held = _SPECS.get((kind, part_number, supplier, country, firmware))
+    if held is not None:
+        return held
+    return _shared(_SPECS, Spec(_intern(kind), _intern(part_number), _intern(supplier), _intern(country),
+                                None if firmware is None else _intern(firmware)))
+
+
+def _spec_of(c: PartLike | Component) -> Spec:
+    return _spec(c.kind, c.part_number, c.supplier, c.country_of_manufacture, c.firmware_version)
 
 
 def _encode(serial: str) -> str:
@@ -272,7 +279,8 @@ class BillOfMaterials:
         if held is None:
             raise IllegalTransition(f"slot {slot} is empty: no part to flash")
         i = self._slots.index(slot)
-        specs, values, v = self._with_variant(_spec_of(held, firmware_version, flashed=True), held.unit_value_usd)
+        spec = _spec(held.kind, held.part_number, held.supplier, held.country_of_manufacture, firmware_version)
+        specs, values, v = self._with_variant(spec, held.unit_value_usd)
         return BillOfMaterials(self._slots, self._serials, specs, values,
                                self._index_with(self._index, i, v))._pruned()
 
@@ -290,16 +298,48 @@ class BillOfMaterials:
     # --- JSON ------------------------------------------------------------------------------
 
     def to_json(self) -> list[dict[str, Any]]:
-        """Parts as JSON objects (the `schemas.Component` fields), in slot order."""
-        return [p._asdict() for p in self]
+        """Parts as JSON objects (the `schemas.Component` fields, in their order), in slot order."""
+        bases = [dict(zip(Part._fields, (None, s.kind, s.part_number, None, s.supplier, s.country_of_manufacture,
+                                         s.firmware_version, value)))
+                 for s, value in zip(self._specs, self._values)]
+        serials, index, out, pos = self._serials, self._index, [], 0
+        for i, slot in enumerate(self._slots):
+            n = ord(serials[pos])
+            d = bases[index[i]].copy()
+            d["slot"] = slot
+            d["serial_number"] = serials[pos + 1:pos + 1 + n]
+            out.append(d)
+            pos += 1 + n
+        return out
 
     @classmethod
     def from_parts(cls, parts: Iterable[PartLike | Component | Mapping[str, Any]]) -> BillOfMaterials:
-        """A bill from parts in fitting order (`Part`, `Component` or their JSON objects)."""
-        bom = EMPTY_BOM
+        """A bill from parts in fitting order (`Part`, `Component` or their JSON objects), in one pass."""
+        slots: list[str] = []
+        serials: list[str] = []
+        index: list[int] = []
+        variants: dict[tuple[Spec, float], int] = {}
+        seen_slots: set[str] = set()
+        seen_serials: set[str] = set()
         for p in parts:
-            bom = bom.installed(Part(**p) if isinstance(p, Mapping) else p)
-        return bom
+            if isinstance(p, dict) or not hasattr(p, "slot"):  # JSON objects (a Mapping check is slow)
+                slot, serial, value = p["slot"], p["serial_number"], p["unit_value_usd"]
+                spec = _spec(p["kind"], p["part_number"], p["supplier"], p["country_of_manufacture"],
+                             p.get("firmware_version"))
+            else:
+                slot, serial, value, spec = p.slot, p.serial_number, p.unit_value_usd, _spec_of(p)
+            if slot in seen_slots:
+                raise IllegalTransition(f"slot {slot} is listed twice")
+            if serial in seen_serials:
+                raise IllegalTransition(f"serial {serial} is listed twice")
+            seen_slots.add(slot)
+            seen_serials.add(serial)
+            slots.append(_intern(slot))
+            serials.append(_encode(serial))
+            index.append(variants.setdefault((spec, float(value)), len(variants)))
+        return cls(tuple(slots), "".join(serials), tuple(spec for spec, _ in variants),
+                   array("d", [value for _, value in variants]),
+                   bytes(index) if len(variants) <= 256 else array("H", index))
 
 
 EMPTY_BOM = BillOfMaterials()

@@ -162,8 +162,8 @@ def _parts(out: _Deviations, twin: RackTwin, intent: GenerationIntent) -> None:
 
 def _telemetry(out: _Deviations, twin: RackTwin, intent: GenerationIntent, now: datetime,
                stale_after_seconds: float) -> None:
-    r = twin.latest
-    assert r is not None
+    assert twin.window is not None
+    r = twin.window.sample()
     age = (now - r.occurred_at).total_seconds()
     if age > stale_after_seconds:
         out.add("telemetry-stale", "warning", round(age, 1), "s", None, stale_after_seconds,

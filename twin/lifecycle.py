@@ -141,7 +141,7 @@ def next_status(current: RackStatus, event: RackEvent) -> RackStatus:
 def missing_tests(twin: RackTwin, intent: GenerationIntent) -> tuple[str, ...]:
     """Tests `intent` requires whose latest result did not pass, or predates the rack's last RMA."""
     results = twin.tests
-    since = twin.stage_entered_at.get(S.RMA)
+    since = twin.entered(S.RMA)
     missing = []
     for kind in intent.required_tests:
         result = results.get(kind)
@@ -175,7 +175,7 @@ class StallInfo(NamedTuple):
 def stalled(twin: RackTwin, intent: GenerationIntent, now: datetime) -> StallInfo | None:
     """The stall of `twin` at `now`, when its stage has an allowance and it has outstayed it."""
     allowance = intent.stage_allowance_days.get(twin.status.value)
-    entered = twin.stage_entered_at.get(twin.status)
+    entered = twin.entered(twin.status)
     if allowance is None or entered is None:
         return None
     days = (now - entered) / timedelta(days=1)

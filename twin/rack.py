@@ -38,7 +38,7 @@ from twin.intent import IntentCatalog, intent_for
 from twin.lifecycle import TEST_KINDS, RackStatus, check_service_gate, next_status
 
 __all__ = [
-    "READING_FIELDS", "REJECTIONS_KEPT", "EventKey", "RackTwin", "ReadingWindow", "Rejection", "TestResult",
+    "READING_FIELDS", "REJECTIONS_KEPT", "EventKey", "RackTwin", "ReadingWindow", "Rejection", "Sample", "TestResult",
     "event_key",
 ]
 
@@ -95,6 +95,26 @@ READING_FIELDS: tuple[str, ...] = (
 )
 """`RackReading` quantities a window keeps, in column order (after the time column)."""
 _WIDTH = 1 + len(READING_FIELDS)
+
+
+class Sample(NamedTuple):
+    """One reading as the window holds it: `RackReading`'s fields but `rack_id`, cheap to build."""
+
+    occurred_at: datetime
+    power_watts: float
+    inlet_temperature_celsius: float
+    outlet_temperature_celsius: float
+    coolant_supply_temperature_celsius: float
+    coolant_return_temperature_celsius: float
+    coolant_flow_liters_per_minute: float
+    coolant_differential_pressure_kilopascals: float
+    leak_detected: bool
+    hottest_accelerator_temperature_celsius: float
+    fan_speed_percent: float
+    network_links_up: int
+    network_links_down: int
+
+
 _LEAK, _UP, _DOWN = (1 + READING_FIELDS.index(f) for f in ("leak_detected", "network_links_up", "network_links_down"))
 
 
@@ -175,18 +195,22 @@ class ReadingWindow:
         out._rows = a[i:]
         return out
 
-    def reading(self, rack_id: str, i: int = -1) -> RackReading:
-        """Reading `i` (default: the newest) as the contract model."""
+    def sample(self, i: int = -1) -> Sample:
+        """Reading `i` (default: the newest), light."""
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"window holds {n} readings")
         start = (i % n) * _WIDTH
-        row = self._rows[start:start + _WIDTH]
-        values: dict[str, Any] = dict(zip(READING_FIELDS, row[1:]))
-        values["leak_detected"] = row[_LEAK] != 0.0
-        values["network_links_up"] = int(row[_UP])
-        values["network_links_down"] = int(row[_DOWN])
-        return RackReading.model_construct(rack_id=rack_id, occurred_at=_at(int(row[0])), **values)
+        row = self._rows[start:start + _WIDTH].tolist()
+        row[0] = _at(int(row[0]))
+        row[_LEAK] = row[_LEAK] != 0.0
+        row[_UP] = int(row[_UP])
+        row[_DOWN] = int(row[_DOWN])
+        return Sample._make(row)
+
+    def reading(self, rack_id: str, i: int = -1) -> RackReading:
+        """Reading `i` (default: the newest) as the contract model."""
+        return RackReading.model_construct(rack_id=rack_id, **self.sample(i)._asdict())
 
     def readings(self, rack_id: str) -> list[RackReading]:
         """Every reading held, oldest first."""
@@ -247,6 +271,13 @@ class RackTwin:
         if s is None:
             return {}
         return {stage: _at(s[i]) for i, stage in enumerate(_STAGES) if s[i] != _NEVER}
+
+    def entered(self, stage: RackStatus) -> datetime | None:
+        """When the rack last entered `stage` (None: never)."""
+        s = self.stage_stamps
+        if s is None or s[_STAGE_AT[stage]] == _NEVER:
+            return None
+        return _at(s[_STAGE_AT[stage]])
 
     @property
     def stage_left_at(self) -> dict[RackStatus, datetime]:

@@ -7,6 +7,7 @@ facility and generation, rack listings with filters, one rack in detail.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -124,3 +125,31 @@ def deadletter_counts(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
         "SELECT reason, count(*) FILTER (WHERE replayed_at IS NULL) AS open, count(*) FILTER (WHERE replayed_at IS NOT NULL)"
         " AS replayed, max(recorded_at) AS last_seen FROM deadletters GROUP BY reason ORDER BY open DESC, reason"
     ).fetchall()
+
+
+def rack_history(conn: psycopg.Connection[Any], rack_id: str) -> list[Any]:
+    """A rack's stored events as contract models (trusted: they were validated on the way in)."""
+    from schemas import LIFECYCLE_TYPES
+
+    rows = conn.execute(
+        "SELECT type, body FROM events WHERE stream_id = %s ORDER BY stream_version", (rack_id,)
+    ).fetchall()
+    return [LIFECYCLE_TYPES[r["type"]].model_validate(r["body"]) for r in rows]
+
+
+def intent_catalog(conn: psycopg.Connection[Any]) -> Any:
+    """Every stored intent revision, with when it was published (for `as_of`)."""
+    from schemas import GenerationIntent
+    from twin.intent import IntentCatalog
+
+    catalog = IntentCatalog()
+    for row in conn.execute("SELECT body, published_at FROM generation_intents ORDER BY generation, revision"):
+        catalog.publish(GenerationIntent.model_validate(row["body"]), row["published_at"])
+    return catalog
+
+
+def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime) -> Any:
+    """The rack's twin as of `instant` (time travel): the fold of its events up to then."""
+    from twin.rack import RackTwin
+
+    return RackTwin.replay(rack_id, rack_history(conn, rack_id), intent_catalog(conn), until=instant)
