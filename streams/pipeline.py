@@ -47,7 +47,7 @@ from twin.decoding import decode_event, decode_report
 from twin.errors import RejectedEvent, UnknownRack
 from twin.health import assess
 from twin.intent import IntentCatalog
-from twin.rack import RackTwin
+from twin.rack import RackTwin, event_key
 from twin.store import StateRow, TwinStore, UnitOfWork
 
 __all__ = ["Emit", "IntentPipeline", "LifecyclePipeline", "TelemetryPipeline", "WorkerState"]
@@ -61,17 +61,15 @@ TELEMETRY_CHECKS: frozenset[str] = frozenset({
 })
 """Checks judged from telemetry (by the telemetry path); the rest (stage, parts, firmware) by the lifecycle path."""
 
+STALL_SWEEP_SECONDS = 60.0
+"""How often racks standing still are judged for stalls (allowances are days: a minute is plenty)."""
+
 Emit = Callable[[str, bytes | None, bytes], Awaitable[None]]
 """Publish (role, key, value) after a commit; role is `deadletter` or `deviations`."""
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-INTENT_WAIT_SECONDS = 10.0
-"""How long a lifecycle batch waits for its generations' design intent (the intent topic is
-consumed by another agent, maybe another worker): the service gate needs it."""
 
 
 class WorkerState:
@@ -95,16 +93,6 @@ class WorkerState:
         self.catalog_marker = marker
         return True
 
-    async def await_intents(self, generations: set[str], timeout: float = INTENT_WAIT_SECONDS) -> None:
-        """Wait (bounded) until the catalog knows these generations; after that, judge without."""
-        deadline = time.monotonic() + timeout
-        while any(g not in self.catalog for g in generations) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if self._store is not None:
-                await self.refresh_catalog(self._store)
-        missing = sorted(g for g in generations if g not in self.catalog)
-        if missing:
-            log.warning("no design intent known; the service gate will refuse these generations", generations=missing)
 
 
 class _Pipeline:
@@ -123,6 +111,9 @@ class _Pipeline:
         self.lock = asyncio.Lock()
         self._tracked: dict[tuple[str, int], int] | None = None
         self._owned: set[tuple[str, int]] = set()
+        self.applied: dict[tuple[str, int], int] = {}
+        """Highest offset per (topic, partition) whose effects are committed, as far as this
+        pipeline knows (from the tracked offsets it read, and its own commits): consumer lag."""
 
     async def start(self) -> None:
         await self.state.refresh_catalog(self.store)
@@ -142,6 +133,7 @@ class _Pipeline:
     async def _fresh(self, messages: Sequence[Message]) -> tuple[list[Message], dict[tuple[str, int], int]]:
         if self._tracked is None:
             self._tracked = await self.store.tracked_offsets(self.state.group_id)
+            self._advance(self._tracked)
         tracked = self._tracked
         highest: dict[tuple[str, int], int] = {}
         fresh = []
@@ -159,6 +151,12 @@ class _Pipeline:
         for tp, offset in offsets.items():
             if offset > tracked.get(tp, -1):
                 tracked[tp] = offset
+        self._advance(offsets)
+
+    def _advance(self, offsets: dict[tuple[str, int], int]) -> None:
+        for tp, offset in offsets.items():
+            if offset > self.applied.get(tp, -1):
+                self.applied[tp] = offset
 
     async def _publish(self, letters: Iterable[DeadLetter], changes: Iterable[DeviationChanged]) -> None:
         for d in letters:
@@ -324,7 +322,7 @@ class TelemetryPipeline(_Pipeline):
                 await uow.project_telemetry(projected)
                 for rack_id, after in deviation_updates:
                     await uow.replace_deviations(rack_id, _deviation_rows(after.values(), {}, _now()),
-                                                 TELEMETRY_CHECKS)
+                                                 TELEMETRY_CHECKS, family=True)
                 await uow.record_deadletters(letters)
                 await uow.track(self.state.group_id, offsets)
         except Exception:
@@ -357,6 +355,8 @@ class LifecyclePipeline(_Pipeline):
     def __init__(self, store: TwinStore, state: WorkerState, emit: Emit | None = None) -> None:
         super().__init__(store, state, emit)
         self.twins: dict[str, RackTwin] = {}
+        self._refolded_marker: tuple[int, int] = (-1, -1)
+        self._stalls_judged = 0.0
 
     def evict(self, rack_ids: Iterable[str] | None = None) -> None:
         if rack_ids is None:
@@ -379,8 +379,49 @@ class LifecyclePipeline(_Pipeline):
             await self._handle(messages)
 
     async def sweep(self) -> None:
-        """Adopt lifecycle events of racks that became known since they were refused."""
+        """Adopt lifecycle events of racks that became known since they were refused; re-fold racks
+        refused at the service gate before their generation's intent was known; judge stalls."""
         await self.handle([])
+        async with self.lock:
+            await self._refold_gated()
+            if time.monotonic() - self._stalls_judged > STALL_SWEEP_SECONDS:
+                await self._judge_stalls()
+
+    async def _judge(self, uow: UnitOfWork, twins: Iterable[RackTwin]) -> None:
+        """Stage, parts and firmware checks of these twins, written as their lifecycle-family deviations."""
+        now = _now()
+        for twin in twins:
+            intent = self.state.catalog.latest(twin.generation) if twin.generation else None
+            found = [d for d in evaluate(twin, intent, now) if d.check not in TELEMETRY_CHECKS] if intent else []
+            await uow.replace_deviations(twin.rack_id, _deviation_rows(found, {}, now), TELEMETRY_CHECKS, family=False)
+
+    async def _judge_stalls(self) -> None:
+        """Time moves on without events: re-judge racks standing in a stage that has an allowance."""
+        self._stalls_judged = time.monotonic()
+        stages = sorted({stage for i in self.state.catalog for stage in i.stage_allowance_days})
+        async with self.store.unit_of_work() as uow:
+            twins = [RackTwin.from_snapshot(body) for body in (await uow.twins_in_stages(stages)).values() if body]
+            await self._judge(uow, twins)
+
+    async def _refold_gated(self) -> None:
+        """Racks refused `missing-tests` while their generation had no intent: fold them again now."""
+        if self.state.catalog_marker == self._refolded_marker:
+            return
+        self._refolded_marker = self.state.catalog_marker
+        async with self.store.unit_of_work() as uow:
+            gated = await uow.gated_racks(list(self.state.catalog.generations()), self._owned)
+            refolded = {}
+            for rack_id, version in gated.items():
+                history = [LIFECYCLE_TYPES[t].model_validate_json(body) for t, body in await uow.stream(rack_id)]
+                twin, still = _fold_all(rack_id, history, self.state.catalog)
+                await uow.resolve_rejections(rack_id, still)
+                refolded[rack_id] = (twin, version)
+            await uow.project_lifecycle(_state_row(t, v) for t, v in refolded.values())
+            await self._judge(uow, [t for t, _ in refolded.values()])
+        for rack_id, (twin, _) in refolded.items():
+            self.twins[rack_id] = twin
+        if refolded:
+            log.info("re-folded racks refused before their intent was known", racks=len(refolded))
 
     async def _handle(self, messages: Sequence[Message]) -> None:
         started = time.perf_counter()
@@ -400,9 +441,9 @@ class LifecyclePipeline(_Pipeline):
                 manufactured.setdefault(event.rack_id, event)
         for rack_id, event in manufactured.items():
             known[rack_id] = event.generation
-        await self.state.await_intents({known[e.rack_id] for e, _ in decoded if e.rack_id in known})
         touched: dict[str, RackTwin] = {}
         versions: dict[str, int] = {}
+        refolded: dict[str, set[str]] = {}  # rack -> events its latest replay refused
         try:
             async with self.store.unit_of_work() as uow:
                 await uow.register_racks(
@@ -433,17 +474,23 @@ class LifecyclePipeline(_Pipeline):
                     if twin.needs_replay(event):
                         history = [LIFECYCLE_TYPES[t].model_validate_json(body)
                                    for t, body in await uow.stream(event.rack_id)]
-                        twin = RackTwin.replay(event.rack_id, history, self.state.catalog)
+                        twin, refused = _fold_all(event.rack_id, history, self.state.catalog)
+                        await uow.resolve_rejections(event.rack_id, refused)  # a late event can make others legal
+                        refolded[event.rack_id] = refused
                         rejection = next((RejectedEvent(r.detail, reason=r.reason) for r in twin.rejected
                                           if r.event_id == str(event.event_id)), None)
                     else:
                         rejection = twin.fold(event, self.state.catalog.as_of(known[event.rack_id], event.occurred_at))
+                        if rejection is not None and event.rack_id in refolded:
+                            refolded[event.rack_id].add(str(event.event_id))
                     if rejection is not None:
                         letters.append(letter(m, rejection, rack_id=event.rack_id, event_id=str(event.event_id),
                                               source=event.source))
                     versions[event.rack_id] = version
                     self.twins[event.rack_id] = touched[event.rack_id] = twin
                 await uow.project_lifecycle(_state_row(t, versions[r]) for r, t in touched.items())
+                await self._judge(uow, touched.values())
+                letters = [d for d in letters if not _made_legal(d, refolded)]
                 await uow.record_deadletters(letters)
                 await uow.track(self.state.group_id, offsets)
         except Exception:
@@ -455,6 +502,23 @@ class LifecyclePipeline(_Pipeline):
         metrics.BATCH_SECONDS.labels(self.role).observe(time.perf_counter() - started)
         metrics.TWINS_HELD.labels(self.role).set(len(self.twins))
         await self._publish(letters, [])
+
+
+def _made_legal(d: DeadLetter, refolded: dict[str, set[str]]) -> bool:
+    """A refusal of this batch that a later replay of its rack (a late predecessor) accepted after all."""
+    return (d.reason in ("missing-tests", "illegal-transition") and d.rack_id in refolded
+            and d.event_id is not None and d.event_id not in refolded[d.rack_id])
+
+
+def _fold_all(rack_id: str, history: Sequence[RackEvent], catalog: IntentCatalog) -> tuple[RackTwin, set[str]]:
+    """`RackTwin.replay`, also returning the id of every event it refused (the twin keeps only the last few)."""
+    twin = RackTwin(rack_id)
+    refused: set[str] = set()
+    for event in sorted(history, key=event_key):
+        intent = catalog.as_of(twin.generation, event.occurred_at) if twin.generation else None
+        if twin.fold(event, intent) is not None:
+            refused.add(str(event.event_id))
+    return twin, refused
 
 
 def _state_row(twin: RackTwin, stream_version: int) -> StateRow:

@@ -259,15 +259,15 @@ class UnitOfWork:
         )
         return list(await cur.fetchall())
 
-    async def replace_deviations(self, rack_id: str, rows: Sequence[tuple[Any, ...]], checks: Iterable[str]) -> None:
-        """Set the open deviations of one rack among `checks` (the family its caller judges): rows are
-        (check_name, severity, measured, min, max, unit, generation, revision, detail, since).
-
-        A deviation still open keeps its `since`."""
-        family = list(checks)
+    async def replace_deviations(self, rack_id: str, rows: Sequence[tuple[Any, ...]], checks: Iterable[str],
+                                 *, family: bool = True) -> None:
+        """Set the open deviations of one rack in one family of checks: those named in `checks`
+        (`family=True`) or all others (`family=False`). Rows are (check_name, severity, measured,
+        min, max, unit, generation, revision, detail, since); a deviation still open keeps its `since`,
+        and the rack's `deviation_count` follows."""
         cur = await self._conn.execute(
-            "DELETE FROM deviations WHERE rack_id = %s AND check_name = ANY(%s) RETURNING check_name, since",
-            (rack_id, family),
+            "DELETE FROM deviations WHERE rack_id = %s AND (check_name = ANY(%s)) = %s RETURNING check_name, since",
+            (rack_id, list(checks), family),
         )
         since = dict(await cur.fetchall())
         rows = [(*row[:-1], since.get(row[0], row[-1])) for row in rows]
@@ -278,6 +278,10 @@ class UnitOfWork:
                     " generation, intent_revision, detail, since) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [(rack_id, *row) for row in rows],
                 )
+        if rows or since:
+            await self._conn.execute(
+                "UPDATE rack_state SET deviation_count = (SELECT count(*) FROM deviations WHERE rack_id = %s)"
+                " WHERE rack_id = %s", (rack_id, rack_id))
 
     async def stream(self, stream_id: str) -> list[tuple[str, bytes]]:
         """A stream's stored events in arrival order, as (type, body JSON), seen from this transaction."""
@@ -285,6 +289,33 @@ class UnitOfWork:
             "SELECT type, body::text FROM events WHERE stream_id = %s ORDER BY stream_version", (stream_id,)
         )
         return [(t, body.encode()) for t, body in await cur.fetchall()]
+
+    async def twins_in_stages(self, stages: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Twin snapshots of racks standing in these stages (for the stall sweep)."""
+        cur = await self._conn.execute("SELECT rack_id, twin FROM rack_state WHERE status = ANY(%s)", (list(stages),))
+        return dict(await cur.fetchall())
+
+    async def gated_racks(self, generations: Sequence[str], partitions: Iterable[tuple[str, int]]) -> dict[str, int]:
+        """Racks of `generations` with an open `missing-tests` refusal from `partitions` -> stream version."""
+        owned = list(partitions)
+        cur = await self._conn.execute(
+            """
+            SELECT DISTINCT d.rack_id, s.stream_version FROM deadletters d
+            JOIN racks r USING (rack_id) JOIN rack_state s USING (rack_id)
+            WHERE d.reason = 'missing-tests' AND d.replayed_at IS NULL AND r.generation = ANY(%s)
+              AND (d.topic, d.partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))
+            """,
+            (list(generations), [t for t, _ in owned], [p for _, p in owned]),
+        )
+        return dict(await cur.fetchall())
+
+    async def resolve_rejections(self, rack_id: str, still_rejected: set[str]) -> None:
+        """After a re-fold: close the rack's refusals whose event is accepted now."""
+        await self._conn.execute(
+            "UPDATE deadletters SET replayed_at = now() WHERE rack_id = %s AND replayed_at IS NULL"
+            " AND reason IN ('missing-tests', 'illegal-transition') AND NOT (event_id = ANY(%s))",
+            (rack_id, list(still_rejected)),
+        )
 
     async def register_facility(self, facility: Facility, at: datetime) -> None:
         """Insert or update a facility with its halls and rows (the latest registration wins)."""
