@@ -87,7 +87,7 @@ class PartLike(Protocol):
 
 _intern = sys.intern
 _KEPT = 65_536
-_SPECS: dict[Spec, Spec] = {}
+_SPECS: dict[tuple[Any, ...], Spec] = {}
 _SLOT_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
@@ -196,12 +196,17 @@ class BillOfMaterials:
             out[self._specs[v].kind] += n
         return out
 
-    def firmware_by_kind(self) -> dict[str, Counter[str | None]]:
-        """Kind -> firmware version -> parts: what drift checks need, without unpacking parts."""
-        out: dict[str, Counter[str | None]] = {}
+    def firmware_by_kind(self) -> dict[str, dict[str | None, int]]:
+        """Kind -> firmware version -> parts: what count and drift checks need, without unpacking parts."""
+        out: dict[str, dict[str | None, int]] = {}
+        specs = self._specs
         for v, n in Counter(self._index).items():
-            spec = self._specs[v]
-            out.setdefault(spec.kind, Counter())[spec.firmware_version] += n
+            kind, fw = specs[v].kind, specs[v].firmware_version
+            versions = out.get(kind)
+            if versions is None:
+                out[kind] = {fw: n}
+            else:
+                versions[fw] = versions.get(fw, 0) + n
         return out
 
     def _offset(self, i: int) -> int:
@@ -300,8 +305,8 @@ class BillOfMaterials:
     def to_json(self) -> list[dict[str, Any]]:
         """Parts as JSON objects (the `schemas.Component` fields, in their order), in slot order."""
         bases = [dict(zip(Part._fields, (None, s.kind, s.part_number, None, s.supplier, s.country_of_manufacture,
-                                         s.firmware_version, value)))
-                 for s, value in zip(self._specs, self._values)]
+                                         s.firmware_version, value), strict=True))
+                 for s, value in zip(self._specs, self._values, strict=True)]
         serials, index, out, pos = self._serials, self._index, [], 0
         for i, slot in enumerate(self._slots):
             n = ord(serials[pos])
@@ -327,7 +332,8 @@ class BillOfMaterials:
                 spec = _spec(p["kind"], p["part_number"], p["supplier"], p["country_of_manufacture"],
                              p.get("firmware_version"))
             else:
-                slot, serial, value, spec = p.slot, p.serial_number, p.unit_value_usd, _spec_of(p)
+                known: PartLike | Component = p  # type: ignore[assignment]
+                slot, serial, value, spec = known.slot, known.serial_number, known.unit_value_usd, _spec_of(known)
             if slot in seen_slots:
                 raise IllegalTransition(f"slot {slot} is listed twice")
             if serial in seen_serials:

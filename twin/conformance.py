@@ -136,19 +136,19 @@ def _lifecycle(out: _Deviations, twin: RackTwin, intent: GenerationIntent, now: 
 
 
 def _parts(out: _Deviations, twin: RackTwin, intent: GenerationIntent) -> None:
-    counts = twin.bom.count_by_kind()
+    firmware = twin.bom.firmware_by_kind()
+    counts = {kind: sum(versions.values()) for kind, versions in firmware.items()}
     required = intent.required_components
     for kind, wanted in required.items():
         have = counts.get(kind, 0)
         if have < wanted:
             out.add(f"components-missing-{kind}", "warning", have, "count", wanted, wanted,
                     f"{wanted - have} {kind} missing of {wanted} required")
-    for kind, have in counts.items():
-        wanted = required.get(kind, 0)  # type: ignore[call-overload]
+    for fitted, have in counts.items():
+        wanted = required.get(fitted, 0)  # type: ignore[call-overload]
         if have > wanted:
-            out.add(f"components-extra-{kind}", "warning", have, "count", wanted, wanted,
-                    f"{have - wanted} {kind} more than the {wanted} required")
-    firmware = twin.bom.firmware_by_kind()
+            out.add(f"components-extra-{fitted}", "warning", have, "count", wanted, wanted,
+                    f"{have - wanted} {fitted} more than the {wanted} required")
     for kind, baseline in intent.firmware_baseline.items():
         versions = firmware.get(kind)
         if not versions:

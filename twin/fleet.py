@@ -21,7 +21,7 @@ replaces an older one only when it is newer, a plan only when its revision is hi
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -165,7 +165,7 @@ class Fleet:
         Racks standing in a place the registry does not know are left out; `unregistered`
         lists them.
         """
-        draw: Counter[tuple[str, str, str]] = Counter()
+        draw: dict[tuple[str, str, str], float] = defaultdict(float)
         count: Counter[tuple[str, str, str]] = Counter()
         budgets: dict[str, float | None] = {}
         for rack in racks:
@@ -295,5 +295,5 @@ def progress(plan: RolloutPlan, racks: Iterable[Placed], quarter: str) -> list[P
         (r.facility_id, r.generation) for r in racks
         if r.status in IN_SERVICE_STAGES and r.facility_id is not None and r.generation is not None
     )
-    pairs = sorted(set(plan.pairs()) | set(serving))  # type: ignore[arg-type]
+    pairs = sorted(set(plan.pairs()) | set(serving))
     return [Progress(f, g, quarter, plan.target(f, g, quarter), serving[(f, g)]) for f, g in pairs]

@@ -20,16 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas import GenerationIntent, Range
-
-if TYPE_CHECKING:
-    from twin.rack import RackTwin, ReadingWindow
+from twin.rack import RackTwin, ReadingWindow
 
 __all__ = [
-    "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE", "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS", "WINDOW_SECONDS", "HealthState", "RackHealth",
-    "SubsystemHealth", "assess",
+    "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE", "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS",
+    "WINDOW_SECONDS", "HealthState", "RackHealth", "SubsystemHealth", "assess",
 ]
 
 SUSTAINED_READINGS = 3
@@ -144,12 +142,12 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
 
     The window is the readings held within `window_seconds` of the newest one.
     """
-    window = getattr(twin, "window", twin)
-    if window is None or len(window) == 0:
+    held = twin.window if isinstance(twin, RackTwin) else twin
+    newest = None if held is None else held.latest_us
+    if held is None or newest is None:
         unknown = SubsystemHealth(HealthState.UNKNOWN, ("no telemetry received",))
         return RackHealth(unknown, unknown, unknown, unknown, stale=True, last_reading_at=None, readings=0)
-    newest = window.latest_us
-    window = window.since(newest - window_seconds * 1_000_000)
+    window = held.since(newest - window_seconds * 1_000_000)
     col = window.column
     j = _Judge()
 
@@ -169,7 +167,7 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
         j.within("cooling", "coolant supply", col("coolant_supply_temperature_celsius"),
                  intent.coolant_supply_temperature_celsius, "°C")
         flow = col("coolant_flow_liters_per_minute")
-        per_kw = [f / (p / 1000.0) for f, p in zip(flow, power) if p >= 1000.0]
+        per_kw = [f / (p / 1000.0) for f, p in zip(flow, power, strict=True) if p >= 1000.0]
         if per_kw:
             j.within("cooling", "coolant flow", per_kw, intent.coolant_flow_liters_per_minute_per_kilowatt,
                      "L/min/kW")
@@ -181,7 +179,7 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
 
     up, down = col("network_links_up"), col("network_links_down")
     if down[-1] > 0:
-        shares = [d / (u + d) for u, d in zip(up, down) if u + d > 0]
+        shares = [d / (u + d) for u, d in zip(up, down, strict=True) if u + d > 0]
         sustained = (len(shares) >= SUSTAINED_READINGS and all(d > 0 for d in down)
                      and min(shares) >= LINKS_DOWN_CRITICAL_SHARE)
         j.add("network", HealthState.CRITICAL if sustained else HealthState.WARNING,

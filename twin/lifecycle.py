@@ -19,7 +19,9 @@ Decisions the table encodes (the lead's rules, plus the open questions, decided)
   result that passed, taken after the rack's last RMA. Else `ServiceGateNotMet` names the
   missing tests. With no intent for the generation the gate fails closed.
 - Parts and tests are worked on where a rack can be touched: never while `planned`,
-  `in-transit` or `decommissioned`.
+  `in-transit` or `decommissioned` (`TEST_STAGES` says where each kind of test runs).
+- A rack is installed only at the facility that received it; it may be received at another
+  facility than the one it was shipped to (re-routing happens), which is recorded.
 """
 
 from __future__ import annotations
@@ -72,6 +74,18 @@ IN_SERVICE_STAGES: frozenset[RackStatus] = frozenset({S.ACTIVE, S.DEGRADED, S.MA
 _ON_HAND: frozenset[RackStatus] = frozenset(RackStatus) - {S.PLANNED, S.IN_TRANSIT, S.DECOMMISSIONED}
 
 
+TEST_KINDS: tuple[str, ...] = get_args(TestKind)
+
+TEST_STAGES: Mapping[str, frozenset[RackStatus]] = {
+    "factory-acceptance": frozenset({S.MANUFACTURED, S.FACTORY_TESTED, S.RMA}),
+    "burn-in": frozenset({S.MANUFACTURED, S.FACTORY_TESTED, S.RMA, S.RECEIVED, S.INSTALLED, S.COMMISSIONED,
+                          S.MAINTENANCE}),
+    "site-acceptance": frozenset({S.INSTALLED, S.COMMISSIONED, S.MAINTENANCE}),
+}
+"""Where each test can run: factory tests at the factory (or back there under RMA), burn-in at
+the factory or on site before service, site acceptance once the rack stands in its position."""
+
+
 class Transition(NamedTuple):
     """Where an event type is legal from, and where it leads (`None`: the stage stays)."""
 
@@ -81,8 +95,7 @@ class Transition(NamedTuple):
 
 TRANSITIONS: Mapping[str, Transition] = {
     "rack.manufactured": Transition(frozenset({S.PLANNED}), S.MANUFACTURED),
-    "rack.tested": Transition(frozenset({S.MANUFACTURED, S.FACTORY_TESTED, S.RECEIVED, S.INSTALLED,
-                                         S.COMMISSIONED, S.MAINTENANCE, S.RMA}), None),  # narrowed by TEST_STAGES
+    "rack.tested": Transition(frozenset().union(*TEST_STAGES.values()), None),  # per kind: TEST_STAGES
     "rack.shipped": Transition(frozenset({S.FACTORY_TESTED, S.RMA}), S.IN_TRANSIT),
     "rack.received": Transition(frozenset({S.IN_TRANSIT}), S.RECEIVED),
     "rack.installed": Transition(frozenset({S.RECEIVED}), S.INSTALLED),
@@ -98,18 +111,6 @@ TRANSITIONS: Mapping[str, Transition] = {
     "component.firmware_updated": Transition(_ON_HAND, None),
 }
 """Every lifecycle event type: the stages it is legal from, and the stage it leads to."""
-
-TEST_KINDS: tuple[str, ...] = get_args(TestKind)
-
-TEST_STAGES: Mapping[str, frozenset[RackStatus]] = {
-    "factory-acceptance": frozenset({S.MANUFACTURED, S.FACTORY_TESTED, S.RMA}),
-    "burn-in": frozenset({S.MANUFACTURED, S.FACTORY_TESTED, S.RMA, S.RECEIVED, S.INSTALLED, S.COMMISSIONED,
-                          S.MAINTENANCE}),
-    "site-acceptance": frozenset({S.INSTALLED, S.COMMISSIONED, S.MAINTENANCE}),
-}
-"""Where each test can run: factory tests at the factory (or back there under RMA), burn-in at
-the factory or on site before service, site acceptance once the rack stands in its position."""
-
 
 def _stages(stages: frozenset[RackStatus]) -> str:
     return ", ".join(s.value for s in RackStatus if s in stages)

@@ -38,8 +38,8 @@ from twin.intent import IntentCatalog, intent_for
 from twin.lifecycle import TEST_KINDS, RackStatus, check_service_gate, next_status
 
 __all__ = [
-    "READING_FIELDS", "REJECTIONS_KEPT", "EventKey", "RackTwin", "ReadingWindow", "Rejection", "Sample", "TestResult",
-    "event_key",
+    "READING_FIELDS", "REJECTIONS_KEPT", "EventKey", "Intents", "RackTwin", "ReadingWindow", "Rejection", "Sample",
+    "TestResult", "event_key",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -52,6 +52,9 @@ _intern = sys.intern
 
 REJECTIONS_KEPT = 5
 """Rejections a twin remembers (the most recent by event order); the dead-letter table keeps all."""
+
+Intents = GenerationIntent | IntentCatalog | Mapping[str, GenerationIntent] | None
+"""What the service gate may be given: the catalog (or a generation -> intent mapping), or one intent."""
 
 EventKey = tuple[int, int, int]
 """(occurred_at in µs since the epoch, seq, event_id as an integer): sorts as (occurred_at, seq, str(event_id))."""
@@ -201,7 +204,7 @@ class ReadingWindow:
         if not -n <= i < n:
             raise IndexError(f"window holds {n} readings")
         start = (i % n) * _WIDTH
-        row = self._rows[start:start + _WIDTH].tolist()
+        row: list[Any] = self._rows[start:start + _WIDTH].tolist()
         row[0] = _at(int(row[0]))
         row[_LEAK] = row[_LEAK] != 0.0
         row[_UP] = int(row[_UP])
@@ -272,6 +275,16 @@ class RackTwin:
             return {}
         return {stage: _at(s[i]) for i, stage in enumerate(_STAGES) if s[i] != _NEVER}
 
+    @property
+    def since(self) -> datetime | None:
+        """When the rack entered its current stage (None while planned)."""
+        return self.entered(self.status)
+
+    @property
+    def last_event_at(self) -> datetime | None:
+        """occurred_at of the last event folded or rejected."""
+        return None if self.last_key is None else _at(self.last_key[0])
+
     def entered(self, stage: RackStatus) -> datetime | None:
         """When the rack last entered `stage` (None: never)."""
         s = self.stage_stamps
@@ -321,22 +334,26 @@ class RackTwin:
     # --- folding events -------------------------------------------------------------------
 
     def needs_replay(self, event: RackEvent) -> bool:
-        """True when `event` sorts before the last event folded: fold its rack's history with `replay`."""
+        """True when `event` sorts before the last event folded: fold its rack's history with `replay`.
+
+        A repeat of an older event sorts before too: fold only the events the store took as new.
+        """
         return self.last_key is not None and event_key(event) < self.last_key
 
-    def apply(self, event: RackEvent, intent: GenerationIntent | None = None) -> None:
+    def apply(self, event: RackEvent, intent: Intents = None) -> None:
         """Fold one lifecycle, component or test event; raise a `RejectedEvent` before changing anything.
 
-        `intent` is the generation's intent in force at the event (`IntentCatalog.as_of`); only
-        `rack.entered_service` reads it (the service gate). A repeat of the last event is a
-        no-op. An event sorting before the last one raises `RejectedEvent` with reason
-        `out-of-order` (check `needs_replay` first). Use `fold` to record rejections instead.
+        Only `rack.entered_service` reads `intent` (the service gate): pass the catalog (the
+        revision in force at the event is taken, as `replay` does) or that revision itself. A
+        repeat of the last event is a no-op. An event sorting before the last one raises
+        `RejectedEvent` with reason `out-of-order` (check `needs_replay` first). Use `fold` to
+        record rejections instead of raising them.
         """
         key = self._key_after_last(event)
         if key is not None:
             self._apply(event, key, intent)
 
-    def fold(self, event: RackEvent, intent: GenerationIntent | None = None) -> RejectedEvent | None:
+    def fold(self, event: RackEvent, intent: Intents = None) -> RejectedEvent | None:
         """`apply`, but an illegal event is recorded in `rejected` and returned, not raised.
 
         Still raises for caller errors: an out-of-order event, or an event of another rack.
@@ -369,7 +386,7 @@ class RackTwin:
         self.rejected = (self.rejected + (entry,))[-REJECTIONS_KEPT:]
         self.last_key = key
 
-    def _apply(self, event: RackEvent, key: EventKey, intent: GenerationIntent | None) -> None:
+    def _apply(self, event: RackEvent, key: EventKey, intent: Intents) -> None:
         if event.rack_id != self.rack_id:
             raise RejectedEvent(f"{event.type} {event.event_id} is about rack {event.rack_id}, not {self.rack_id}",
                                 reason="wrong-rack")
@@ -383,6 +400,8 @@ class RackTwin:
                     f"illegal transition received -> installed: rack was received at {self.facility_id}, "
                     f"it cannot be installed in {event.facility_id}")  # type: ignore[attr-defined]
         elif kind == "rack.entered_service":
+            if intent is not None and not isinstance(intent, GenerationIntent):
+                intent = intent_for(intent, self.generation, event.occurred_at)
             check_service_gate(self, intent)
         elif kind == "component.installed":
             bom = bom.installed(event.component)  # type: ignore[attr-defined]
@@ -457,10 +476,8 @@ class RackTwin:
             if held is None or key < held[0]:
                 chosen[key[2]] = (key, event)
         for key, event in sorted(chosen.values(), key=itemgetter(0)):
-            intent = (intent_for(intents, twin.generation, event.occurred_at)
-                      if event.type == "rack.entered_service" else None)
             try:
-                twin._apply(event, key, intent)
+                twin._apply(event, key, intents)
             except RejectedEvent as rejection:
                 if rejection.reason == "wrong-rack":
                     raise

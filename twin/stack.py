@@ -246,6 +246,45 @@ class EmbeddedStack:
         self._processes.clear()
         log.info("embedded stack stopped", state_dir=str(self.state_dir))
 
+    def stop_database(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
+        """Stop PostgreSQL only (fast shutdown: its clients are cut off); the broker stays up.
+
+        For fault tests and drills: what the workers see when their database goes away.
+        `start_database()` brings it back on the same port and data directory.
+        """
+        process = self._processes.pop(_POSTGRES, None)
+        child = self._children.pop(_POSTGRES, None)
+        if process is None or child is None:
+            raise StackError("PostgreSQL is not running in this stack")
+        _shut_down({_POSTGRES: process}, timeout_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=2)  # reap
+        self._write_state()
+        log.info("database stopped", pid=child.pid)
+
+    def start_database(self) -> None:
+        """Start PostgreSQL again after `stop_database()`, on the same port; return once it answers.
+
+        Call it from the thread that started the stack: the child's death signal is tied to it.
+        """
+        if _POSTGRES in self._children:
+            raise StackError("PostgreSQL is already running in this stack")
+        if not self._ports:
+            raise StackError("the embedded stack is not started: start() it first")
+        began = time.monotonic()
+        user = _postgres_user()
+        _remove_stale_lock_file(self.data_dir)
+        self._spawn(_POSTGRES, self._postgres_argv(), user=user, cwd=self.data_dir)
+        self._await_database(began + _START_TIMEOUT_S)
+        self._write_state()
+        log.info("database started", pid=self._children[_POSTGRES].pid, seconds=round(time.monotonic() - began, 3))
+
+    def restart_database(self, down_for_s: float = 0.0) -> None:
+        """Stop PostgreSQL, stay down for `down_for_s`, start it again (the broker stays up)."""
+        self.stop_database()
+        time.sleep(down_for_s)
+        self.start_database()
+
     def __enter__(self) -> Self:
         self.start()
         return self

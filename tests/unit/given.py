@@ -254,14 +254,14 @@ class Scenario:
         rack_id = events[0].rack_id if events else RACK
         self.twin = RackTwin(rack_id)
         for e in events:
-            self.twin.fold(e, catalog.as_of(self.twin.generation or "", e.occurred_at))
+            self.twin.fold(e, catalog)
 
     def and_(self, *steps: Step) -> Scenario:
         """Fold further events."""
         for step in steps:
             e = self.clock.event(step)
             self.events.append(e)
-            self.twin.fold(e, self.catalog.as_of(self.twin.generation or "", e.occurred_at))
+            self.twin.fold(e, self.catalog)
         return self
 
     def when(self, step: Step, at: datetime | None = None) -> Outcome:
@@ -277,7 +277,7 @@ class Outcome:
         self.event = event
         twin = scenario.twin
         self.before = twin.snapshot()
-        self.intent = scenario.catalog.as_of(twin.generation or "", event.occurred_at)
+        self.intent = scenario.catalog
         self.error: RejectedEvent | None = None
         try:
             twin.apply(event, self.intent)

@@ -38,7 +38,8 @@ def facility(facility_id: str = "dfw1", operator: str = "Fleet Twin Inc.", owner
 def rack(rack_id: str, *, row: str = "r01", facility_id: str = "dfw1", generation: str = "gen-a-130kw",
          until=entered_service) -> RackTwin:
     """A rack that took the usual road to `until`'s stage, received and installed at `facility_id`, `row`."""
-    place = {"rack.received": {"facility_id": facility_id}, "rack.installed": {"facility_id": facility_id, "row_id": row}}
+    place = {"rack.received": {"facility_id": facility_id},
+             "rack.installed": {"facility_id": facility_id, "row_id": row}}
     events = [e.model_copy(update=place.get(e.type, {})) for e in history(until(rack_id))]
     twin = RackTwin.replay(rack_id, events, CATALOG)
     twin.generation = generation

@@ -193,7 +193,8 @@ def test_a_repaired_rack_tested_again_returns_to_service() -> None:
 
 
 def test_the_service_gate_fails_closed_without_design_intent() -> None:
-    given(commissioned(), catalog=IntentCatalog()).when(entered_service()).rejects(ServiceGateNotMet, "no design intent")
+    no_intent = given(commissioned(), catalog=IntentCatalog())
+    no_intent.when(entered_service()).rejects(ServiceGateNotMet, "no design intent")
 
 
 def test_only_an_active_rack_degrades() -> None:

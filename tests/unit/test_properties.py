@@ -79,7 +79,7 @@ def histories(draw: st.DrawFn) -> list[RackEvent]:
     seq = {"factory-mes": 0, "site-tool": 0}
     at = T0
     events = []
-    for step, event_id in zip(steps, ids):
+    for step, event_id in zip(steps, ids, strict=True):
         at += draw(st.sampled_from(GAPS))
         source = draw(st.sampled_from(sorted(seq)))
         seq[source] += 1
