@@ -34,6 +34,7 @@ from schemas import (
     Deviation,
     DeviationChanged,
     FacilityRegistered,
+    GenerationIntent,
     IntentPublished,
     RackEvent,
     RackManufactured,
@@ -88,8 +89,8 @@ class WorkerState:
         marker = await store.intent_revision_marker()
         if marker == self.catalog_marker:
             return False
-        for body in await store.intents():
-            self.catalog.publish(IntentPublished.model_fields["intent"].annotation.model_validate(body))  # type: ignore[union-attr]
+        for body, published_at in await store.intents():
+            self.catalog.publish(GenerationIntent.model_validate(body), published_at)
         self.catalog_marker = marker
         return True
 
@@ -237,7 +238,11 @@ class TelemetryPipeline(_Pipeline):
         if now - self._lifecycle_refreshed < max_age_seconds:
             return
         self._lifecycle_refreshed = now
-        for rack_id, snapshot in (await self.store.lifecycle_changes(since_seconds=max_age_seconds * 5)).items():
+        changed = await self.store.lifecycle_changes(since_seconds=max_age_seconds * 5)
+        unplaced = [r for r, t in self.twins.items() if t.generation is None and r not in changed]
+        if unplaced:  # loaded before the lifecycle side existed: take it as soon as it does
+            changed.update({r: v["twin"] for r, v in (await self.store.states(unplaced)).items() if v["twin"]})
+        for rack_id, snapshot in changed.items():
             twin = self.twins.get(rack_id)
             if twin is not None and snapshot:
                 fresh = RackTwin.from_snapshot(snapshot)
@@ -320,9 +325,9 @@ class TelemetryPipeline(_Pipeline):
                 projected, deviation_updates, changes = await self._fold(readings, known, changed)
                 await uow.copy_readings(readings)
                 await uow.project_telemetry(projected)
-                for rack_id, after in deviation_updates:
-                    await uow.replace_deviations(rack_id, _deviation_rows(after.values(), {}, _now()),
-                                                 TELEMETRY_CHECKS, family=True)
+                now = _now()
+                await uow.replace_deviations_of({rack_id: _deviation_rows(after.values(), {}, now)
+                                                 for rack_id, after in deviation_updates}, TELEMETRY_CHECKS)
                 await uow.record_deadletters(letters)
                 await uow.track(self.state.group_id, offsets)
         except Exception:
@@ -574,7 +579,7 @@ class IntentPipeline(_Pipeline):
         self._committed(offsets)
         for event, _ in events:
             if isinstance(event, IntentPublished):
-                self.state.catalog.publish(event.intent)
+                self.state.catalog.publish(event.intent, event.occurred_at)
         metrics.EVENTS_IN.labels(self.role).inc(len(messages))
         await self._publish(letters, [])
 

@@ -11,12 +11,14 @@ psycopg errors are translated here, once, into `StoreError`/`StoreUnavailable`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 
+import orjson
 import psycopg
 import structlog
 from psycopg.types.json import Jsonb
@@ -43,6 +45,57 @@ READING_COLUMNS: tuple[str, ...] = (
     "network_links_down",
 )
 _TELEMETRY_COLUMNS = ("rack_id", "occurred_at", "source", *READING_COLUMNS)
+_READING_TYPES = ("text", "timestamptz", "text", *("float8",) * 7, "bool", "float8", "float8", "int4", "int4")
+_reading_fields = attrgetter("rack_id", "occurred_at", *READING_COLUMNS)
+
+
+def _reading_row(item: tuple[str, RackReading]) -> tuple[Any, ...]:
+    """(rack_id, occurred_at, source, *READING_COLUMNS) of one (source, reading); floats as floats
+    (a list bound to a float8[] must not mix in ints)."""
+    source, r = item
+    (rack_id, at, power, inlet, outlet, supply, ret, flow, pressure, leak, hottest, fan, up,
+     down) = _reading_fields(r)
+    return (rack_id, at, source, float(power), float(inlet), float(outlet), float(supply), float(ret), float(flow),
+            float(pressure), leak, float(hottest), float(fan), up, down)
+
+
+_INSERT_READINGS = (
+    f"INSERT INTO telemetry ({', '.join(_TELEMETRY_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"%s::{t}[]" for t in _READING_TYPES) + ") ON CONFLICT DO NOTHING"
+)
+_PROJECT_TELEMETRY = (
+    "UPDATE rack_state s SET telemetry_at = i.occurred_at, "
+    + ", ".join(f"{c} = i.{c}" for c in READING_COLUMNS)
+    + ", health = i.health::jsonb, intent_revision = i.intent_revision, deviation_count = i.deviation_count,"
+    " updated_at = now() FROM unnest("
+    + ", ".join(f"%s::{t}[]" for i, t in enumerate(_READING_TYPES) if i != 2)
+    + ", %s::text[], %s::int4[], %s::int4[]) AS i(rack_id, occurred_at, "
+    + ", ".join(READING_COLUMNS) + ", health, intent_revision, deviation_count)"
+    " WHERE s.rack_id = i.rack_id AND (s.telemetry_at IS NULL OR s.telemetry_at <= i.occurred_at)"
+)
+_REPLACE_DEVIATIONS = """
+    WITH incoming AS (
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[],
+                             %s::text[], %s::int4[], %s::text[], %s::timestamptz[])
+            AS t(rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation,
+                 intent_revision, detail, since)
+    ), gone AS (
+        DELETE FROM deviations d
+        WHERE d.rack_id = ANY(%s::text[]) AND (d.check_name = ANY(%s::text[])) = %s
+          AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.rack_id = d.rack_id AND i.check_name = d.check_name)
+        RETURNING d.rack_id
+    ), kept AS (
+        INSERT INTO deviations (rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation,
+                                intent_revision, detail, since)
+        SELECT * FROM incoming
+        ON CONFLICT (rack_id, check_name) DO UPDATE SET
+            severity = excluded.severity, measured = excluded.measured, allowed_min = excluded.allowed_min,
+            allowed_max = excluded.allowed_max, unit = excluded.unit, generation = excluded.generation,
+            intent_revision = excluded.intent_revision, detail = excluded.detail
+        RETURNING rack_id
+    )
+    SELECT rack_id FROM gone UNION SELECT rack_id FROM kept
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +129,19 @@ def _translate(exc: psycopg.Error) -> StoreError:
     if isinstance(exc, psycopg.OperationalError):
         return StoreUnavailable(f"twin database unavailable: {exc}")
     return StoreError(f"twin database error: {exc}")
+
+
+def _translated(read: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """For a read outside a unit of work: its psycopg errors (a broken connection among them) as ours."""
+
+    @functools.wraps(read)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await read(*args, **kwargs)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    return translated
 
 
 class UnitOfWork:
@@ -138,48 +204,32 @@ class UnitOfWork:
             self._store.remember_racks({r[0]: r[1] for r in rows})
 
     async def copy_readings(self, readings: Sequence[tuple[str, RackReading]]) -> int:
-        """Store (source, reading) facts; a reading already stored is a no-op. Returns rows inserted."""
+        """Store (source, reading) facts; a reading already stored is a no-op. Returns rows inserted.
+
+        One statement whatever the batch size: the readings travel as one array per column
+        (binary), unnested by the server. Cheaper than a row-by-row COPY into a scratch table and
+        an INSERT ... SELECT from it, because psycopg builds each array in C.
+        """
         if not readings:
             return 0
         await self._store.ensure_partitions(self._conn, {r.occurred_at.date() for _, r in readings})
-        async with self._conn.cursor() as cur:
-            async with cur.copy(f"COPY telemetry_incoming ({', '.join(_TELEMETRY_COLUMNS)}) FROM STDIN") as copy:
-                for source, r in readings:
-                    await copy.write_row((
-                        r.rack_id, r.occurred_at, source, r.power_watts, r.inlet_temperature_celsius,
-                        r.outlet_temperature_celsius, r.coolant_supply_temperature_celsius,
-                        r.coolant_return_temperature_celsius, r.coolant_flow_liters_per_minute,
-                        r.coolant_differential_pressure_kilopascals, r.leak_detected,
-                        r.hottest_accelerator_temperature_celsius, r.fan_speed_percent, r.network_links_up,
-                        r.network_links_down,
-                    ))
-            await cur.execute(
-                f"INSERT INTO telemetry ({', '.join(_TELEMETRY_COLUMNS)})"
-                f" SELECT {', '.join(_TELEMETRY_COLUMNS)} FROM telemetry_incoming ON CONFLICT DO NOTHING"
-            )
-            inserted = cur.rowcount
-            await cur.execute("TRUNCATE telemetry_incoming")
-        return inserted
+        columns = list(zip(*map(_reading_row, readings)))
+        cur = await self._conn.execute(_INSERT_READINGS, [list(c) for c in columns])
+        return cur.rowcount
 
     async def project_telemetry(self, latest: Iterable[tuple[RackReading, dict[str, Any], int | None, int]]) -> None:
         """Set each rack's current readings, health, judged intent revision and deviation count.
 
         Guarded by telemetry_at: a late reading that lost to a newer one never overwrites it.
+        One UPDATE ... FROM unnest(arrays) for the whole batch, not one statement per rack.
         """
-        rows = [
-            (r.rack_id, r.occurred_at, *(getattr(r, c) for c in READING_COLUMNS), Jsonb(health), revision, count)
-            for r, health, revision, count in latest
-        ]
+        rows = []
+        for r, health, revision, count in latest:
+            rack_id, at, _, *values = _reading_row(("", r))
+            rows.append((rack_id, at, *values, orjson.dumps(health).decode(), revision, count))
         if not rows:
             return
-        sets = ", ".join(f"{c} = %s" for c in READING_COLUMNS)
-        async with self._conn.cursor() as cur:
-            await cur.executemany(
-                f"UPDATE rack_state SET telemetry_at = %s, {sets}, health = %s, intent_revision = %s,"
-                " deviation_count = %s, updated_at = now()"
-                " WHERE rack_id = %s AND (telemetry_at IS NULL OR telemetry_at <= %s)",
-                [(row[1], *row[2:], row[0], row[1]) for row in rows],
-            )
+        await self._conn.execute(_PROJECT_TELEMETRY, [list(c) for c in zip(*rows)])
 
     async def project_lifecycle(self, rows: Iterable[StateRow]) -> None:
         """Upsert the lifecycle side of current state; an older stream version never wins."""
@@ -283,6 +333,23 @@ class UnitOfWork:
                 "UPDATE rack_state SET deviation_count = (SELECT count(*) FROM deviations WHERE rack_id = %s)"
                 " WHERE rack_id = %s", (rack_id, rack_id))
 
+    async def replace_deviations_of(self, rows: Mapping[str, Sequence[tuple[Any, ...]]], checks: Iterable[str],
+                                    *, family: bool = True) -> None:
+        """`replace_deviations` for many racks at once (rack_id -> its rows), in two statements
+        whatever the number of racks: a deviation still open keeps its `since` (it is updated in
+        place), one gone is deleted, and `deviation_count` follows for every rack that had or has
+        a deviation in the family."""
+        if not rows:
+            return
+        flat = [(rack_id, *row) for rack_id, found in rows.items() for row in found]
+        columns = [list(c) for c in zip(*flat)] if flat else [[] for _ in range(11)]
+        cur = await self._conn.execute(_REPLACE_DEVIATIONS, (list(rows), list(checks), family, *columns))
+        touched = [r for (r,) in await cur.fetchall()]
+        if touched:
+            await self._conn.execute(
+                "UPDATE rack_state s SET deviation_count = (SELECT count(*) FROM deviations d WHERE d.rack_id = s.rack_id)"
+                " WHERE s.rack_id = ANY(%s)", (touched,))
+
     async def stream(self, stream_id: str) -> list[tuple[str, bytes]]:
         """A stream's stored events in arrival order, as (type, body JSON), seen from this transaction."""
         cur = await self._conn.execute(
@@ -375,10 +442,6 @@ class TwinStore:
     async def connect(cls, database_url: str) -> "TwinStore":
         try:
             conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True, connect_timeout=10)
-            await conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS telemetry_incoming AS SELECT {', '.join(_TELEMETRY_COLUMNS)}"
-                " FROM telemetry WITH NO DATA"
-            )
         except psycopg.Error as exc:
             raise _translate(exc) from exc
         return cls(conn)
@@ -393,11 +456,16 @@ class TwinStore:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """One batch's writes: all visible at commit, or none."""
+        partitions, racks = set(self._partitions), dict(self._racks)
         try:
             async with self._conn.transaction():
                 yield UnitOfWork(self._conn, self)
-        except psycopg.Error as exc:
-            raise _translate(exc) from exc
+        except BaseException as exc:
+            # What the transaction created (a partition, a rack) is gone with it: forget it too.
+            self._partitions, self._racks = partitions, racks
+            if isinstance(exc, psycopg.Error):
+                raise _translate(exc) from exc
+            raise
 
     async def ensure_partitions(self, conn: psycopg.AsyncConnection[Any], days: set[date]) -> None:
         missing = days - self._partitions
@@ -422,12 +490,14 @@ class TwinStore:
                 raise _translate(exc) from exc
         return {r: self._racks[r] for r in wanted if r in self._racks}
 
+    @_translated
     async def tracked_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
         cur = await self._conn.execute(
             'SELECT topic, partition, "offset" FROM consumer_offsets WHERE group_id = %s', (group_id,)
         )
         return {(t, p): o for t, p, o in await cur.fetchall()}
 
+    @_translated
     async def states(self, rack_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The stored twin snapshots (lifecycle side) of these racks."""
         cur = await self._conn.execute(
@@ -441,6 +511,7 @@ class TwinStore:
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 
+    @_translated
     async def open_deviations(self, rack_ids: Iterable[str]) -> dict[str, list[Deviation]]:
         cur = await self._conn.execute(
             "SELECT rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation,"
@@ -455,6 +526,7 @@ class TwinStore:
             ))
         return found
 
+    @_translated
     async def lifecycle_changes(self, since_seconds: float) -> dict[str, dict[str, Any]]:
         """Twins whose lifecycle side was written in the last `since_seconds` (by any worker)."""
         cur = await self._conn.execute(
@@ -463,10 +535,14 @@ class TwinStore:
         )
         return dict(await cur.fetchall())
 
-    async def intents(self) -> list[dict[str, Any]]:
-        cur = await self._conn.execute("SELECT body FROM generation_intents ORDER BY generation, revision")
-        return [row[0] for row in await cur.fetchall()]
+    @_translated
+    async def intents(self) -> list[tuple[dict[str, Any], datetime]]:
+        """Every stored intent revision with when it was published."""
+        cur = await self._conn.execute(
+            "SELECT body, published_at FROM generation_intents ORDER BY generation, revision")
+        return [(body, at) for body, at in await cur.fetchall()]
 
+    @_translated
     async def intent_revision_marker(self) -> tuple[int, int]:
         cur = await self._conn.execute("SELECT count(*), coalesce(max(revision), 0) FROM generation_intents")
         row = await cur.fetchone()
