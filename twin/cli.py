@@ -453,5 +453,78 @@ def rack(
         console.print(events)
 
 
+@app.command("rebuild")
+def rebuild_command(
+    write: Annotated[bool, typer.Option("--write", help="Replace the live lifecycle state with the rebuilt one "
+                                        "(after a fix to the fold); default: only compare.")] = False,
+) -> None:
+    """Rebuild every rack twin from the event store and check it equals the live state.
+
+    Exits 1 when a rebuilt twin differs from what the workers projected (and lists the racks).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from twin.rebuild import rebuild
+
+    with Progress(TextColumn("rebuilding twins"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("rebuild", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        try:
+            result = rebuild(_settings().database_url.get_secret_value(), write=write, progress=advance)
+        except TwinError as exc:
+            _fail(exc)
+    rate = result.events / result.seconds if result.seconds else 0.0
+    console.print(f"rebuilt {result.racks:,} racks from {result.events:,} events in {result.seconds:.2f}s "
+                  f"({rate:,.0f} events/s)")
+    if result.equal:
+        console.print("[green]every rebuilt twin equals the live state[/]")
+        return
+    for label, racks in (("differ from the live state", result.mismatched), ("have no live state", result.missing)):
+        if racks:
+            console.print(f"[red]{len(racks)} rack(s) {label}[/]: {', '.join(racks[:20])}"
+                          + (" …" if len(racks) > 20 else ""))
+    raise typer.Exit(0 if write else 1)
+
+
+@intent_app.command("publish")
+def intent_publish(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="A catalog JSON: {\"intents\": [GenerationIntent, ...]} or a list.")],
+    source: Annotated[str, typer.Option(help="Envelope source of the published events.")] = "design-intent",
+) -> None:
+    """Publish design-intent revisions from a file; workers re-judge every twin of a generation that gets a new revision."""
+    import uuid
+    from datetime import timezone
+
+    from pydantic import ValidationError
+
+    from schemas import IntentPublished
+    from twin.intent import IntentCatalog
+    from twin.publisher import Publisher
+    from twin.simulator import Message
+
+    try:
+        catalog = IntentCatalog.from_json(file.read_bytes())
+    except (ValidationError, ValueError) as exc:
+        _fail(TwinError(f"{file} is not a valid intent catalog: {exc}"))
+    settings = _settings()
+    now = datetime.now(timezone.utc)
+    try:
+        with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+            for seq, intent in enumerate(catalog, start=1):
+                event = IntentPublished(
+                    event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"intent/{intent.generation}/{intent.revision}"),
+                    occurred_at=now, source=source, seq=int(now.timestamp() * 1000) + seq, intent=intent)
+                publisher.send(Message("intent", intent.generation.encode(), event.model_dump_json().encode()))
+                console.print(f"published {intent.generation} revision {intent.revision}")
+            publisher.flush()
+    except TwinError as exc:
+        _fail(exc)
+
+
 def main() -> None:
     app()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -88,6 +90,10 @@ def test_a_simulated_fleet_lands_in_the_twin_tables_and_bad_input_is_dead_letter
                 open_checks = query(db, "SELECT rack_id FROM deviations WHERE rack_id = ANY(%s)", (racks,))
                 assert {r for (r,) in open_checks} == set(racks), f"{fault}: {open_checks}"
         before = twin_state(db)
+        rebuilt = subprocess.run([str(Path(sys.executable).parent / "twin"), "rebuild"], env=tenant.env,
+                                 capture_output=True, text=True, timeout=120)
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert f"rebuilt {len(sim.racks)} racks" in rebuilt.stdout and "equals the live state" in rebuilt.stdout
 
         # The same messages again, in another order: nothing changes, the worker stays up.
         again = messages[:]
