@@ -11,12 +11,13 @@ psycopg errors are translated here, once, into `StoreError`/`StoreUnavailable`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import psycopg
@@ -29,6 +30,8 @@ from twin.errors import StoreError, StoreUnavailable
 __all__ = ["AppendedEvent", "StateRow", "TwinStore", "UnitOfWork", "READING_COLUMNS"]
 
 log = structlog.get_logger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 READING_COLUMNS: tuple[str, ...] = (
     "power_watts",
@@ -343,7 +346,7 @@ class UnitOfWork:
             return
         flat = [(rack_id, *row) for rack_id, found in rows.items() for row in found]
         columns = [list(c) for c in zip(*flat)] if flat else [[] for _ in range(11)]
-        cur = await self._conn.execute(_REPLACE_DEVIATIONS, (list(rows), list(checks), family, *columns))
+        cur = await self._conn.execute(_REPLACE_DEVIATIONS, (*columns, list(rows), list(checks), family))
         touched = [r for (r,) in await cur.fetchall()]
         if touched:
             await self._conn.execute(
