@@ -210,6 +210,7 @@ class TelemetryPipeline(_Pipeline):
         self.open: dict[str, dict[str, Deviation]] = {}
         self._lifecycle_refreshed = 0.0
         self._seq = 0
+        self._judged: dict[str, int] | None = None
 
     def evict(self, rack_ids: Iterable[str] | None = None) -> None:
         if rack_ids is None:
@@ -231,6 +232,16 @@ class TelemetryPipeline(_Pipeline):
             snapshot = stored.get(rack_id, {}).get("twin")
             self.twins[rack_id] = RackTwin.from_snapshot(snapshot) if snapshot else RackTwin(rack_id)
             self.open[rack_id] = {d.check: d for d in opened.get(rack_id, [])}
+
+    def _judged_now(self) -> dict[str, int]:
+        catalog = self.state.catalog
+        return {g: catalog.latest(g).revision for g in catalog.generations()}  # type: ignore[union-attr]
+
+    def _revised_generations(self) -> set[str]:
+        """Generations whose latest intent revision is newer than the one our twins were judged by."""
+        if self._judged is None:  # first batch: every twin is judged as it is loaded anyway
+            self._judged = self._judged_now()
+        return {g for g, revision in self._judged_now().items() if self._judged.get(g, revision) != revision}
 
     async def refresh_lifecycle(self, max_age_seconds: float = 1.0) -> None:
         """Take the lifecycle side (stage, generation, placement) that a lifecycle agent wrote."""
@@ -274,6 +285,12 @@ class TelemetryPipeline(_Pipeline):
             twin = self.twins[r.rack_id]
             if twin.observe(r):
                 changed[r.rack_id] = twin
+        revised = self._revised_generations()
+        if revised:  # a new intent revision re-judges every twin of its generation, readings or not
+            for rack_id, twin in self.twins.items():
+                if twin.generation in revised and twin.window and rack_id not in changed:
+                    changed[rack_id] = twin
+                    known.setdefault(rack_id, twin.generation)
         now = _now()
         projected = []
         deviation_updates: list[tuple[str, dict[str, Deviation]]] = []
@@ -336,6 +353,7 @@ class TelemetryPipeline(_Pipeline):
         for rack_id, after in deviation_updates:
             kept = {c: d for c, d in self.open.get(rack_id, {}).items() if c not in TELEMETRY_CHECKS}
             self.open[rack_id] = {**kept, **after}
+        self._judged = self._judged_now()
         self._committed(offsets)
         committed = _now()
         for _, r in readings:
@@ -542,6 +560,12 @@ class IntentPipeline(_Pipeline):
 
     role = "intent"
 
+    async def _rejudge(self, generations: set[str]) -> None:
+        """A new revision re-judges every twin of its generation: stage, parts and firmware here;
+        telemetry checks by each telemetry pipeline holding the twins, on its next batch or sweep."""
+        racks = await _rejudge_lifecycle(self.store, self.state.catalog, generations)
+        log.info("new design intent re-judged racks", generations=sorted(generations), racks=racks)
+
     async def handle(self, messages: Sequence[Message]) -> None:
         async with self.lock:
             await self._handle(messages)
@@ -577,11 +601,28 @@ class IntentPipeline(_Pipeline):
             await uow.record_deadletters(letters)
             await uow.track(self.state.group_id, offsets)
         self._committed(offsets)
-        for event, _ in events:
-            if isinstance(event, IntentPublished):
-                self.state.catalog.publish(event.intent, event.occurred_at)
+        revised = {event.intent.generation for event, _ in events if isinstance(event, IntentPublished)
+                   and self.state.catalog.publish(event.intent, event.occurred_at)}
+        if revised:
+            await self._rejudge(revised)
         metrics.EVENTS_IN.labels(self.role).inc(len(messages))
         await self._publish(letters, [])
+
+
+async def _rejudge_lifecycle(store: TwinStore, catalog: IntentCatalog, generations: set[str]) -> int:
+    """Stage, parts and firmware deviations of every rack of `generations`, under their latest intent."""
+    now = _now()
+    judged = 0
+    async with store.unit_of_work() as uow:
+        for rack_id, body in (await uow.twins_of_generations(sorted(generations))).items():
+            twin = RackTwin.from_snapshot(body)
+            intent = catalog.latest(twin.generation) if twin.generation else None
+            if intent is None:
+                continue
+            found = [d for d in evaluate(twin, intent, now) if d.check not in TELEMETRY_CHECKS]
+            await uow.replace_deviations(rack_id, _deviation_rows(found, {}, now), TELEMETRY_CHECKS, family=False)
+            judged += 1
+    return judged
 
 
 def _intent_stream(event: Any) -> str:

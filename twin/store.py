@@ -49,39 +49,41 @@ READING_COLUMNS: tuple[str, ...] = (
 )
 _TELEMETRY_COLUMNS = ("rack_id", "occurred_at", "source", *READING_COLUMNS)
 _READING_TYPES = ("text", "timestamptz", "text", *("float8",) * 7, "bool", "float8", "float8", "int4", "int4")
+"""Binary COPY types of `_TELEMETRY_COLUMNS`."""
 _reading_fields = attrgetter("rack_id", "occurred_at", *READING_COLUMNS)
 
-
-def _reading_row(item: tuple[str, RackReading]) -> tuple[Any, ...]:
-    """(rack_id, occurred_at, source, *READING_COLUMNS) of one (source, reading); floats as floats
-    (a list bound to a float8[] must not mix in ints)."""
-    source, r = item
-    (rack_id, at, power, inlet, outlet, supply, ret, flow, pressure, leak, hottest, fan, up,
-     down) = _reading_fields(r)
-    return (rack_id, at, source, float(power), float(inlet), float(outlet), float(supply), float(ret), float(flow),
-            float(pressure), leak, float(hottest), float(fan), up, down)
-
+# Per-connection scratch tables that a batch's rows are COPYed into (binary) before one statement
+# moves them: far cheaper than a statement per row, or than arrays bound as parameters (psycopg
+# adapts those element by element in Python). Emptied by that statement, and at every commit.
+_SCRATCH_TABLES = f"""
+    CREATE TEMP TABLE IF NOT EXISTS telemetry_incoming ON COMMIT DELETE ROWS AS
+        SELECT {', '.join(_TELEMETRY_COLUMNS)} FROM telemetry WITH NO DATA;
+    CREATE TEMP TABLE IF NOT EXISTS rack_state_incoming ON COMMIT DELETE ROWS AS
+        SELECT rack_id, telemetry_at AS occurred_at, {', '.join(READING_COLUMNS)}, health::text AS health,
+               intent_revision, deviation_count FROM rack_state WITH NO DATA;
+    CREATE TEMP TABLE IF NOT EXISTS deviations_incoming ON COMMIT DELETE ROWS AS
+        SELECT rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation, intent_revision,
+               detail, since FROM deviations WITH NO DATA;
+"""
+_STATE_TYPES = ("text", "timestamptz", *_READING_TYPES[3:], "text", "int4", "int4")
+_DEVIATION_TYPES = ("text", "text", "text", "text", "float8", "float8", "text", "text", "int4", "text", "timestamptz")
 
 _INSERT_READINGS = (
-    f"INSERT INTO telemetry ({', '.join(_TELEMETRY_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{t}[]" for t in _READING_TYPES) + ") ON CONFLICT DO NOTHING"
+    "WITH incoming AS (DELETE FROM telemetry_incoming RETURNING *)"
+    f" INSERT INTO telemetry ({', '.join(_TELEMETRY_COLUMNS)}) SELECT {', '.join(_TELEMETRY_COLUMNS)} FROM incoming"
+    " ON CONFLICT DO NOTHING"
 )
 _PROJECT_TELEMETRY = (
-    "UPDATE rack_state s SET telemetry_at = i.occurred_at, "
+    "WITH i AS (DELETE FROM rack_state_incoming RETURNING *)"
+    " UPDATE rack_state s SET telemetry_at = i.occurred_at, "
     + ", ".join(f"{c} = i.{c}" for c in READING_COLUMNS)
     + ", health = i.health::jsonb, intent_revision = i.intent_revision, deviation_count = i.deviation_count,"
-    " updated_at = now() FROM unnest("
-    + ", ".join(f"%s::{t}[]" for i, t in enumerate(_READING_TYPES) if i != 2)
-    + ", %s::text[], %s::int4[], %s::int4[]) AS i(rack_id, occurred_at, "
-    + ", ".join(READING_COLUMNS) + ", health, intent_revision, deviation_count)"
+    " updated_at = now() FROM i"
     " WHERE s.rack_id = i.rack_id AND (s.telemetry_at IS NULL OR s.telemetry_at <= i.occurred_at)"
 )
 _REPLACE_DEVIATIONS = """
     WITH incoming AS (
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[],
-                             %s::text[], %s::int4[], %s::text[], %s::timestamptz[])
-            AS t(rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation,
-                 intent_revision, detail, since)
+        DELETE FROM deviations_incoming RETURNING *
     ), gone AS (
         DELETE FROM deviations d
         WHERE d.rack_id = ANY(%s::text[]) AND (d.check_name = ANY(%s::text[])) = %s
@@ -90,7 +92,8 @@ _REPLACE_DEVIATIONS = """
     ), kept AS (
         INSERT INTO deviations (rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation,
                                 intent_revision, detail, since)
-        SELECT * FROM incoming
+        SELECT rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation, intent_revision,
+               detail, since FROM incoming
         ON CONFLICT (rack_id, check_name) DO UPDATE SET
             severity = excluded.severity, measured = excluded.measured, allowed_min = excluded.allowed_min,
             allowed_max = excluded.allowed_max, unit = excluded.unit, generation = excluded.generation,
@@ -99,6 +102,20 @@ _REPLACE_DEVIATIONS = """
     )
     SELECT rack_id FROM gone UNION SELECT rack_id FROM kept
 """
+
+
+def _reading_row(source: str, r: RackReading) -> tuple[Any, ...]:
+    """(rack_id, occurred_at, source, *READING_COLUMNS) of one reading."""
+    rack_id, at, *values = _reading_fields(r)
+    return (rack_id, at, source, *values)
+
+
+async def _copy_rows(cur: psycopg.AsyncCursor[Any], table: str, types: Sequence[str],
+                     rows: Iterable[Sequence[Any]]) -> None:
+    async with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(types))
+        for row in rows:
+            await copy.write_row(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,30 +226,29 @@ class UnitOfWork:
     async def copy_readings(self, readings: Sequence[tuple[str, RackReading]]) -> int:
         """Store (source, reading) facts; a reading already stored is a no-op. Returns rows inserted.
 
-        One statement whatever the batch size: the readings travel as one array per column
-        (binary), unnested by the server. Cheaper than a row-by-row COPY into a scratch table and
-        an INSERT ... SELECT from it, because psycopg builds each array in C.
+        The batch is COPYed (binary) into a scratch table, then moved by one INSERT ... ON CONFLICT.
         """
         if not readings:
             return 0
         await self._store.ensure_partitions(self._conn, {r.occurred_at.date() for _, r in readings})
-        columns = list(zip(*map(_reading_row, readings)))
-        cur = await self._conn.execute(_INSERT_READINGS, [list(c) for c in columns])
-        return cur.rowcount
+        async with self._conn.cursor() as cur:
+            await _copy_rows(cur, "telemetry_incoming", _READING_TYPES, (_reading_row(s, r) for s, r in readings))
+            await cur.execute(_INSERT_READINGS)
+            return cur.rowcount
 
     async def project_telemetry(self, latest: Iterable[tuple[RackReading, dict[str, Any], int | None, int]]) -> None:
         """Set each rack's current readings, health, judged intent revision and deviation count.
 
-        Guarded by telemetry_at: a late reading that lost to a newer one never overwrites it.
-        One UPDATE ... FROM unnest(arrays) for the whole batch, not one statement per rack.
+        Guarded by telemetry_at: a late reading that lost to a newer one never overwrites it. One
+        UPDATE ... FROM a scratch table for the whole batch, not one statement per rack.
         """
-        rows = []
-        for r, health, revision, count in latest:
-            rack_id, at, _, *values = _reading_row(("", r))
-            rows.append((rack_id, at, *values, orjson.dumps(health).decode(), revision, count))
+        rows = [(*_reading_fields(r), orjson.dumps(health).decode(), revision, count)
+                for r, health, revision, count in latest]
         if not rows:
             return
-        await self._conn.execute(_PROJECT_TELEMETRY, [list(c) for c in zip(*rows)])
+        async with self._conn.cursor() as cur:
+            await _copy_rows(cur, "rack_state_incoming", _STATE_TYPES, rows)
+            await cur.execute(_PROJECT_TELEMETRY)
 
     async def project_lifecycle(self, rows: Iterable[StateRow]) -> None:
         """Upsert the lifecycle side of current state; an older stream version never wins."""
@@ -338,20 +354,22 @@ class UnitOfWork:
 
     async def replace_deviations_of(self, rows: Mapping[str, Sequence[tuple[Any, ...]]], checks: Iterable[str],
                                     *, family: bool = True) -> None:
-        """`replace_deviations` for many racks at once (rack_id -> its rows), in two statements
-        whatever the number of racks: a deviation still open keeps its `since` (it is updated in
-        place), one gone is deleted, and `deviation_count` follows for every rack that had or has
-        a deviation in the family."""
+        """`replace_deviations` for many racks at once (rack_id -> its rows), in a COPY and two
+        statements whatever the number of racks: a deviation still open keeps its `since` (it is
+        updated in place), one gone is deleted, and `deviation_count` follows for every rack that
+        had or has a deviation in the family."""
         if not rows:
             return
-        flat = [(rack_id, *row) for rack_id, found in rows.items() for row in found]
-        columns = [list(c) for c in zip(*flat)] if flat else [[] for _ in range(11)]
-        cur = await self._conn.execute(_REPLACE_DEVIATIONS, (*columns, list(rows), list(checks), family))
-        touched = [r for (r,) in await cur.fetchall()]
-        if touched:
-            await self._conn.execute(
-                "UPDATE rack_state s SET deviation_count = (SELECT count(*) FROM deviations d WHERE d.rack_id = s.rack_id)"
-                " WHERE s.rack_id = ANY(%s)", (touched,))
+        async with self._conn.cursor() as cur:
+            await _copy_rows(cur, "deviations_incoming", _DEVIATION_TYPES,
+                             ((rack_id, *row) for rack_id, found in rows.items() for row in found))
+            await cur.execute(_REPLACE_DEVIATIONS, (list(rows), list(checks), family))
+            touched = [r for (r,) in await cur.fetchall()]
+            if touched:
+                await cur.execute(
+                    "UPDATE rack_state s SET deviation_count ="
+                    " (SELECT count(*) FROM deviations d WHERE d.rack_id = s.rack_id) WHERE s.rack_id = ANY(%s)",
+                    (touched,))
 
     async def stream(self, stream_id: str) -> list[tuple[str, bytes]]:
         """A stream's stored events in arrival order, as (type, body JSON), seen from this transaction."""
@@ -363,6 +381,13 @@ class UnitOfWork:
     async def twins_in_stages(self, stages: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Twin snapshots of racks standing in these stages (for the stall sweep)."""
         cur = await self._conn.execute("SELECT rack_id, twin FROM rack_state WHERE status = ANY(%s)", (list(stages),))
+        return dict(await cur.fetchall())
+
+    async def twins_of_generations(self, generations: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Twin snapshots of every rack of these generations (a new intent revision re-judges them)."""
+        cur = await self._conn.execute(
+            "SELECT rack_id, twin FROM rack_state WHERE generation = ANY(%s) AND twin <> '{}'::jsonb",
+            (list(generations),))
         return dict(await cur.fetchall())
 
     async def gated_racks(self, generations: Sequence[str], partitions: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -445,6 +470,7 @@ class TwinStore:
     async def connect(cls, database_url: str) -> "TwinStore":
         try:
             conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True, connect_timeout=10)
+            await conn.execute(_SCRATCH_TABLES)
         except psycopg.Error as exc:
             raise _translate(exc) from exc
         return cls(conn)

@@ -136,3 +136,53 @@ def test_lifecycle_delivered_shuffled_and_twice_folds_into_the_same_twins_as_in_
     shuffled = query(other.database_url, "SELECT rack_id, status, version, twin - 'rejected' FROM rack_state ORDER BY 1")
     assert len(ordered) == len(sim.racks)
     assert shuffled == ordered
+
+
+def test_a_new_intent_revision_rejudges_every_twin_of_its_generation(tenant: Any, tmp_path: Path) -> None:
+    sim, messages = simulated(seed=3, racks=40, cycles=2)
+    sent = publish(tenant, messages)
+    db, group, log = tenant.database_url, tenant.env["TWIN_WORKER_ID"], tmp_path / "worker.log"
+    generation = "gen-a-130kw"
+    catalog = IntentCatalog.default()
+    current = catalog.latest(generation)
+    assert current is not None
+    tighter = current.model_copy(update={
+        "revision": current.revision + 1,
+        "power_budget_watts": current.power_budget_watts.model_copy(update={"min": 0.0, "max": 1_000.0}),
+        "required_components": {**current.required_components,
+                                "compute-tray": current.required_components.get("compute-tray", 0) + 1},
+    })
+    revision_file = tmp_path / "gen-a-r2.json"
+    revision_file.write_bytes(orjson.dumps({"intents": [tighter.model_dump(mode="json")]}))
+    with running_worker(tenant.env, log) as worker:
+        for role, topic in (("lifecycle", tenant.topics.lifecycle), ("telemetry", tenant.topics.telemetry)):
+            wait_for(f"{role} applied", lambda: applied_messages(db, group, topic),
+                     lambda n, want=sent[role]: n == want, log_path=log, proc=worker)
+        wait_for("every good reading stored", lambda: scalar(db, "SELECT count(*) FROM telemetry"),
+                 lambda n: n == good_readings(messages), timeout=15, log_path=log, proc=worker)
+        wait_for("every stored reading projected", lambda: scalar(
+            db, "SELECT count(*) FROM rack_state s WHERE telemetry_at IS DISTINCT FROM"
+                " (SELECT max(occurred_at) FROM telemetry t WHERE t.rack_id = s.rack_id)"),
+            lambda n: n == 0, timeout=15, log_path=log, proc=worker)
+        powered = {r for (r,) in query(db, "SELECT rack_id FROM rack_state WHERE generation = %s AND telemetry_at IS NOT"
+                                           " NULL AND status IN ('installed', 'commissioned', 'active', 'degraded',"
+                                           " 'maintenance')", (generation,))}
+        built = {r for (r,) in query(db, "SELECT rack_id FROM rack_state WHERE generation = %s AND status NOT IN"
+                                         " ('planned', 'manufactured', 'decommissioned')", (generation,))}
+        assert powered and built
+        judged_by_r2 = "SELECT rack_id FROM deviations WHERE check_name = %s AND intent_revision = %s"
+        assert not query(db, judged_by_r2, ("power-over-budget", tighter.revision))
+
+        published = subprocess.run([str(Path(sys.executable).parent / "twin"), "intent", "publish", str(revision_file)],
+                                   env=tenant.env, capture_output=True, text=True, timeout=60)
+        assert published.returncode == 0, published.stdout + published.stderr
+
+        wait_for("every powered rack of the generation judged over the new budget",
+                 lambda: {r for (r,) in query(db, judged_by_r2, ("power-over-budget", tighter.revision))},
+                 lambda racks: racks == powered, timeout=20, log_path=log, proc=worker)
+        wait_for("every built rack of the generation short of the new compute-tray count",
+                 lambda: {r for (r,) in query(db, judged_by_r2, ("components-missing-compute-tray", tighter.revision))},
+                 lambda racks: racks == built, timeout=20, log_path=log, proc=worker)
+        others = query(db, "SELECT DISTINCT generation FROM deviations WHERE intent_revision = %s AND generation <> %s",
+                       (tighter.revision, generation))
+        assert others == [], "only the revised generation is re-judged"
