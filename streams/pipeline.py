@@ -62,6 +62,9 @@ TELEMETRY_CHECKS: frozenset[str] = frozenset({
 })
 """Checks judged from telemetry (by the telemetry path); the rest (stage, parts, firmware) by the lifecycle path."""
 
+SNAPSHOT_EVERY = 25
+"""A rack's folded state is kept every this many events of its stream (time travel starts there)."""
+
 STALL_SWEEP_SECONDS = 60.0
 """How often racks standing still are judged for stalls (allowances are days: a minute is plenty)."""
 
@@ -467,6 +470,7 @@ class LifecyclePipeline(_Pipeline):
         touched: dict[str, RackTwin] = {}
         versions: dict[str, int] = {}
         refolded: dict[str, set[str]] = {}  # rack -> events its latest replay refused
+        snapshot_due: set[str] = set()
         try:
             async with self.store.unit_of_work() as uow:
                 await uow.register_racks(
@@ -510,8 +514,12 @@ class LifecyclePipeline(_Pipeline):
                         letters.append(letter(m, rejection, rack_id=event.rack_id, event_id=str(event.event_id),
                                               source=event.source))
                     versions[event.rack_id] = version
+                    if version % SNAPSHOT_EVERY == 0:
+                        snapshot_due.add(event.rack_id)
                     self.twins[event.rack_id] = touched[event.rack_id] = twin
                 await uow.project_lifecycle(_state_row(t, versions[r]) for r, t in touched.items())
+                await uow.save_snapshots((r, versions[r], touched[r].last_event_at, touched[r].snapshot())
+                                         for r in snapshot_due if touched[r].last_event_at is not None)
                 await self._judge(uow, touched.values())
                 letters = [d for d in letters if not _made_legal(d, refolded)]
                 await uow.record_deadletters(letters)

@@ -13,8 +13,10 @@ from typing import Any
 import orjson
 from worker_process import query, running_worker, scalar, wait_for
 
+from twin import views
 from twin.intent import IntentCatalog
 from twin.publisher import Publisher
+from twin.rack import RackTwin
 from twin.simulator import FaultPlan, FleetSimulator, Message
 
 
@@ -109,6 +111,18 @@ def test_a_simulated_fleet_lands_in_the_twin_tables_and_bad_input_is_dead_letter
         again_letters = Counter({k: v if k == "illegal-transition" else 2 * v for k, v in expected_letters.items()})
         assert Counter(dict(query(db, open_letters))) == again_letters
         assert worker.poll() is None, "bad input must never stop the worker"
+
+    # Time travel from stored snapshots equals folding the whole history up to the same instant.
+    with views.connect(db) as conn:
+        racks = [r for (r,) in query(db, "SELECT DISTINCT rack_id FROM rack_snapshots ORDER BY 1 LIMIT 5")]
+        assert racks, "racks with long streams keep snapshots"
+        catalog = views.intent_catalog(conn)
+        for rack_id in racks:
+            history = views.rack_history(conn, rack_id)
+            for event in history[::5]:
+                at = event.occurred_at
+                assert views.rack_as_of(conn, rack_id, at).snapshot() == \
+                    RackTwin.replay(rack_id, history, catalog, until=at).snapshot()
 
 
 def test_lifecycle_delivered_shuffled_and_twice_folds_into_the_same_twins_as_in_order(
