@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,10 +29,18 @@ from twin.topics import ensure_topics
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    """The session's broker and database, with the fleet topics created, stopped at the end."""
-    with EmbeddedStack(tmp_path_factory.mktemp("stack")) as running:
-        yield running
+def stack() -> Iterator[EmbeddedStack]:
+    """The session's broker and database, with the fleet topics created, stopped at the end.
+
+    Its state lives outside pytest's temp root: pytest resets that root to mode 0700 at every
+    session start, which would lock out the unprivileged PostgreSQL user of a concurrent run.
+    """
+    state = Path(tempfile.mkdtemp(prefix="twin-test-stack-"))
+    try:
+        with EmbeddedStack(state) as running:
+            yield running
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @dataclass(frozen=True)

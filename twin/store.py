@@ -25,7 +25,7 @@ import structlog
 from psycopg.types.json import Jsonb
 
 from schemas import DeadLetter, Deviation, Envelope, Facility, RackReading
-from twin.errors import StoreError, StoreUnavailable
+from twin.errors import RejectedEvent, StoreError, StoreUnavailable
 
 __all__ = ["AppendedEvent", "StateRow", "TwinStore", "UnitOfWork", "READING_COLUMNS"]
 
@@ -48,8 +48,10 @@ READING_COLUMNS: tuple[str, ...] = (
     "network_links_down",
 )
 _TELEMETRY_COLUMNS = ("rack_id", "occurred_at", "source", *READING_COLUMNS)
-_READING_TYPES = ("text", "timestamptz", "text", *("float8",) * 7, "bool", "float8", "float8", "int4", "int4")
-"""Binary COPY types of `_TELEMETRY_COLUMNS`."""
+_COPY_COLUMNS = ("rack_id", "occurred_at", *READING_COLUMNS, "source")
+"""A reading's fields in attribute order, then its source: a row is `_reading_fields(r) + (source,)`."""
+_VALUE_TYPES = (*("float8",) * 7, "bool", "float8", "float8", "int4", "int4")
+_COPY_TYPES = ("text", "timestamptz", *_VALUE_TYPES, "text")
 _reading_fields = attrgetter("rack_id", "occurred_at", *READING_COLUMNS)
 
 # Per-connection scratch tables that a batch's rows are COPYed into (binary) before one statement
@@ -57,7 +59,7 @@ _reading_fields = attrgetter("rack_id", "occurred_at", *READING_COLUMNS)
 # adapts those element by element in Python). Emptied by that statement, and at every commit.
 _SCRATCH_TABLES = f"""
     CREATE TEMP TABLE IF NOT EXISTS telemetry_incoming ON COMMIT DELETE ROWS AS
-        SELECT {', '.join(_TELEMETRY_COLUMNS)} FROM telemetry WITH NO DATA;
+        SELECT {', '.join(_COPY_COLUMNS)} FROM telemetry WITH NO DATA;
     CREATE TEMP TABLE IF NOT EXISTS rack_state_incoming ON COMMIT DELETE ROWS AS
         SELECT rack_id, telemetry_at AS occurred_at, {', '.join(READING_COLUMNS)}, health::text AS health,
                intent_revision, deviation_count FROM rack_state WITH NO DATA;
@@ -65,12 +67,12 @@ _SCRATCH_TABLES = f"""
         SELECT rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation, intent_revision,
                detail, since FROM deviations WITH NO DATA;
 """
-_STATE_TYPES = ("text", "timestamptz", *_READING_TYPES[3:], "text", "int4", "int4")
+_STATE_TYPES = ("text", "timestamptz", *_VALUE_TYPES, "text", "int4", "int4")
 _DEVIATION_TYPES = ("text", "text", "text", "text", "float8", "float8", "text", "text", "int4", "text", "timestamptz")
 
 _INSERT_READINGS = (
     "WITH incoming AS (DELETE FROM telemetry_incoming RETURNING *)"
-    f" INSERT INTO telemetry ({', '.join(_TELEMETRY_COLUMNS)}) SELECT {', '.join(_TELEMETRY_COLUMNS)} FROM incoming"
+    f" INSERT INTO telemetry ({', '.join(_COPY_COLUMNS)}) SELECT {', '.join(_COPY_COLUMNS)} FROM incoming"
     " ON CONFLICT DO NOTHING"
 )
 _PROJECT_TELEMETRY = (
@@ -102,12 +104,6 @@ _REPLACE_DEVIATIONS = """
     )
     SELECT rack_id FROM gone UNION SELECT rack_id FROM kept
 """
-
-
-def _reading_row(source: str, r: RackReading) -> tuple[Any, ...]:
-    """(rack_id, occurred_at, source, *READING_COLUMNS) of one reading."""
-    rack_id, at, *values = _reading_fields(r)
-    return (rack_id, at, source, *values)
 
 
 async def _copy_rows(cur: psycopg.AsyncCursor[Any], table: str, types: Sequence[str],
@@ -226,13 +222,23 @@ class UnitOfWork:
     async def copy_readings(self, readings: Sequence[tuple[str, RackReading]]) -> int:
         """Store (source, reading) facts; a reading already stored is a no-op. Returns rows inserted.
 
-        The batch is COPYed (binary) into a scratch table, then moved by one INSERT ... ON CONFLICT.
+        Readings are new facts almost always (a batch delivered again is skipped by its tracked
+        offsets), so the batch is COPYed (binary) straight into `telemetry` under a savepoint. Only
+        when that meets a reading already stored (a producer repeating itself) is the batch COPYed
+        into a scratch table and moved by INSERT ... ON CONFLICT DO NOTHING.
         """
         if not readings:
             return 0
         await self._store.ensure_partitions(self._conn, {r.occurred_at.date() for _, r in readings})
+        rows = [_reading_fields(r) + (source,) for source, r in readings]
         async with self._conn.cursor() as cur:
-            await _copy_rows(cur, "telemetry_incoming", _READING_TYPES, (_reading_row(s, r) for s, r in readings))
+            try:
+                async with self._conn.transaction():
+                    await _copy_rows(cur, f"telemetry ({', '.join(_COPY_COLUMNS)})", _COPY_TYPES, rows)
+                return len(rows)
+            except psycopg.errors.UniqueViolation:
+                pass
+            await _copy_rows(cur, "telemetry_incoming", _COPY_TYPES, rows)
             await cur.execute(_INSERT_READINGS)
             return cur.rowcount
 
@@ -242,7 +248,7 @@ class UnitOfWork:
         Guarded by telemetry_at: a late reading that lost to a newer one never overwrites it. One
         UPDATE ... FROM a scratch table for the whole batch, not one statement per rack.
         """
-        rows = [(*_reading_fields(r), orjson.dumps(health).decode(), revision, count)
+        rows = [_reading_fields(r) + (orjson.dumps(health).decode(), revision, count)
                 for r, health, revision, count in latest]
         if not rows:
             return
@@ -397,20 +403,30 @@ class UnitOfWork:
             """
             SELECT DISTINCT d.rack_id, s.stream_version FROM deadletters d
             JOIN racks r USING (rack_id) JOIN rack_state s USING (rack_id)
-            WHERE d.reason = 'missing-tests' AND d.replayed_at IS NULL AND r.generation = ANY(%s)
+            WHERE d.reason IN ('missing-tests', 'illegal-transition') AND d.replayed_at IS NULL
+              AND r.generation = ANY(%s)
               AND (d.topic, d.partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))
             """,
             (list(generations), [t for t, _ in owned], [p for _, p in owned]),
         )
         return dict(await cur.fetchall())
 
-    async def resolve_rejections(self, rack_id: str, still_rejected: set[str]) -> None:
-        """After a re-fold: close the rack's refusals whose event is accepted now."""
+    async def resolve_rejections(self, rack_id: str, refused: Mapping[str, RejectedEvent]) -> None:
+        """After a re-fold of a rack: close its refusals whose event is accepted now, and give those
+        still refused the reason they are refused for now (it can change as late events arrive)."""
         await self._conn.execute(
             "UPDATE deadletters SET replayed_at = now() WHERE rack_id = %s AND replayed_at IS NULL"
             " AND reason IN ('missing-tests', 'illegal-transition') AND NOT (event_id = ANY(%s))",
-            (rack_id, list(still_rejected)),
+            (rack_id, list(refused)),
         )
+        if refused:
+            async with self._conn.cursor() as cur:
+                await cur.executemany(
+                    "UPDATE deadletters SET reason = %s, detail = %s WHERE rack_id = %s AND event_id = %s"
+                    " AND replayed_at IS NULL AND reason IN ('missing-tests', 'illegal-transition')"
+                    " AND (reason, detail) IS DISTINCT FROM (%s, %s)",
+                    [(e.reason, e.detail, rack_id, event_id, e.reason, e.detail) for event_id, e in refused.items()],
+                )
 
     async def register_facility(self, facility: Facility, at: datetime) -> None:
         """Insert or update a facility with its halls and rows (the latest registration wins)."""
