@@ -13,6 +13,7 @@ Every address is a setting: TWIN_KAFKA_BOOTSTRAP, TWIN_DATABASE_URL (see `twin s
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -451,6 +452,44 @@ def rack(
             if instant is None or e["occurred_at"] <= instant:
                 events.add_row(str(e["stream_version"]), e["type"], _fmt(e["occurred_at"]), e["source"])
         console.print(events)
+
+
+@app.command("capacity")
+def capacity_command(
+    facility: Annotated[Optional[str], typer.Option(help="Only this facility id.")] = None,
+    quarter: Annotated[Optional[str], typer.Option(help="Rollout quarter to compare against, e.g. 2027Q2 "
+                                                   "[default: the current quarter].")] = None,
+) -> None:
+    """Site limits against what is placed (per row), and racks in service against the rollout plan."""
+    from datetime import timezone
+
+    from twin import views
+    from twin.fleet import quarter_of
+
+    if quarter is not None and not re.fullmatch(r"20[2-3][0-9]Q[1-4]", quarter):
+        raise typer.BadParameter(f"{quarter!r} is not a quarter like 2027Q2", param_hint="--quarter")
+    quarter = quarter or quarter_of(datetime.now(timezone.utc))
+    try:
+        with views.connect(_settings().database_url.get_secret_value()) as conn:
+            rows = views.capacity(conn, facility)
+            plan = views.rollout_progress(conn, quarter)
+    except TwinError as exc:
+        _fail(exc)
+    table = Table("facility", "operator", "hall/row", "racks / positions", "allocated kW / capacity kW",
+                  "available kW", "drawn kW", title="power capacity by row (allocated = design budget of placed racks)")
+    for r in rows:
+        avail = r["available_power_watts"] / 1000
+        table.add_row(r["facility_id"], r["operator"] + (" (partner)" if r["ownership"] == "partner" else ""),
+                      f"{r['hall_id']}/{r['row_id']}", f"{r['racks']} / {r['positions']}",
+                      f"{r['allocated_watts'] / 1000:,.0f} / {r['power_capacity_watts'] / 1000:,.0f}",
+                      f"[red]{avail:,.0f}[/]" if avail < 0 else f"{avail:,.0f}", f"{r['drawn_watts'] / 1000:,.0f}")
+    console.print(table)
+    progress = Table("facility", "generation", "in service", "target", "vs plan", title=f"rollout plan, {quarter}")
+    for p in plan:
+        diff = p["difference"]
+        progress.add_row(p["facility_id"], p["generation"], str(p["in_service"]), str(p["target"]),
+                         f"[red]{diff}[/]" if diff < 0 else f"+{diff}")
+    console.print(progress)
 
 
 @app.command("rebuild")

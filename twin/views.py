@@ -170,3 +170,60 @@ def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime) -
         if start.last_key is not None and all(event_key(e) > start.last_key for e in after):
             return RackTwin.replay(rack_id, after, catalog, until=instant, snapshot=snap["body"])
     return RackTwin.replay(rack_id, rack_history(conn, rack_id), catalog, until=instant)
+
+
+_ALLOCATING = ("installed", "commissioned", "active", "degraded", "maintenance")
+"""Stages in which a rack occupies its position and its design draw is allocated (as `twin.fleet`)."""
+
+
+def capacity(conn: psycopg.Connection[Any], facility: str | None = None) -> list[dict[str, Any]]:
+    """Per row: site limits against allocated design draw (budget max of placed racks) and drawn power."""
+    return conn.execute(
+        f"""
+        WITH intent AS ({_LATEST_INTENT}),
+        placed AS (
+            SELECT s.facility_id, s.hall_id, s.row_id, count(*) AS racks,
+                   coalesce(sum(i.budget_watts), 0) AS allocated_watts, coalesce(sum(s.power_watts), 0) AS drawn_watts
+            FROM rack_state s LEFT JOIN intent i USING (generation)
+            WHERE s.status = ANY(%(stages)s) GROUP BY 1, 2, 3
+        )
+        SELECT r.facility_id, f.operator, f.ownership, r.hall_id, r.row_id, r.positions,
+               coalesce(p.racks, 0) AS racks, r.power_capacity_watts, r.cooling_capacity_watts,
+               coalesce(p.allocated_watts, 0) AS allocated_watts, coalesce(p.drawn_watts, 0) AS drawn_watts,
+               r.power_capacity_watts - coalesce(p.allocated_watts, 0) AS available_power_watts
+        FROM rows r JOIN facilities f USING (facility_id)
+        LEFT JOIN placed p USING (facility_id, hall_id, row_id)
+        WHERE %(facility)s::text IS NULL OR r.facility_id = %(facility)s
+        ORDER BY 1, 4, 5
+        """,
+        {"stages": list(_ALLOCATING), "facility": facility},
+    ).fetchall()
+
+
+def rollout_progress(conn: psycopg.Connection[Any], quarter: str) -> list[dict[str, Any]]:
+    """Racks in service per facility and generation against the latest plan's target for `quarter`
+    (a quarter the plan does not name carries the last earlier target forward)."""
+    return conn.execute(
+        """
+        WITH plan AS (SELECT max(revision) AS revision FROM rollout_targets),
+        serving AS (
+            SELECT facility_id, generation, count(*) AS racks FROM rack_state
+            WHERE status IN ('active', 'degraded', 'maintenance') AND facility_id IS NOT NULL
+              AND generation IS NOT NULL GROUP BY 1, 2
+        ),
+        pairs AS (
+            SELECT facility_id, generation FROM rollout_targets JOIN plan USING (revision)
+            UNION SELECT facility_id, generation FROM serving
+        ),
+        target AS (
+            SELECT DISTINCT ON (t.facility_id, t.generation) t.facility_id, t.generation, t.racks_in_service
+            FROM rollout_targets t JOIN plan USING (revision)
+            WHERE t.quarter <= %(quarter)s ORDER BY t.facility_id, t.generation, t.quarter DESC
+        )
+        SELECT p.facility_id, p.generation, coalesce(t.racks_in_service, 0) AS target,
+               coalesce(s.racks, 0) AS in_service, coalesce(s.racks, 0) - coalesce(t.racks_in_service, 0) AS difference
+        FROM pairs p LEFT JOIN target t USING (facility_id, generation) LEFT JOIN serving s USING (facility_id, generation)
+        ORDER BY 1, 2
+        """,
+        {"quarter": quarter},
+    ).fetchall()

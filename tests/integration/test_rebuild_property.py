@@ -11,35 +11,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.deadletter import Message
-from streams.pipeline import IntentPipeline, LifecyclePipeline, TelemetryPipeline, WorkerState
 from twin.intent import IntentCatalog
 from twin.rebuild import rebuild
 from twin.simulator import FaultPlan, FleetSimulator
-from twin.store import TwinStore
-
-
-async def _run(database_url: str, messages: list[Any], batch: int) -> None:
-    state = WorkerState("property")
-    pipelines = {
-        "intent": IntentPipeline(await TwinStore.connect(database_url), state),
-        "lifecycle": LifecyclePipeline(await TwinStore.connect(database_url), state),
-        "telemetry": TelemetryPipeline(await TwinStore.connect(database_url), state),
-    }
-    offsets: dict[str, int] = {}
-    pending: dict[str, list[Message]] = {role: [] for role in pipelines}
-    for m in messages:
-        offsets[m.role] = offsets.get(m.role, -1) + 1
-        pending[m.role].append(Message(m.role, 0, offsets[m.role], m.key, m.value))
-        if len(pending[m.role]) >= batch:
-            await pipelines[m.role].handle(pending[m.role])
-            pending[m.role] = []
-    for role, rest in pending.items():
-        if rest:
-            await pipelines[role].handle(rest)
-    for pipeline in pipelines.values():
-        await pipeline.sweep()
-        await pipeline.store.close()
+from inprocess import run_pipelines
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -58,7 +33,7 @@ def test_rebuild_from_the_stores_equals_the_live_state_after_any_simulated_run(
         lifecycle = lifecycle + lifecycle[: len(lifecycle) // 3]
         random.Random(seed).shuffle(lifecycle)
     telemetry = [m for _, cycle in sim.cycles(1.0, first=start, count=2) for m in cycle]
-    asyncio.run(_run(tenant.database_url, [*sim.reference_messages(), *lifecycle, *telemetry], batch))
+    asyncio.run(run_pipelines(tenant.database_url, [*sim.reference_messages(), *lifecycle, *telemetry], batch))
     result = rebuild(tenant.database_url)
     assert result.racks == len(sim.racks)
     assert result.equal, f"differ: {result.mismatched[:5]}, missing: {result.missing[:5]}"
