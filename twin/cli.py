@@ -26,7 +26,10 @@ from twin.errors import TwinError
 from twin.settings import Settings, get_settings
 
 app = typer.Typer(
-    help="Run the fleet twin and ask it questions. Addresses come from TWIN_* settings (see `twin settings`).", no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_show_locals=False,
+    help="Run the fleet twin and ask it questions. Addresses come from TWIN_* settings (see `twin settings`).",
+    epilog="Start with [bold]twin demo[/]. Step by step: [bold]twin up[/] (prints the exports), then "
+           "[bold]twin worker[/] and [bold]twin simulate[/] in other terminals, then [bold]twin racks --stage active[/], "
+           "[bold]twin rack RACK_ID --as-of 2026-10-01[/], [bold]twin capacity[/], [bold]twin deadletters[/].", no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 deadletters_app = typer.Typer(help="Bad input, recorded with its precise reason.", invoke_without_command=True)
