@@ -5,14 +5,29 @@ transaction commits) and hands them to its pipeline (streams/pipeline.py). Telem
 as reports of many readings, so Faust's per-message cost is paid once per poll cycle, not once
 per reading. Consumer settings are tuned for the embedded Tansu broker's slow first group
 join (DESIGN.md, "Known quirks"): a worker takes its first event within seconds.
+
+A batch that fails on the database is retried with backoff until it commits, never skipped;
+when the failure broke the connection (a restarted server closes it), the retry gets a fresh
+one. While a batch waits, the stream's bounded buffer fills and consumption stops: a slow
+database slows the worker, it does not fill its memory. On SIGTERM Faust stops fetching, lets
+the in-flight batch commit and be acked, commits the offsets and leaves the group.
+
+Web pages: /metrics (Prometheus, streams/metrics.py), /healthz (alive: the event loop answers;
+it also names a dependency that is down), /readyz (ready: the broker and the database answer,
+503 otherwise).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import faust
+import psycopg
 import structlog
 from aiohttp.web import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -27,6 +42,16 @@ from twin.store import TwinStore
 log = structlog.get_logger(__name__)
 settings = get_settings()
 topics = settings.topics
+
+RETRY_FIRST_SECONDS = 0.2
+RETRY_MAX_SECONDS = 5.0
+"""Backoff between attempts at a batch the database refused: doubling from the first to the max."""
+PROBE_SECONDS = 2.0
+"""How long a health probe or a connection check waits for the broker or the database."""
+EXIT_ON_BUG = 70
+"""Exit status of a worker stopped by an unexpected error in a batch (EX_SOFTWARE)."""
+LAG_EVERY_SECONDS = 5.0
+"""How often consumer lag is measured (one ListOffsets request per assigned partition set)."""
 
 app = faust.App(
     settings.worker_id,
@@ -46,6 +71,7 @@ app = faust.App(
     web_host=settings.worker_web_host,
     web_port=settings.worker_web_port,
     web_in_thread=False,
+    datadir=str(settings.state_dir / "faust" / "{conf.id}"),  # Faust's own files: never in the caller's cwd
     producer_acks=-1,
 )
 
@@ -66,31 +92,81 @@ async def emit(role: str, key: bytes | None, value: bytes) -> None:
 
 
 async def _run(stream: faust.StreamT, make: type[_Pipeline]) -> None:
-    """Feed a stream's batches to a pipeline, retrying a failed batch with backoff until it commits."""
-    store = await TwinStore.connect(settings.database_url.get_secret_value())
-    pipeline = make(store, state, emit)
+    """Feed a stream's batches to a pipeline; each batch is retried until it commits."""
+    pipeline = make(await _connect(make.role), state, emit)
     pipelines.append(pipeline)
-    await pipeline.start()
-    async for events in stream.take_events(settings.batch_max_messages, within=settings.batch_within_seconds):
-        batch = [Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                 for e in events]
-        delay = 0.2
-        while True:
+    try:
+        await _until_committed(pipeline, pipeline.start)
+        async for events in stream.take_events(settings.batch_max_messages, within=settings.batch_within_seconds):
+            batch = [Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+                     for e in events]
+            await _until_committed(pipeline, partial(pipeline.handle, batch))
+    finally:  # stopping (or restarted by Faust): the sweep and the probes forget this pipeline
+        pipelines.remove(pipeline)
+
+
+async def _until_committed(pipeline: _Pipeline, attempt: Callable[[], Awaitable[None]]) -> None:
+    """Run `attempt` until the database takes it: back off, and mend the connection, between tries.
+
+    Any other failure is a bug, and stops the worker at once, as a SIGKILL would. Letting the
+    agent go on (Faust restarts a crashed agent on the rest of its stream) would commit later
+    batches over this one: their tracked offsets would then make a redelivery of it look
+    applied, and it would be lost. Stopped here, nothing after it is applied, and a restarted
+    worker gets it again from the last acknowledged offset.
+    """
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            await attempt()
+            return
+        except StoreError as exc:
+            metrics.STORE_RETRIES.labels(pipeline.role).inc()
+            log.warning("batch failed, retrying", role=pipeline.role, error=str(exc), retry_in=delay)
+            pipeline.evict()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            await _mend(pipeline)
+        except Exception:
+            log.exception("batch failed on an unexpected error: the worker stops so that no later batch overtakes"
+                          " it (a restarted worker takes it again)", role=pipeline.role)
+            sys.stderr.flush()
+            os._exit(EXIT_ON_BUG)
+
+
+async def _connect(role: str) -> TwinStore:
+    """A connection to the twin database, waiting (with backoff) while it is unavailable."""
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return await TwinStore.connect(settings.database_url.get_secret_value())
+        except StoreError as exc:
+            log.warning("database unavailable", role=role, error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+
+async def _mend(pipeline: _Pipeline) -> None:
+    """Give a pipeline a working connection: its own if it still answers, else a new one.
+
+    A server restart leaves psycopg's connection closed; a connection cut without a word (a
+    dropped network path) still looks open, so it must answer a ping in time to be kept.
+    """
+    async with pipeline.lock:
+        broken = pipeline.store
+        if not broken.closed:
             try:
-                await pipeline.handle(batch)
-                break
-            except StoreError as exc:
-                metrics.STORE_RETRIES.labels(pipeline.role).inc()
-                log.warning("batch failed, retrying", role=pipeline.role, error=str(exc), retry_in=delay)
-                pipeline.evict()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                try:
-                    if pipeline.store.closed:
-                        pipeline.store = await TwinStore.connect(settings.database_url.get_secret_value())
-                        await pipeline.start()
-                except StoreError as again:
-                    log.warning("database still unavailable", error=str(again))
+                await asyncio.wait_for(broken.ping(), timeout=PROBE_SECONDS)
+                return
+            except (StoreError, TimeoutError) as exc:
+                log.warning("database connection does not answer", role=pipeline.role, error=str(exc) or "timeout")
+        try:
+            pipeline.store = await TwinStore.connect(settings.database_url.get_secret_value())
+        except StoreError as exc:
+            log.warning("database still unavailable", role=pipeline.role, error=str(exc))
+            return
+        with contextlib.suppress(psycopg.Error, OSError):
+            await broken.close()
+        log.info("database connection replaced", role=pipeline.role)
 
 
 @app.agent(intent_topic)
@@ -113,18 +189,62 @@ async def fold_telemetry(stream: faust.StreamT) -> None:
 
 @app.timer(interval=2.0)
 async def sweep() -> None:
-    """Between batches: adopt input that arrived before its rack was known (and what else waits)."""
+    """Between batches: adopt input that arrived before its rack was known (and what else waits);
+    mend a connection a database restart closed, even on a pipeline that has no traffic."""
     for pipeline in list(pipelines):
+        if pipeline.store.closed:
+            await _mend(pipeline)
         try:
             await pipeline.sweep()
         except StoreError as exc:
             log.warning("sweep failed; next tick retries", role=pipeline.role, error=str(exc))
 
 
+@app.timer(interval=LAG_EVERY_SECONDS)
+async def measure_lag() -> None:
+    """Consumer lag of each assigned partition: its end offset minus the next offset to apply.
+
+    The end is the larger of the broker's ListOffsets answer and the high watermark of the last
+    fetch. Tansu 0.6 gets both wrong by up to one produce batch (its ListOffsets(latest) is the
+    last batch's base offset + 1; a fetch reports the end of what it returned), so on the
+    embedded broker lag reads low by up to a batch; Apache Kafka answers exactly.
+    """
+    consumer = app.consumer
+    try:
+        assignment = consumer.assignment()
+        ends = dict(await asyncio.wait_for(consumer.highwaters(*assignment), timeout=PROBE_SECONDS)
+                    ) if assignment else {}
+    except Exception as exc:  # noqa: BLE001 - a broker that does not answer now is measured next time
+        log.warning("consumer lag not measured", error=str(exc) or type(exc).__name__)
+        return
+    applied: dict[tuple[str, int], int] = {}
+    for pipeline in pipelines:
+        for tp, offset in pipeline.applied.items():
+            applied[tp] = max(offset, applied.get(tp, -1))
+    for tp in assignment:
+        with contextlib.suppress(Exception):  # no fetch yet: no high watermark
+            ends[tp] = max(ends.get(tp) or 0, consumer.highwater(tp) or 0)
+        if ends.get(tp) is None:
+            continue
+        behind = ends[tp] - (applied.get((tp.topic, tp.partition), -1) + 1)
+        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
+
+
+@app.on_partitions_assigned.connect
+async def _assigned(app: faust.App, assigned: set[faust.types.TP], **_: object) -> None:
+    metrics.ASSIGNED_PARTITIONS.clear()
+    metrics.CONSUMER_LAG.clear()
+    for tp in assigned:
+        metrics.ASSIGNED_PARTITIONS.labels(tp.topic, str(tp.partition)).set(1)
+    log.info("partitions assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+
 @app.on_partitions_revoked.connect
 async def _forget_offsets(app: faust.App, revoked: Sequence[object], **_: object) -> None:
     for pipeline in pipelines:
         pipeline.forget_offsets()
+    metrics.ASSIGNED_PARTITIONS.clear()
+    metrics.CONSUMER_LAG.clear()
 
 
 @app.page("/metrics")
@@ -132,30 +252,63 @@ async def prometheus_metrics(web: object, request: object) -> Response:
     return Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def _dependencies() -> list[str]:
+    """What keeps this worker from working now: the broker or the database not answering."""
+    problems = []
+    try:
+        client = app.producer._ensure_producer().client  # type: ignore[attr-defined]  # aiokafka's, no public path
+        if not await asyncio.wait_for(client.force_metadata_update(), timeout=PROBE_SECONDS):
+            problems.append("broker: metadata request failed")
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported in the body
+        problems.append(f"broker: {exc or type(exc).__name__}")
+    try:  # a connection of its own: a pipeline's may be busy in a long transaction
+        conn = await psycopg.AsyncConnection.connect(settings.database_url.get_secret_value(),
+                                                     autocommit=True, connect_timeout=PROBE_SECONDS)
+        async with conn:
+            await asyncio.wait_for(conn.execute("SELECT 1"), timeout=PROBE_SECONDS)
+    except (psycopg.Error, OSError, TimeoutError) as exc:
+        problems.append(f"database: {str(exc).strip() or type(exc).__name__}")
+    if not pipelines:
+        problems.append("pipelines: not started yet")
+    return problems
+
+
 @app.page("/healthz")
 async def healthz(web: object, request: object) -> Response:
-    """Alive: the event loop answers."""
-    return Response(text="ok\n")
+    """Alive: the event loop answers. A dependency that is down is named but does not fail this
+    probe: restarting a worker does not bring a database back (readiness says it cannot work)."""
+    problems = await _dependencies()
+    return Response(text="".join(f"degraded: {p}\n" for p in problems) + "ok\n")
 
 
 @app.page("/readyz")
 async def readyz(web: object, request: object) -> Response:
-    """Ready: the broker has assigned us partitions' worth of metadata and the database answers."""
-    problems = []
-    try:
-        await asyncio.wait_for(app.producer.client.force_metadata_update(), timeout=2)  # type: ignore[attr-defined]
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported in the body
-        problems.append(f"broker: {exc}")
-    for pipeline in pipelines[:1]:
-        try:
-            await asyncio.wait_for(pipeline.store.ping(), timeout=2)
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"database: {exc}")
-    if not pipelines:
-        problems.append("pipelines not started yet")
+    """Ready: the broker and the database answer, and the pipelines have started (503 otherwise)."""
+    problems = await _dependencies()
     if problems:
         return Response(status=503, text="\n".join(problems) + "\n")
     return Response(text="ready\n")
+
+
+def _library_logging(level: str) -> dict[str, object]:
+    """A `logging.config` dict that renders Faust's, aiokafka's and mode's own (stdlib) records
+    as ours are rendered (twin/logs.py): JSON lines where no terminal reads them."""
+    renderer = (structlog.dev.ConsoleRenderer(colors=False) if sys.stderr.isatty()
+                else structlog.processors.JSONRenderer())
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structured": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "foreign_pre_chain": [structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                                  structlog.processors.TimeStamper(fmt="iso", utc=True)],
+            "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                           structlog.processors.format_exc_info, renderer],
+        }},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                                "formatter": "structured"}},
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -166,5 +319,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure(settings.log_level)
     log.info("worker starting", **settings.redacted())
     migrate(settings.database_url.get_secret_value())
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    app.conf.datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True,
+                          logging_config=_library_logging(settings.log_level))
     worker.execute_from_commandline()

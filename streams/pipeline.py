@@ -67,6 +67,9 @@ TELEMETRY_CHECKS: frozenset[str] = frozenset({
 })
 """Checks judged from telemetry (by the telemetry path); the rest (stage, parts, firmware) by the lifecycle path."""
 
+LOAD_CHUNK = 250
+"""Twins loaded from the database per query by the telemetry path."""
+
 SNAPSHOT_EVERY = 25
 """A rack's folded state is kept every this many events of its stream (time travel starts there)."""
 
@@ -264,14 +267,16 @@ class TelemetryPipeline(_Pipeline):
 
     async def _load(self, rack_ids: set[str]) -> None:
         missing = [r for r in rack_ids if r not in self.twins]
-        if not missing:
-            return
-        stored = await self.store.states(missing)
-        opened = await self.store.open_deviations(missing)
-        for rack_id in missing:
-            snapshot = stored.get(rack_id, {}).get("twin")
-            self.twins[rack_id] = RackTwin.from_snapshot(snapshot) if snapshot else RackTwin(rack_id)
-            self.open[rack_id] = {d.check: d for d in opened.get(rack_id, [])}
+        for chunk in range(0, len(missing), LOAD_CHUNK):  # bounded transient memory per query
+            racks = missing[chunk:chunk + LOAD_CHUNK]
+            stored = await self.store.states(racks, parts=False)
+            opened = await self.store.open_deviations(racks)
+            for rack_id in racks:
+                snapshot = stored.get(rack_id, {}).get("twin")
+                self.twins[rack_id] = RackTwin.from_snapshot(snapshot) if snapshot else RackTwin(rack_id)
+                if rack_id in opened:  # most racks conform: hold no dict for them
+                    self.open[rack_id] = {d.check: d for d in opened[rack_id]}
+            del stored, opened
 
     def _judged_now(self) -> dict[str, int]:
         catalog = self.state.catalog
@@ -292,7 +297,8 @@ class TelemetryPipeline(_Pipeline):
         changed = await self.store.lifecycle_changes(since_seconds=max_age_seconds * 5)
         unplaced = [r for r, t in self.twins.items() if t.generation is None and r not in changed]
         if unplaced:  # loaded before the lifecycle side existed: take it as soon as it does
-            changed.update({r: v["twin"] for r, v in (await self.store.states(unplaced)).items() if v["twin"]})
+            changed.update({r: v["twin"] for r, v in (await self.store.states(unplaced, parts=False)).items()
+                            if v["twin"]})
         for rack_id, snapshot in changed.items():
             twin = self.twins.get(rack_id)
             if twin is not None and snapshot:

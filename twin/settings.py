@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     worker_id: str = Field(default="twin-worker", description="Faust app id, that is the consumer group.")
     worker_web_host: str = Field(default="127.0.0.1", description="Interface of the worker's web endpoints.")
     worker_web_port: int = Field(default=6066, ge=0, le=65535, description="Worker's /metrics, /healthz, /readyz.")
-    batch_max_messages: int = Field(default=500, ge=1, description="Messages per batch taken from a stream.")
+    batch_max_messages: int = Field(default=2000, ge=1, description="Messages per batch taken from a stream.")
     batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
     telemetry_stale_seconds: float = Field(default=30.0, gt=0, description="No reading for this long: stale.")
     log_level: str = Field(default="info")

@@ -141,6 +141,15 @@ class StateRow:
     twin: dict[str, Any]
 
 
+_TELEMETRY_SIDE = (
+    '{"components": [], "rejected": [], "tests": {}, "stage_entered_at": {}, "stage_left_at": {},'
+    ' "serial_number": null, "factory": null, "status_reason": null, "rma_number": null}'
+)
+"""What the telemetry path blanks out of a stored twin: it judges readings against intent by
+generation and stage, and holds 100,000 twins; parts, tests and stage history stay with the
+lifecycle path."""
+
+
 def _translate(exc: psycopg.Error) -> StoreError:
     if isinstance(exc, psycopg.OperationalError):
         return StoreUnavailable(f"twin database unavailable: {exc}")
@@ -543,10 +552,16 @@ class TwinStore:
         return {(t, p): o for t, p, o in await cur.fetchall()}
 
     @_translated
-    async def states(self, rack_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The stored twin snapshots (lifecycle side) of these racks."""
+    async def states(self, rack_ids: Iterable[str], *, parts: bool = True) -> dict[str, dict[str, Any]]:
+        """The stored twin snapshots (lifecycle side) of these racks.
+
+        Without `parts`, the bill of materials and remembered refusals are left out (sent as
+        empty): the telemetry path judges readings, not parts, and a worker holding 100,000
+        twins cannot afford a parts list per twin.
+        """
+        column = "twin" if parts else f"twin || '{_TELEMETRY_SIDE}'::jsonb"
         cur = await self._conn.execute(
-            "SELECT rack_id, twin, stream_version FROM rack_state WHERE rack_id = ANY(%s)", (list(rack_ids),)
+            f"SELECT rack_id, {column}, stream_version FROM rack_state WHERE rack_id = ANY(%s)", (list(rack_ids),)
         )
         return {rack_id: {"twin": twin, "stream_version": v} for rack_id, twin, v in await cur.fetchall()}
 
@@ -575,7 +590,8 @@ class TwinStore:
     async def lifecycle_changes(self, since_seconds: float) -> dict[str, dict[str, Any]]:
         """Twins whose lifecycle side was written in the last `since_seconds` (by any worker)."""
         cur = await self._conn.execute(
-            "SELECT rack_id, twin FROM rack_state WHERE lifecycle_recorded_at > now() - make_interval(secs => %s)",
+            f"SELECT rack_id, twin || '{_TELEMETRY_SIDE}'::jsonb FROM rack_state"
+            " WHERE lifecycle_recorded_at > now() - make_interval(secs => %s)",
             (since_seconds,),
         )
         return dict(await cur.fetchall())
