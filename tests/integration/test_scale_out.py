@@ -116,11 +116,16 @@ def test_a_slow_database_stops_consumption_and_worker_memory_stays_bounded(tenan
     assert growth < 40 * MB, f"worker grew by {growth / MB:.0f} MB while {flood_bytes / MB:.0f} MB waited"
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-11-25: 100,000 twins settle at about 900 MB resident (8.4 KiB a twin; 3.3 KiB at 20,000: the"
+    " per-batch transient of readings and loaded snapshots fragments the heap at full size). Twins themselves"
+    " are about 1 KB without parts; see the closing note of the stream-processing issue."))
 def test_a_worker_holding_100000_rack_twins_stays_under_500_mb_resident(tenant: Any, tmp_path: Path) -> None:
-    """By default 20,000 twins, and the memory they add is scaled to 100,000 (TWIN_TEST_TWINS=100000
-    holds the full fleet's worth: about 1.2 GB of snapshots to load and two minutes more)."""
+    """The full fleet's worth of twins (about 1.2 GB of snapshots to load: two minutes). Measured, not
+    extrapolated: at 20,000 twins a linear projection said 437 MB while 100,000 measured 946 MB.
+    TWIN_TEST_TWINS sets another size (the memory it adds is then scaled to 100,000)."""
     env = worker_env(tenant, tmp_path)
-    racks = int(os.environ.get("TWIN_TEST_TWINS", "20000"))
+    racks = int(os.environ.get("TWIN_TEST_TWINS", "100000"))
     per_report = 50
     catalog = IntentCatalog.default()
     start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=5)
