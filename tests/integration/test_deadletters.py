@@ -21,8 +21,10 @@ def test_replayed_dead_letters_are_taken_when_the_fix_is_in_and_refused_again_wh
     sent = publish(tenant, messages)
     db, group, log = tenant.database_url, tenant.env["TWIN_WORKER_ID"], tmp_path / "worker.log"
     with running_worker(tenant.env, log) as worker:
-        wait_for("telemetry applied", lambda: applied_messages(db, group, tenant.topics.telemetry),
-                 lambda n: n == sent["telemetry"], log_path=log, proc=worker)
+        for role, topic in (("intent", tenant.topics.intent), ("lifecycle", tenant.topics.lifecycle),
+                            ("telemetry", tenant.topics.telemetry)):
+            wait_for(f"{role} applied", lambda t=topic: applied_messages(db, group, t),
+                     lambda n, want=sent[role]: n == want, log_path=log, proc=worker)
         # A reading refused by yesterday's worker (say, a range since corrected): recorded as its
         # dead letter, as the worker records them, and not in the telemetry table.
         rack_id, reading = next((r.rack_id, r) for r in sim.telemetry_cycle(sim.start)[0].readings)
