@@ -25,7 +25,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import structlog
@@ -203,6 +203,22 @@ def deviation_changes(
     ]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_UTC = timedelta(0)
+
+
+def _same_as_latest(reading: RackReading | None, twin: RackTwin) -> RackReading | None:
+    """`reading` when it is what `twin.latest` would rebuild from the window (the window's newest
+    row, its time in UTC), sparing that rebuild; else None."""
+    if reading is None or twin.window is None:
+        return None
+    at = reading.occurred_at
+    if at.utcoffset() != _UTC or (at - _EPOCH) // _MICROSECOND != twin.window.latest_us:
+        return None
+    return reading
+
+
 @contextmanager
 def _no_cyclic_gc() -> Iterator[None]:
     """Hold the cycle collector off while a batch is handled, and let it run once after.
@@ -330,10 +346,14 @@ class TelemetryPipeline(_Pipeline):
         """Observe readings; judge each rack whose newest reading changed (fills `changed`)."""
         await self._load(set(known))
         twins = self.twins
+        newest: dict[str, RackReading] = {}  # per rack, the newest reading this batch added to its window
         for _, r in readings:
             twin = twins[r.rack_id]
             if twin.observe(r):
                 changed[r.rack_id] = twin
+                n = newest.get(r.rack_id)
+                if n is None or r.occurred_at > n.occurred_at:
+                    newest[r.rack_id] = r
         revised = self._revised_generations()
         if revised:  # a new intent revision re-judges every twin of its generation, readings or not
             for rack_id, twin in self.twins.items():
@@ -347,7 +367,7 @@ class TelemetryPipeline(_Pipeline):
         stale_after = self.state.stale_after_seconds
         for rack_id, twin in changed.items():
             intent = self.state.catalog.latest(known[rack_id])
-            latest = twin.latest
+            latest = _same_as_latest(newest.get(rack_id), twin) or twin.latest
             assert latest is not None
             health = assess(twin, intent, now, stale_after)
             after = ({d.check: d for d in evaluate(twin, intent, now, stale_after_seconds=stale_after)
