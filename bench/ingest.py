@@ -26,6 +26,11 @@ Then, on the (c) worker, a steady paced load (`--rate` readings/s, occurred_at =
 measures reading-to-visible latency, and the telemetry partitions of (c) give bytes per
 rack-day, projected to the fleet. The report (markdown, plus JSON beside it) states the machine
 and the command. `--baseline OLD.json` adds the figures of an earlier run for comparison.
+
+Also: `--what-if-fetch-wait MS` runs (c) and the latency load once more on a worker whose Kafka
+fetches wait at most MS (Faust fixes 1500 ms, and Tansu answers a fetch only when its wait is over);
+`--only a,c` runs a subset (no report); `--profile DIR` records each worker with py-spy (collapsed
+stacks, the steady window on its own as `worker-latency.txt`).
 """
 
 from __future__ import annotations
@@ -782,7 +787,8 @@ def write_report(path: Path, results: dict[str, Any], baseline: dict[str, Any] |
         f"PostgreSQL {r['machine']['postgres']}, Tansu 0.6 (embedded broker), {r['machine']['platform']}; load "
         f"average {r['load_average_at_start'][0]:.2f} at the start (the machine is shared)  ",
         f"Run: {r['when']}, {r['total_seconds']:.0f} s in all"
-        + (f"; *before* columns: {baseline['when']}, `{baseline['command']}`" if baseline else ""),
+        + (f"; *before* columns: {baseline.get('label') or 'an earlier run'} ({baseline['when']}, "
+           f"`{baseline['command']}`)" if baseline else ""),
         "",
         f"Load: the simulator's fleet of {load['racks']:,} racks ({load['powered']:,} powered and reporting, in "
         f"{load['rows']} rows), {load['cycles']} poll cycles 1 s apart: {load['readings']:,} readings in "
@@ -890,7 +896,7 @@ def write_report(path: Path, results: dict[str, Any], baseline: dict[str, Any] |
             "",
             "Faust creates its aiokafka consumer with `fetch_max_wait_ms=1500`, not a setting. Tansu 0.6 does not "
             "answer a fetch early when records arrive: a fetch that finds nothing new returns after its full wait "
-            "(measured: 450 ms, 78 ms and 3 ms delivery for waits of 1500, 500 and 100 ms). A worker that has caught "
+            "(one message sent to a caught-up aiokafka consumer, measured here: delivered after 450 ms, 78 ms and 3 ms with waits of 1500, 500 and 100 ms). A worker that has caught "
             "up therefore sees telemetry in bursts up to 1.5 s late, and partitions drained at different times "
             "wait on one another. The what-if worker is the same code with its consumers' wait lowered by the bench "
             "(a `sitecustomize` on its `PYTHONPATH`); on Apache Kafka a long-poll fetch returns as soon as data is "
