@@ -47,7 +47,6 @@ READING_COLUMNS: tuple[str, ...] = (
     "network_links_up",
     "network_links_down",
 )
-_TELEMETRY_COLUMNS = ("rack_id", "occurred_at", "source", *READING_COLUMNS)
 _COPY_COLUMNS = ("rack_id", "occurred_at", *READING_COLUMNS, "source")
 """A reading's fields in attribute order, then its source: a row is `_reading_fields(r) + (source,)`."""
 _VALUE_TYPES = (*("float8",) * 7, "bool", "float8", "float8", "int4", "int4")
