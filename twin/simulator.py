@@ -62,6 +62,7 @@ from schemas import (
     Row,
     TelemetryReported,
 )
+from twin.lifecycle import POWERED_STAGES  # racks report telemetry exactly in the domain's powered stages
 
 __all__ = [
     "OUR_COMPANY", "POWERED_STAGES", "QUARTERS", "BadInput", "Fault", "FaultPlan", "FleetSimulator", "Message",
@@ -100,8 +101,6 @@ class Stage(StrEnum):
     RMA = "rma"
 
 
-POWERED_STAGES = frozenset({Stage.INSTALLED, Stage.COMMISSIONED, Stage.ACTIVE, Stage.DEGRADED, Stage.MAINTENANCE})
-"""Stages in which a rack is powered and its collector reports telemetry."""
 
 
 class Fault(StrEnum):
