@@ -462,6 +462,7 @@ class LifecyclePipeline(_Pipeline):
     def evict(self, rack_ids: Iterable[str] | None = None) -> None:
         if rack_ids is None:
             self.twins.clear()
+            self._refolded_marker = (-1, -1)  # partitions may have moved here: look for gated racks again
         else:
             for rack_id in rack_ids:
                 self.twins.pop(rack_id, None)
