@@ -33,6 +33,7 @@ from aiohttp.web import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
+from streams.transport import TwinApp
 from streams.deadletter import Message
 from streams.pipeline import IntentPipeline, LifecyclePipeline, TelemetryPipeline, WorkerState, _Pipeline
 from twin.errors import StoreError
@@ -53,8 +54,9 @@ EXIT_ON_BUG = 70
 LAG_EVERY_SECONDS = 5.0
 """How often consumer lag is measured (one ListOffsets request per assigned partition set)."""
 
-app = faust.App(
+app = TwinApp(
     settings.worker_id,
+    fetch_max_wait_ms=settings.fetch_max_wait_ms,
     broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
     value_serializer="raw",
     key_serializer="raw",

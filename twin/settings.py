@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(default=6066, ge=0, le=65535, description="Worker's /metrics, /healthz, /readyz.")
     batch_max_messages: int = Field(default=2000, ge=1, description="Messages per batch taken from a stream.")
     batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
+    fetch_max_wait_ms: int = Field(
+        default=100, ge=0, le=1500,
+        description="Longest a Kafka fetch waits for records (Faust fixes 1500; brokers that answer a fetch only"
+                    " when its wait is over, as Tansu does, make this the floor of event-to-twin latency).",
+    )
     telemetry_stale_seconds: float = Field(default=30.0, gt=0, description="No reading for this long: stale.")
     log_level: str = Field(default="info")
     topics: Topics = Field(default_factory=Topics)
