@@ -48,7 +48,7 @@ from schemas import (
 )
 from streams import metrics
 from streams.deadletter import Message, letter
-from twin.conformance import evaluate
+from twin.conformance import TELEMETRY_CHECKS, evaluate
 from twin.decoding import decode_event, decode_report
 from twin.errors import RejectedEvent, UnknownRack
 from twin.health import assess
@@ -60,12 +60,6 @@ __all__ = ["Emit", "IntentPipeline", "LifecyclePipeline", "TelemetryPipeline", "
 
 log = structlog.get_logger(__name__)
 
-TELEMETRY_CHECKS: frozenset[str] = frozenset({
-    "power-over-budget", "power-under-budget", "cooling-over-capacity", "coolant-flow-out-of-range",
-    "inlet-temperature-out-of-envelope", "coolant-supply-out-of-envelope", "accelerator-too-hot", "leak-detected",
-    "network-links-down", "telemetry-stale",
-})
-"""Checks judged from telemetry (by the telemetry path); the rest (stage, parts, firmware) by the lifecycle path."""
 
 LOAD_CHUNK = 250
 """Twins loaded from the database per query by the telemetry path."""
@@ -370,8 +364,9 @@ class TelemetryPipeline(_Pipeline):
             latest = _same_as_latest(newest.get(rack_id), twin) or twin.latest
             assert latest is not None
             health = assess(twin, intent, now, stale_after)
-            after = ({d.check: d for d in evaluate(twin, intent, now, stale_after_seconds=stale_after)
-                      if d.check in TELEMETRY_CHECKS} if intent and twin.generation == intent.generation else {})
+            after = ({d.check: d for d in evaluate(twin, intent, now, stale_after_seconds=stale_after,
+                                                   only="telemetry")}
+                     if intent and twin.generation == intent.generation else {})
             opened = self.open.get(rack_id, {})
             before = {c: d for c, d in opened.items() if c in TELEMETRY_CHECKS}
             if after != before:
@@ -494,7 +489,7 @@ class LifecyclePipeline(_Pipeline):
         now = _now()
         for twin in twins:
             intent = self.state.catalog.latest(twin.generation) if twin.generation else None
-            found = [d for d in evaluate(twin, intent, now) if d.check not in TELEMETRY_CHECKS] if intent else []
+            found = evaluate(twin, intent, now, only="lifecycle") if intent else []
             await uow.replace_deviations(twin.rack_id, _deviation_rows(found, {}, now), TELEMETRY_CHECKS, family=False)
 
     async def _judge_stalls(self) -> None:
@@ -710,7 +705,7 @@ async def _rejudge_lifecycle(store: TwinStore, catalog: IntentCatalog, generatio
             intent = catalog.latest(twin.generation) if twin.generation else None
             if intent is None:
                 continue
-            found = [d for d in evaluate(twin, intent, now) if d.check not in TELEMETRY_CHECKS]
+            found = evaluate(twin, intent, now, only="lifecycle")
             await uow.replace_deviations(rack_id, _deviation_rows(found, {}, now), TELEMETRY_CHECKS, family=False)
             judged += 1
     return judged

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from schemas import Deviation, GenerationIntent, Range, Severity
 from twin.lifecycle import POWERED_STAGES, RackStatus, stalled
@@ -35,7 +35,7 @@ from twin.lifecycle import POWERED_STAGES, RackStatus, stalled
 if TYPE_CHECKING:
     from twin.rack import RackTwin
 
-__all__ = ["CHECKS", "MARGINS", "STALE_AFTER_SECONDS", "evaluate", "judge", "reevaluate"]
+__all__ = ["CHECKS", "MARGINS", "STALE_AFTER_SECONDS", "TELEMETRY_CHECKS", "Family", "evaluate", "judge", "reevaluate"]
 
 STALE_AFTER_SECONDS = 30.0
 """Default for `stale_after_seconds`; the worker passes its `telemetry_stale_seconds` setting."""
@@ -57,6 +57,16 @@ CHECKS: Mapping[str, str] = {
     "telemetry-stale": "no reading for longer than the stale setting",
 }
 """Every check, by slug (`<kind>` stands for a component kind)."""
+
+TELEMETRY_CHECKS: frozenset[str] = frozenset({
+    "power-over-budget", "power-under-budget", "cooling-over-capacity", "coolant-flow-out-of-range",
+    "inlet-temperature-out-of-envelope", "coolant-supply-out-of-envelope", "accelerator-too-hot", "leak-detected",
+    "network-links-down", "telemetry-stale",
+})
+"""The checks judged from readings; the others (stage, parts, firmware) from lifecycle events."""
+
+Family = Literal["telemetry", "lifecycle"]
+"""Half of the checks: `telemetry` (TELEMETRY_CHECKS) or `lifecycle` (all the others)."""
 
 MARGINS: Mapping[str, float] = {
     "power-over-budget": 0.05,                 # share of the budget's max
@@ -95,16 +105,21 @@ class _Deviations(list[Deviation]):
 
 
 def evaluate(twin: RackTwin, intent: GenerationIntent, now: datetime, *,
-             stale_after_seconds: float = STALE_AFTER_SECONDS) -> list[Deviation]:
-    """Every deviation of `twin` from `intent` at `now` (empty: the rack conforms)."""
+             stale_after_seconds: float = STALE_AFTER_SECONDS, only: Family | None = None) -> list[Deviation]:
+    """Every deviation of `twin` from `intent` at `now` (empty: the rack conforms).
+
+    `only` judges one family of checks: the telemetry path judges readings many times a second
+    and must not pay for parts and firmware it does not own (nor the lifecycle path for readings).
+    """
     if twin.generation != intent.generation:
         raise ValueError(f"rack {twin.rack_id} is of generation {twin.generation!r}, "
                          f"not {intent.generation!r}: judge it by its own generation's intent")
     out = _Deviations(twin, intent)
-    _lifecycle(out, twin, intent, now)
-    if twin.status not in _NOT_BUILT:
-        _parts(out, twin, intent)
-    if twin.status in POWERED_STAGES and twin.window:
+    if only != "telemetry":
+        _lifecycle(out, twin, intent, now)
+        if twin.status not in _NOT_BUILT:
+            _parts(out, twin, intent)
+    if only != "lifecycle" and twin.status in POWERED_STAGES and twin.window:
         _telemetry(out, twin, intent, now, stale_after_seconds)
     return list(out)
 

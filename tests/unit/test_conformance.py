@@ -25,7 +25,7 @@ from given import (
 )
 
 from schemas import Deviation, Range
-from twin.conformance import evaluate, judge, reevaluate
+from twin.conformance import TELEMETRY_CHECKS, evaluate, judge, reevaluate
 from twin.rack import RackTwin
 
 
@@ -192,3 +192,21 @@ def test_a_rack_is_judged_only_by_its_own_generation() -> None:
     twin, now = serving()
     with pytest.raises(ValueError, match="gen-b-200kw"):
         evaluate(twin, intent("gen-b-200kw"), now)
+
+
+def test_one_family_of_checks_is_exactly_its_share_of_all_checks() -> None:
+    """The telemetry path judges only readings, the lifecycle path only stage and parts: together
+    they must find what a full judgement finds, no more, no less."""
+    parts = [p for p in bill() if p.slot != "psu-02"]
+    twin = given(installed(), parts=parts).and_(entered_service()).twin
+    at = twin.stage_entered_at[twin.status] + timedelta(days=400)  # stale and long in service
+    twin.observe(reading(at - timedelta(minutes=5), power_watts=150_000.0, leak_detected=True))
+    everything = evaluate(twin, INTENT, at)
+    telemetry = evaluate(twin, INTENT, at, only="telemetry")
+    lifecycle = evaluate(twin, INTENT, at, only="lifecycle")
+    assert {d.check for d in telemetry} == {"power-over-budget", "cooling-over-capacity", "leak-detected",
+                                            "telemetry-stale", "coolant-flow-out-of-range"}
+    assert "components-missing-psu" in {d.check for d in lifecycle}
+    assert all(d.check in TELEMETRY_CHECKS for d in telemetry)
+    assert not any(d.check in TELEMETRY_CHECKS for d in lifecycle)
+    assert sorted(telemetry + lifecycle, key=lambda d: d.check) == sorted(everything, key=lambda d: d.check)
