@@ -15,7 +15,7 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from operator import attrgetter
 from typing import Any, ParamSpec, TypeVar
 
@@ -103,6 +103,12 @@ _REPLACE_DEVIATIONS = """
     )
     SELECT rack_id FROM gone UNION SELECT rack_id FROM kept
 """
+
+
+def _utc_days(times: Iterable[datetime]) -> set[date]:
+    """The UTC days (telemetry partitions) of some instants. A poll cycle's readings share their
+    time, so the few distinct instants are converted, not every reading."""
+    return {t.astimezone(timezone.utc).date() for t in set(times)}
 
 
 async def _copy_rows(cur: psycopg.AsyncCursor[Any], table: str, types: Sequence[str],
@@ -237,7 +243,7 @@ class UnitOfWork:
         """
         if not readings:
             return 0
-        await self._store.ensure_partitions(self._conn, {r.occurred_at.date() for _, r in readings})
+        await self._store.ensure_partitions(self._conn, _utc_days(r.occurred_at for _, r in readings))
         rows = [_reading_fields(r) + (source,) for source, r in readings]
         async with self._conn.cursor() as cur:
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -71,3 +71,20 @@ def test_the_event_store_refuses_to_rewrite_history(tenant: Any) -> None:
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(statement)
     assert scalar(tenant.database_url, "SELECT type FROM events") == "rack.commissioned"
+
+
+def test_a_reading_stamped_in_another_time_zone_lands_in_its_utc_day(tenant: Any) -> None:
+    """Partitions are UTC days: 23:30 at UTC-5 is 04:30 the next UTC day, a day with no partition yet."""
+    late_evening = reading("r-3", 0).model_copy(
+        update={"occurred_at": datetime(2031, 3, 9, 23, 30, tzinfo=timezone(timedelta(hours=-5)))})
+
+    async def run() -> int:
+        store = await TwinStore.connect(tenant.database_url)
+        async with store.unit_of_work() as uow:
+            stored = await uow.copy_readings([("collector", late_evening)])
+        await store.close()
+        return stored
+
+    assert asyncio.run(run()) == 1
+    assert scalar(tenant.database_url, "SELECT tableoid::regclass::text FROM telemetry WHERE rack_id = 'r-3'") \
+        == "telemetry_20310310"
