@@ -53,7 +53,7 @@ from twin.decoding import decode_event, decode_report
 from twin.errors import RejectedEvent, UnknownRack
 from twin.health import assess
 from twin.intent import IntentCatalog
-from twin.rack import RackTwin, event_key
+from twin.rack import RackTwin, ReadingWindow, event_key
 from twin.store import StateRow, TwinStore, UnitOfWork
 
 __all__ = ["Emit", "IntentPipeline", "LifecyclePipeline", "TelemetryPipeline", "WorkerState"]
@@ -252,6 +252,35 @@ def _deviation_rows(devs: Iterable[Deviation], since: dict[str, datetime], at: d
     ]
 
 
+_WINDOW = ReadingWindow.CAPACITY
+
+
+def _per_rack(readings: Iterable[tuple[str, RackReading]]) -> dict[str, list[RackReading]]:
+    """A batch's readings grouped by rack, in arrival order."""
+    out: dict[str, list[RackReading]] = {}
+    for _, r in readings:
+        rs = out.get(r.rack_id)
+        if rs is None:
+            out[r.rack_id] = [r]
+        else:
+            rs.append(r)
+    return out
+
+
+def _newest_distinct(rs: Sequence[RackReading], n: int) -> list[RackReading]:
+    """The readings at the `n` newest distinct times, the first to arrive at each time.
+
+    Observing only these leaves a rack's window exactly as observing all of them would (the
+    window keeps the `n` newest times, and a later reading at a time held is a repeat), without
+    paying for readings it would push out again within the batch: a worker catching up gets a
+    dozen readings per rack per batch.
+    """
+    first: dict[datetime, RackReading] = {}
+    for r in rs:
+        first.setdefault(r.occurred_at, r)
+    return [first[t] for t in sorted(first)[-n:]]
+
+
 class TelemetryPipeline(_Pipeline):
     """Reports -> readings stored as facts; newest reading per rack -> current state, health, deviations."""
 
@@ -341,13 +370,14 @@ class TelemetryPipeline(_Pipeline):
         await self._load(set(known))
         twins = self.twins
         newest: dict[str, RackReading] = {}  # per rack, the newest reading this batch added to its window
-        for _, r in readings:
-            twin = twins[r.rack_id]
-            if twin.observe(r):
-                changed[r.rack_id] = twin
-                n = newest.get(r.rack_id)
-                if n is None or r.occurred_at > n.occurred_at:
-                    newest[r.rack_id] = r
+        for rack_id, rs in _per_rack(readings).items():
+            twin = twins[rack_id]
+            for r in rs if len(rs) <= _WINDOW else _newest_distinct(rs, _WINDOW):
+                if twin.observe(r):
+                    changed[rack_id] = twin
+                    n = newest.get(rack_id)
+                    if n is None or r.occurred_at > n.occurred_at:
+                        newest[rack_id] = r
         revised = self._revised_generations()
         if revised:  # a new intent revision re-judges every twin of its generation, readings or not
             for rack_id, twin in self.twins.items():
