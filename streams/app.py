@@ -85,6 +85,8 @@ deviations_topic = app.topic(topics.deviations, value_type=bytes, key_type=bytes
 
 state = WorkerState(settings.worker_id, stale_after_seconds=settings.telemetry_stale_seconds)
 pipelines: list[_Pipeline] = []
+_assignment: set[tuple[str, int]] = set()
+"""The (topic, partition)s this worker holds now (set at every rebalance)."""
 _OUT = {"deadletter": deadletter_topic, "deviations": deviations_topic}
 
 
@@ -96,6 +98,7 @@ async def emit(role: str, key: bytes | None, value: bytes) -> None:
 async def _run(stream: faust.StreamT, make: type[_Pipeline]) -> None:
     """Feed a stream's batches to a pipeline; each batch is retried until it commits."""
     pipeline = make(await _connect(make.role), state, emit)
+    pipeline.own(_assignment)
     pipelines.append(pipeline)
     try:
         await _until_committed(pipeline, pipeline.start)
@@ -234,6 +237,10 @@ async def measure_lag() -> None:
 
 @app.on_partitions_assigned.connect
 async def _assigned(app: faust.App, assigned: set[faust.types.TP], **_: object) -> None:
+    _assignment.clear()
+    _assignment.update((tp.topic, tp.partition) for tp in assigned)
+    for pipeline in pipelines:
+        pipeline.own(_assignment)
     metrics.ASSIGNED_PARTITIONS.clear()
     metrics.CONSUMER_LAG.clear()
     for tp in assigned:

@@ -128,6 +128,12 @@ class _Pipeline:
         """Forget in-memory state derived from uncommitted work (all of it, by default)."""
         self._tracked = None
 
+    def own(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The (topic, partition)s this worker was just assigned. Their refusals and orphans are this
+        pipeline's to look after from now on, whether or not a batch from them ever arrives (after a
+        rebalance, a partition whose messages were all applied by a killed worker sends none)."""
+        self._owned = set(partitions)
+
     def forget_offsets(self) -> None:
         """Partitions moved (rebalance): read tracked offsets and twins again before the next batch
         (another worker may have folded our racks meanwhile)."""
