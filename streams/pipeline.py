@@ -250,10 +250,12 @@ def _observe(histogram: Histogram, value: float, times: int) -> None:
     buckets[bisect_left(bounds, value)].inc(times)
 
 
-def _deviation_rows(devs: Iterable[Deviation], since: dict[str, datetime], at: datetime) -> list[tuple[Any, ...]]:
+def _deviation_rows(devs: Iterable[Deviation], at: datetime) -> list[tuple[Any, ...]]:
+    """Rows for the deviations table; `at` is the `since` of a deviation new to it (one already
+    open keeps its own: `replace_deviations` updates it in place)."""
     return [
         (d.check, d.severity, None if d.measured is None else str(d.measured), d.allowed_min, d.allowed_max, d.unit,
-         d.generation, d.intent_revision, d.detail, since.get(d.check, at))
+         d.generation, d.intent_revision, d.detail, at)
         for d in devs
     ]
 
@@ -452,7 +454,7 @@ class TelemetryPipeline(_Pipeline):
                 await uow.copy_readings(readings)
                 await uow.project_telemetry(projected)
                 now = _now()
-                await uow.replace_deviations_of({rack_id: _deviation_rows(after.values(), {}, now)
+                await uow.replace_deviations_of({rack_id: _deviation_rows(after.values(), now)
                                                  for rack_id, after in deviation_updates}, TELEMETRY_CHECKS)
                 await uow.record_deadletters(letters)
                 await uow.track(self.state.group_id, offsets)
@@ -526,7 +528,7 @@ class LifecyclePipeline(_Pipeline):
         for twin in twins:
             intent = self.state.catalog.latest(twin.generation) if twin.generation else None
             found = evaluate(twin, intent, now, only="lifecycle") if intent else []
-            await uow.replace_deviations(twin.rack_id, _deviation_rows(found, {}, now), TELEMETRY_CHECKS, family=False)
+            await uow.replace_deviations(twin.rack_id, _deviation_rows(found, now), TELEMETRY_CHECKS, family=False)
 
     async def _judge_stalls(self) -> None:
         """Time moves on without events: re-judge racks standing in a stage that has an allowance."""
@@ -742,7 +744,7 @@ async def _rejudge_lifecycle(store: TwinStore, catalog: IntentCatalog, generatio
             if intent is None:
                 continue
             found = evaluate(twin, intent, now, only="lifecycle")
-            await uow.replace_deviations(rack_id, _deviation_rows(found, {}, now), TELEMETRY_CHECKS, family=False)
+            await uow.replace_deviations(rack_id, _deviation_rows(found, now), TELEMETRY_CHECKS, family=False)
             judged += 1
     return judged
 
