@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -52,6 +52,7 @@ class HealthState(StrEnum):
     CRITICAL = "critical"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _RANK = {HealthState.OK: 0, HealthState.UNKNOWN: 1, HealthState.WARNING: 2, HealthState.CRITICAL: 3}
 
 
@@ -185,7 +186,7 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
         j.add("network", HealthState.CRITICAL if sustained else HealthState.WARNING,
               f"{down[-1]:g} of {up[-1] + down[-1]:g} links down")
 
-    last = window.times()[-1]
+    last = _EPOCH + timedelta(microseconds=newest)  # the newest reading's time (window.times()[-1], cheaper)
     stale_for = (now - last).total_seconds()
     stale = stale_for > stale_after_seconds
     if stale:
