@@ -690,11 +690,11 @@ class IntentPipeline(_Pipeline):
 
     role = "intent"
 
-    async def _rejudge(self, generations: set[str]) -> None:
-        """A new revision re-judges every twin of its generation: stage, parts and firmware here;
-        telemetry checks by each telemetry pipeline holding the twins, on its next batch or sweep."""
-        racks = await _rejudge_lifecycle(self.store, self.state.catalog, generations)
-        log.info("new design intent re-judged racks", generations=sorted(generations), racks=racks)
+    def __init__(self, store: TwinStore, state: WorkerState, emit: Emit | None = None) -> None:
+        super().__init__(store, state, emit)
+        self._unjudged: set[str] = set()
+        """Generations with a revision published in memory whose racks are not re-judged in the
+        database yet: kept across a failed transaction, so that its retry re-judges them too."""
 
     async def handle(self, messages: Sequence[Message]) -> None:
         async with self.lock:
@@ -709,6 +709,8 @@ class IntentPipeline(_Pipeline):
                 events.append((decode_event(m.value, INTENT_TYPES), m))
             except RejectedEvent as exc:
                 letters.append(letter(m, exc))
+        self._unjudged |= {event.intent.generation for event, _ in events if isinstance(event, IntentPublished)
+                           and self.state.catalog.publish(event.intent, event.occurred_at)}
         async with self.store.unit_of_work() as uow:
             await uow.append_events([(_intent_stream(e), e, m.value) for e, m in events])
             for event, _ in events:
@@ -728,30 +730,32 @@ class IntentPipeline(_Pipeline):
                         [(event.revision, t.facility_id, t.generation, t.quarter, t.racks_in_service)
                          for t in event.targets],
                     )
+            # A new revision re-judges every twin of its generation in the same transaction as the
+            # revision itself: stage, parts and firmware here; telemetry checks by each telemetry
+            # pipeline holding the twins, on its next batch or sweep.
+            racks = await _rejudge_lifecycle(uow, self.state.catalog, self._unjudged) if self._unjudged else 0
             await uow.record_deadletters(letters)
             await uow.track(self.state.group_id, offsets)
+        if self._unjudged:
+            log.info("new design intent re-judged racks", generations=sorted(self._unjudged), racks=racks)
+            self._unjudged.clear()
         self._committed(offsets)
-        revised = {event.intent.generation for event, _ in events if isinstance(event, IntentPublished)
-                   and self.state.catalog.publish(event.intent, event.occurred_at)}
-        if revised:
-            await self._rejudge(revised)
         metrics.EVENTS_IN.labels(self.role).inc(len(messages))
         await self._publish(letters, [])
 
 
-async def _rejudge_lifecycle(store: TwinStore, catalog: IntentCatalog, generations: set[str]) -> int:
+async def _rejudge_lifecycle(uow: UnitOfWork, catalog: IntentCatalog, generations: set[str]) -> int:
     """Stage, parts and firmware deviations of every rack of `generations`, under their latest intent."""
     now = _now()
     judged = 0
-    async with store.unit_of_work() as uow:
-        for rack_id, body in (await uow.twins_of_generations(sorted(generations))).items():
-            twin = RackTwin.from_snapshot(body)
-            intent = catalog.latest(twin.generation) if twin.generation else None
-            if intent is None:
-                continue
-            found = evaluate(twin, intent, now, only="lifecycle")
-            await uow.replace_deviations(rack_id, _deviation_rows(found, now), TELEMETRY_CHECKS, family=False)
-            judged += 1
+    for rack_id, body in (await uow.twins_of_generations(sorted(generations))).items():
+        twin = RackTwin.from_snapshot(body)
+        intent = catalog.latest(twin.generation) if twin.generation else None
+        if intent is None:
+            continue
+        found = evaluate(twin, intent, now, only="lifecycle")
+        await uow.replace_deviations(rack_id, _deviation_rows(found, now), TELEMETRY_CHECKS, family=False)
+        judged += 1
     return judged
 
 
