@@ -543,7 +543,8 @@ class RackTwin:
             destination_facility_id=s(data["destination_facility_id"]), facility_id=s(data["facility_id"]),
             hall_id=s(data["hall_id"]), row_id=s(data["row_id"]), position=data["position"],
             status_reason=data["status_reason"], rma_number=data["rma_number"],
-            intent_revision=data["intent_revision"], bom=BillOfMaterials.from_parts(data["components"]),
+            intent_revision=data["intent_revision"],
+            bom=BillOfMaterials.from_parts(data["components"]) if data["components"] else EMPTY_BOM,
         )
         entered, left = data["stage_entered_at"], data["stage_left_at"]
         if entered or left:

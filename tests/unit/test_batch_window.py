@@ -40,3 +40,14 @@ def test_observing_the_newest_distinct_readings_leaves_the_window_as_observing_a
 def test_a_batch_is_grouped_by_rack_in_arrival_order() -> None:
     a1, b1, a2 = reading(T0, "a"), reading(T0, "b"), reading(T0 + timedelta(seconds=1), "a")
     assert _per_rack([("s", a1), ("s", b1), ("s", a2)]) == {"a": [a1, a2], "b": [b1]}
+
+
+def test_a_batch_is_sliced_in_order_by_bytes_and_a_sweep_is_one_empty_slice() -> None:
+    from streams.deadletter import Message
+    from streams.pipeline import _slices
+
+    sizes = [3, 3, 3, 10, 1, 1]
+    messages = [Message("t", 0, i, None, b"x" * n) for i, n in enumerate(sizes)]
+    slices = [[m.offset for m in part] for part in _slices(messages, 6)]
+    assert slices == [[0, 1], [2], [3], [4, 5]]  # in order, every message once, an oversize one alone
+    assert list(_slices([], 6)) == [[]]
