@@ -560,12 +560,7 @@ class LifecyclePipeline(_Pipeline):
                 await self._judge_stalls()
 
     async def _judge(self, uow: UnitOfWork, twins: Iterable[RackTwin]) -> None:
-        """Stage, parts and firmware checks of these twins, written as their lifecycle-family deviations."""
-        now = _now()
-        for twin in twins:
-            intent = self.state.catalog.latest(twin.generation) if twin.generation else None
-            found = evaluate(twin, intent, now, only="lifecycle") if intent else []
-            await uow.replace_deviations(twin.rack_id, _deviation_rows(found, now), TELEMETRY_CHECKS, family=False)
+        await _judge_lifecycle(uow, self.state.catalog, twins)
 
     async def _judge_stalls(self) -> None:
         """Time moves on without events: re-judge racks standing in a stage that has an allowance."""
@@ -764,7 +759,11 @@ class IntentPipeline(_Pipeline):
             # A new revision re-judges every twin of its generation in the same transaction as the
             # revision itself: stage, parts and firmware here; telemetry checks by each telemetry
             # pipeline holding the twins, on its next batch or sweep.
-            racks = await _rejudge_lifecycle(uow, self.state.catalog, self._unjudged) if self._unjudged else 0
+            racks = 0
+            if self._unjudged:
+                stored = await uow.twins_of_generations(sorted(self._unjudged))
+                racks = await _judge_lifecycle(uow, self.state.catalog,
+                                               (RackTwin.from_snapshot(body) for body in stored.values()))
             await uow.record_deadletters(letters)
             await uow.track(self.state.group_id, offsets)
         if self._unjudged:
@@ -775,17 +774,15 @@ class IntentPipeline(_Pipeline):
         await self._publish(letters, [])
 
 
-async def _rejudge_lifecycle(uow: UnitOfWork, catalog: IntentCatalog, generations: set[str]) -> int:
-    """Stage, parts and firmware deviations of every rack of `generations`, under their latest intent."""
+async def _judge_lifecycle(uow: UnitOfWork, catalog: IntentCatalog, twins: Iterable[RackTwin]) -> int:
+    """Stage, parts and firmware checks of these twins under their generation's latest intent,
+    written as their lifecycle-family deviations (none for a twin without an intent); how many."""
     now = _now()
     judged = 0
-    for rack_id, body in (await uow.twins_of_generations(sorted(generations))).items():
-        twin = RackTwin.from_snapshot(body)
+    for twin in twins:
         intent = catalog.latest(twin.generation) if twin.generation else None
-        if intent is None:
-            continue
-        found = evaluate(twin, intent, now, only="lifecycle")
-        await uow.replace_deviations(rack_id, _deviation_rows(found, now), TELEMETRY_CHECKS, family=False)
+        found = evaluate(twin, intent, now, only="lifecycle") if intent else []
+        await uow.replace_deviations(twin.rack_id, _deviation_rows(found, now), TELEMETRY_CHECKS, family=False)
         judged += 1
     return judged
 
