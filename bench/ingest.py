@@ -67,11 +67,11 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from twin.intent import IntentCatalog
-from twin.migrations import migrate
+from twin.domain.intent import IntentCatalog
+from twin.store.migrations import migrate
 from twin.settings import Settings, Topics
-from twin.simulator import FaultPlan, FleetSimulator
-from twin.stack import EmbeddedStack, _dies_with_parent, spawn_child, stop_children
+from twin.embedded.simulator import FaultPlan, FleetSimulator
+from twin.embedded.stack import EmbeddedStack, _dies_with_parent, spawn_child, stop_children
 from twin.store import READING_COLUMNS
 from twin.topics import ensure_topics
 
@@ -399,7 +399,7 @@ def start_worker(name: str, bootstrap: str, url: str, topics: Topics, workdir: P
     cwd.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"worker-{name}.log"
     argv = [sys.executable, "-m", "streams", "worker"]
-    with log_path.open("wb") as out:  # as twin.stack.spawn_child, in its own working directory
+    with log_path.open("wb") as out:  # as twin.embedded.stack.spawn_child, in its own working directory
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                                  cwd=cwd, process_group=0, preexec_fn=_dies_with_parent(os.getpid(), signal.SIGTERM))
     if PROFILE_DIR is not None and name != "base":  # --profile: py-spy samples the worker (collapsed stacks)

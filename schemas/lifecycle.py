@@ -2,7 +2,7 @@
 
 Each is a past-tense fact about one rack (`rack_id` required) and goes into the rack's
 append-only stream in the event store. Whether a fact is *legal* (an installed rack cannot be
-shipped) is the domain's decision (`twin.lifecycle`), not the contract's.
+shipped) is the domain's decision (`twin.domain.lifecycle`), not the contract's.
 """
 
 from __future__ import annotations

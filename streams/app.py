@@ -323,7 +323,7 @@ def _library_logging(level: str) -> dict[str, object]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run one worker: migrate the database, then consume until stopped."""
     from twin.logs import configure
-    from twin.migrations import migrate
+    from twin.store.migrations import migrate
 
     configure(settings.log_level)
     log.info("worker starting", **settings.redacted())

@@ -50,12 +50,12 @@ from schemas import (
 from streams import metrics
 from streams.deadletter import Message, letter
 from streams.memory import release_free_memory
-from twin.conformance import TELEMETRY_CHECKS, evaluate
-from twin.decoding import decode_event, decode_report
+from twin.domain.conformance import TELEMETRY_CHECKS, evaluate
+from twin.domain.decoding import decode_event, decode_report
 from twin.errors import RejectedEvent, UnknownRack
-from twin.health import assess
-from twin.intent import IntentCatalog
-from twin.rack import RackTwin, ReadingWindow, event_key
+from twin.domain.health import assess
+from twin.domain.intent import IntentCatalog
+from twin.domain.rack import RackTwin, ReadingWindow, event_key
 from twin.store import StateRow, TwinStore, UnitOfWork
 
 __all__ = ["Emit", "IntentPipeline", "LifecyclePipeline", "TelemetryPipeline", "WorkerState"]

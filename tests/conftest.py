@@ -22,9 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from twin.migrations import migrate
+from twin.store.migrations import migrate
 from twin.settings import Topics
-from twin.stack import EmbeddedStack
+from twin.embedded.stack import EmbeddedStack
 from twin.topics import ensure_topics
 
 

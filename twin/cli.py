@@ -79,7 +79,7 @@ def show_settings() -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the twin database schema (safe to run again)."""
-    from twin.migrations import migrate as run
+    from twin.store.migrations import migrate as run
 
     try:
         applied = run(_settings().database_url.get_secret_value())
@@ -122,7 +122,7 @@ def racks(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """List stored rack twins, filtered by facility, generation and stage."""
-    from twin import views
+    from twin.store import views
 
     try:
         with views.connect(_settings().database_url.get_secret_value()) as conn:
@@ -152,7 +152,7 @@ def deadletters(
     """Bad input by reason (open and replayed), then the latest letters with their precise reason."""
     if ctx.invoked_subcommand is not None:
         return
-    from twin import views
+    from twin.store import views
 
     try:
         with views.connect(_settings().database_url.get_secret_value()) as conn:
@@ -185,7 +185,7 @@ def deadletters_replay(
 
     Each is marked replayed once the broker acknowledged it; one refused again gets a new letter.
     """
-    from twin.deadletters import replay
+    from twin.store.deadletters import replay
     from twin.publisher import Publisher
 
     settings = _settings()
@@ -209,8 +209,8 @@ def up(state_dir: StateDir = None) -> None:
     import signal
     import threading
 
-    from twin.migrations import migrate as run_migrations
-    from twin.stack import EmbeddedStack
+    from twin.store.migrations import migrate as run_migrations
+    from twin.embedded.stack import EmbeddedStack
     from twin.store import forget_tracked_offsets
 
     settings = _settings(state_dir)
@@ -240,7 +240,7 @@ def up(state_dir: StateDir = None) -> None:
 @app.command()
 def down(state_dir: StateDir = None) -> None:
     """Stop the embedded stack started by `twin up` (from any terminal)."""
-    from twin.stack import stop_stack
+    from twin.embedded.stack import stop_stack
 
     settings = _settings(state_dir)
     if stop_stack(settings.state_dir):
@@ -250,7 +250,7 @@ def down(state_dir: StateDir = None) -> None:
 
 
 def _intents(file: Path | None = None) -> dict[str, Any]:
-    from twin.intent import IntentCatalog
+    from twin.domain.intent import IntentCatalog
 
     catalog = IntentCatalog.from_json(file.read_bytes()) if file else IntentCatalog.default()
     return {generation: catalog.latest(generation) for generation in catalog.generations()}
@@ -274,7 +274,7 @@ def simulate(
     from rich.progress import Progress
 
     from twin.publisher import Publisher
-    from twin.simulator import FaultPlan, FleetSimulator
+    from twin.embedded.simulator import FaultPlan, FleetSimulator
 
     settings = _settings()
     now = datetime.now(timezone.utc)
@@ -355,11 +355,11 @@ def rack(
 
     from rich.panel import Panel
 
-    from twin import views
-    from twin.components import firmware_drift, onshore_share
-    from twin.conformance import evaluate
-    from twin.lifecycle import lead_times
-    from twin.rack import RackTwin
+    from twin.store import views
+    from twin.domain.components import firmware_drift, onshore_share
+    from twin.domain.conformance import evaluate
+    from twin.domain.lifecycle import lead_times
+    from twin.domain.rack import RackTwin
 
     instant = _parse_instant(as_of) if as_of else None
     try:
@@ -466,8 +466,8 @@ def capacity_command(
     """Site limits against what is placed (per row), and racks in service against the rollout plan."""
     from datetime import timezone
 
-    from twin import views
-    from twin.fleet import quarter_of
+    from twin.store import views
+    from twin.domain.fleet import quarter_of
 
     if quarter is not None and not re.fullmatch(r"20[2-3][0-9]Q[1-4]", quarter):
         raise typer.BadParameter(f"{quarter!r} is not a quarter like 2027Q2", param_hint="--quarter")
@@ -506,7 +506,7 @@ def rebuild_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from twin.rebuild import rebuild
+    from twin.store.rebuild import rebuild
 
     with Progress(TextColumn("rebuilding twins"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
@@ -545,9 +545,9 @@ def intent_publish(
     from pydantic import ValidationError
 
     from schemas import IntentPublished
-    from twin.intent import IntentCatalog
+    from twin.domain.intent import IntentCatalog
     from twin.publisher import Publisher
-    from twin.simulator import Message
+    from twin.embedded.simulator import Message
 
     try:
         catalog = IntentCatalog.from_json(file.read_bytes())

@@ -4,7 +4,7 @@
                                                          │
                    live view (rich) ◀── views.fleet_summary + the worker's /metrics
 
-Everything started here is a child that dies with us (`twin.stack.spawn_child`), and a
+Everything started here is a child that dies with us (`twin.embedded.stack.spawn_child`), and a
 clean exit (Ctrl-C, `--duration`) stops the simulator, then the worker (which flushes its
 batch), then the broker and the database.
 """
@@ -32,13 +32,13 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas import GenerationIntent
-from twin import views
+from twin.store import views
 from twin.errors import StackError, TwinError
-from twin.migrations import migrate
+from twin.store.migrations import migrate
 from twin.publisher import Publisher
 from twin.settings import Settings
-from twin.simulator import FaultPlan, FleetSimulator
-from twin.stack import EmbeddedStack, read_stack, spawn_child, stop_children
+from twin.embedded.simulator import FaultPlan, FleetSimulator
+from twin.embedded.stack import EmbeddedStack, read_stack, spawn_child, stop_children
 from twin.store import forget_tracked_offsets
 
 __all__ = ["DemoOptions", "run_demo"]

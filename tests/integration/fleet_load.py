@@ -25,9 +25,9 @@ import psutil
 from kafka import KafkaAdminClient, TopicPartition
 from worker_process import query, scalar
 
-from twin.intent import IntentCatalog
+from twin.domain.intent import IntentCatalog
 from twin.publisher import Publisher
-from twin.simulator import FaultPlan, FleetSimulator, Message
+from twin.embedded.simulator import FaultPlan, FleetSimulator, Message
 
 
 @dataclass

@@ -17,8 +17,8 @@ from schemas import IntentPublished
 from streams.deadletter import Message
 from streams.pipeline import IntentPipeline, WorkerState
 from twin.errors import StoreError
-from twin.intent import IntentCatalog
-from twin.simulator import FleetSimulator
+from twin.domain.intent import IntentCatalog
+from twin.embedded.simulator import FleetSimulator
 from twin.store import TwinStore
 
 GENERATION = "gen-a-130kw"

@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from schemas import GenerationIntent, Range
 from twin.publisher import PublishError, Publisher
 from twin.settings import Topics
-from twin.simulator import FleetSimulator, Message
+from twin.embedded.simulator import FleetSimulator, Message
 from twin.topics import ensure_topics
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twin.intent import IntentCatalog
-from twin.rebuild import rebuild
-from twin.simulator import FaultPlan, FleetSimulator
+from twin.domain.intent import IntentCatalog
+from twin.store.rebuild import rebuild
+from twin.embedded.simulator import FaultPlan, FleetSimulator
 from inprocess import run_pipelines
 
 

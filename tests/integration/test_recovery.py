@@ -23,9 +23,9 @@ from conftest import Tenant
 from fleet_load import Fleet, Pacer, probe, samples, scrape, tracked, worker_env
 from worker_process import free_port, query, running_worker, scalar, wait_for
 
-from twin.migrations import migrate
+from twin.store.migrations import migrate
 from twin.settings import Topics
-from twin.stack import EmbeddedStack
+from twin.embedded.stack import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

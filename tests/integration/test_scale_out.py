@@ -22,9 +22,9 @@ from psycopg.types.json import Jsonb
 from worker_process import running_worker, scalar, wait_for
 
 from schemas import TelemetryReported
-from twin.intent import IntentCatalog
-from twin.rack import RackTwin
-from twin.simulator import FleetSimulator, Message, Stage
+from twin.domain.intent import IntentCatalog
+from twin.domain.rack import RackTwin
+from twin.embedded.simulator import FleetSimulator, Message, Stage
 
 pytestmark = pytest.mark.integration
 

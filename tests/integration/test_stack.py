@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from twin.errors import StackError
 from twin.settings import Topics
-from twin.stack import EmbeddedStack, read_stack, stop_stack
+from twin.embedded.stack import EmbeddedStack, read_stack, stop_stack
 from twin.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -94,7 +94,7 @@ def test_stop_stack_from_another_process_stops_everything(tmp_path: Path) -> Non
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
         pids = set(stack.pids.values())
-        script = f"import sys, pathlib, twin.stack as s; sys.exit(not s.stop_stack(pathlib.Path({str(tmp_path)!r})))"
+        script = f"import sys, pathlib, twin.embedded.stack as s; sys.exit(not s.stop_stack(pathlib.Path({str(tmp_path)!r})))"
         down = subprocess.run([sys.executable, "-c", script], timeout=30)
 
         assert down.returncode == 0
@@ -129,7 +129,7 @@ _START_AND_HANG = textwrap.dedent(
     from pathlib import Path
     import psutil, structlog
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    from twin.stack import EmbeddedStack
+    from twin.embedded.stack import EmbeddedStack
     stack = EmbeddedStack(Path({state_dir!r}))
     stack.start()
     children = [p.pid for p in psutil.Process(stack.pids["postgres"]).children(recursive=True)]

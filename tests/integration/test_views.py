@@ -8,11 +8,11 @@ from typing import Any
 
 from inprocess import run_pipelines
 
-from twin import views
-from twin.fleet import Fleet, RolloutPlan, progress, quarter_of
-from twin.intent import IntentCatalog
-from twin.rack import RackTwin
-from twin.simulator import FaultPlan, FleetSimulator
+from twin.store import views
+from twin.domain.fleet import Fleet, RolloutPlan, progress, quarter_of
+from twin.domain.intent import IntentCatalog
+from twin.domain.rack import RackTwin
+from twin.embedded.simulator import FaultPlan, FleetSimulator
 
 
 def test_capacity_and_rollout_progress_in_sql_match_the_domain(tenant: Any) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 from worker_process import query, running_worker, scalar, wait_for
 
-from twin import views
-from twin.intent import IntentCatalog
+from twin.store import views
+from twin.domain.intent import IntentCatalog
 from twin.publisher import Publisher
-from twin.rack import RackTwin
-from twin.simulator import FaultPlan, FleetSimulator, Message
+from twin.domain.rack import RackTwin
+from twin.embedded.simulator import FaultPlan, FleetSimulator, Message
 
 
 def simulated(seed: int, racks: int, *, malformed_share: float = 0.0, cycles: int = 3) -> tuple[FleetSimulator, list[Message]]:

@@ -39,9 +39,9 @@ from schemas import (
     Range,
 )
 from twin.errors import RejectedEvent
-from twin.intent import IntentCatalog
-from twin.lifecycle import RackStatus
-from twin.rack import RackTwin
+from twin.domain.intent import IntentCatalog
+from twin.domain.lifecycle import RackStatus
+from twin.domain.rack import RackTwin
 
 T0 = datetime(2027, 1, 4, tzinfo=timezone.utc)
 RACK = "dfw1-h1-r01-01"

@@ -10,7 +10,7 @@ from hypothesis import given as for_all
 from hypothesis import strategies as st
 
 from streams.pipeline import _newest_distinct, _per_rack
-from twin.rack import ReadingWindow, RackTwin
+from twin.domain.rack import ReadingWindow, RackTwin
 
 T0 = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
 ZONES = [timezone.utc, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9))]

@@ -16,7 +16,7 @@ from given import (
     part_replaced,
 )
 
-from twin.components import (
+from twin.domain.components import (
     EMPTY_BOM,
     ONSHORE_KINDS,
     BillOfMaterials,

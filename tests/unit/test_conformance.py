@@ -25,8 +25,8 @@ from given import (
 )
 
 from schemas import Deviation, Range
-from twin.conformance import TELEMETRY_CHECKS, evaluate, judge, reevaluate
-from twin.rack import RackTwin
+from twin.domain.conformance import TELEMETRY_CHECKS, evaluate, judge, reevaluate
+from twin.domain.rack import RackTwin
 
 
 def serving(rack: str = RACK, **reading_changes: object) -> tuple[RackTwin, datetime]:

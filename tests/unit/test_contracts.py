@@ -13,7 +13,7 @@ import pytest
 
 from schemas import LIFECYCLE_TYPES, RackReading, TelemetryReported
 from schemas.export import JSON_DIR, rendered
-from twin.decoding import decode_event, decode_report
+from twin.domain.decoding import decode_event, decode_report
 from twin.errors import RejectedEvent
 
 ROOT = Path(__file__).resolve().parents[2]

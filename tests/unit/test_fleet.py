@@ -8,7 +8,7 @@ import pytest
 from given import CATALOG, INTENT, T0, decommissioned, entered_service, history, installed, intent, rma_opened, shipped
 
 from schemas import Facility, Hall, RolloutTarget, Row
-from twin.fleet import (
+from twin.domain.fleet import (
     PLAN_QUARTERS,
     Capacity,
     Fleet,
@@ -18,8 +18,8 @@ from twin.fleet import (
     quarter_bounds,
     quarter_of,
 )
-from twin.intent import IntentCatalog
-from twin.rack import RackTwin
+from twin.domain.intent import IntentCatalog
+from twin.domain.rack import RackTwin
 
 BUDGET = INTENT.power_budget_watts.max
 assert BUDGET is not None

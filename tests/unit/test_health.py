@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from given import INTENT, RACK, T0, reading, readings
 
-from twin.health import SUSTAINED_READINGS, HealthState, assess
-from twin.rack import RackTwin
+from twin.domain.health import SUSTAINED_READINGS, HealthState, assess
+from twin.domain.rack import RackTwin
 
 H = HealthState
 STALE_AFTER = 30.0

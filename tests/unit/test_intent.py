@@ -9,7 +9,7 @@ import pytest
 from given import T0, intent
 from pydantic import ValidationError
 
-from twin.intent import IntentCatalog, intent_for
+from twin.domain.intent import IntentCatalog, intent_for
 
 
 def test_the_default_catalog_holds_the_three_generations_with_their_budgets() -> None:

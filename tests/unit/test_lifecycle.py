@@ -32,13 +32,13 @@ from given import (
 )
 
 from twin.errors import IllegalTransition, ServiceGateNotMet
-from twin.intent import IntentCatalog
-from twin.lifecycle import RackStatus, lead_times, missing_tests, next_status, stalled
-from twin.rack import REJECTIONS_KEPT, RackTwin
+from twin.domain.intent import IntentCatalog
+from twin.domain.lifecycle import RackStatus, lead_times, missing_tests, next_status, stalled
+from twin.domain.rack import REJECTIONS_KEPT, RackTwin
 
 S = RackStatus
 
-# The rules of the lead, written out independently of twin.lifecycle.TRANSITIONS: event -> legal from.
+# The rules of the lead, written out independently of twin.domain.lifecycle.TRANSITIONS: event -> legal from.
 LEGAL_FROM: dict[str, set[RackStatus]] = {
     "rack.manufactured": {S.PLANNED},
     "rack.shipped": {S.FACTORY_TESTED, S.RMA},

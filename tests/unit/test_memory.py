@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from streams import memory
-from twin.components import EMPTY_BOM
-from twin.rack import RackTwin
+from twin.domain.components import EMPTY_BOM
+from twin.domain.rack import RackTwin
 
 
 def _resident() -> int:

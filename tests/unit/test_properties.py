@@ -38,7 +38,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from schemas import RackEvent
-from twin.rack import RackTwin, event_key
+from twin.domain.rack import RackTwin, event_key
 
 SETTINGS = settings(max_examples=150, deadline=None)
 PARTS = bill()

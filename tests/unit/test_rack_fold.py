@@ -32,9 +32,9 @@ from given import (
 )
 
 from twin.errors import RejectedEvent
-from twin.intent import IntentCatalog
-from twin.lifecycle import RackStatus
-from twin.rack import RackTwin, ReadingWindow, event_key
+from twin.domain.intent import IntentCatalog
+from twin.domain.lifecycle import RackStatus
+from twin.domain.rack import RackTwin, ReadingWindow, event_key
 
 S = RackStatus
 

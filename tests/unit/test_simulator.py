@@ -29,7 +29,7 @@ from schemas import (
     RolloutPlanPublished,
     TelemetryReported,
 )
-from twin.simulator import (
+from twin.embedded.simulator import (
     OUR_COMPANY,
     QUARTERS,
     BadInput,
@@ -475,7 +475,7 @@ def test_an_illegal_transition_ships_a_rack_after_its_install_and_before_start()
 
 
 def test_the_decoder_refuses_each_bad_message_with_the_reason_it_was_made_for() -> None:
-    from twin.decoding import decode_event, decode_report
+    from twin.domain.decoding import decode_event, decode_report
     from twin.errors import RejectedEvent
 
     sim = simulator(racks=60, malformed_share=0.1)

@@ -13,7 +13,7 @@ that is when the caller re-judges every twin of the generation.
 
 No I/O here: the caller reads files and hands over text, bytes or parsed JSON. The one
 exception is `IntentCatalog.default()`, which reads the catalog shipped inside this package
-(`twin/catalog/generations.json`), a fixed resource that the CLI and the demo start from.
+(`twin/domain/catalog/generations.json`), a fixed resource that the CLI and the demo start from.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from schemas import GenerationIntent
 __all__ = ["DEFAULT_CATALOG_RESOURCE", "IntentCatalog", "intent_for"]
 
 DEFAULT_CATALOG_RESOURCE = "catalog/generations.json"
-"""The default catalog, relative to the `twin` package."""
+"""The default catalog, relative to the `twin.domain` package."""
 
 
 class _Revision:
@@ -147,7 +147,7 @@ class IntentCatalog:
 
     @classmethod
     def default(cls) -> IntentCatalog:
-        """The catalog shipped with the twin (`twin/catalog/generations.json`)."""
+        """The catalog shipped with the twin (`twin/domain/catalog/generations.json`)."""
         from pathlib import Path  # package data beside this module (importlib.resources trips on editable installs)
 
         return cls.from_json((Path(__file__).parent / DEFAULT_CATALOG_RESOURCE).read_bytes())

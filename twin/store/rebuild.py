@@ -17,8 +17,8 @@ from psycopg.types.json import Jsonb
 
 from schemas import LIFECYCLE_TYPES
 from twin.errors import StoreError
-from twin.intent import IntentCatalog
-from twin.rack import RackTwin
+from twin.domain.intent import IntentCatalog
+from twin.domain.rack import RackTwin
 
 __all__ = ["RebuildResult", "rebuild"]
 
@@ -61,7 +61,7 @@ def rebuild(database_url: str, *, write: bool = False, progress: Callable[[int, 
     """Fold every rack from its events; compare with (or, with `write`, replace) the live lifecycle state."""
     import time
 
-    from twin.views import connect, intent_catalog
+    from twin.store.views import connect, intent_catalog
 
     started = time.perf_counter()
     result = RebuildResult()

@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 from schemas import Facility, GenerationIntent, RolloutTarget
-from twin.intent import IntentCatalog
-from twin.lifecycle import IN_SERVICE_STAGES, POWERED_STAGES, RackStatus
+from twin.domain.intent import IntentCatalog
+from twin.domain.lifecycle import IN_SERVICE_STAGES, POWERED_STAGES, RackStatus
 
 __all__ = [
     "PLAN_QUARTERS", "Capacity", "Fleet", "Placed", "Progress", "RolloutPlan", "design_draw_watts", "progress",

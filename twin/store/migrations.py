@@ -1,4 +1,4 @@
-"""Versioned, re-runnable schema migrations: `twin/sql/NNNN_name.sql`, applied in order, once.
+"""Versioned, re-runnable schema migrations: `twin/store/sql/NNNN_name.sql`, applied in order, once.
 
 Each file runs in its own transaction and is recorded in `schema_migrations`; an advisory
 lock lets several workers start at once without racing. Running `migrate` again applies only
@@ -33,7 +33,7 @@ class Migration:
 def available() -> list[Migration]:
     """Every migration shipped with the package, in version order."""
     found = []
-    for entry in resources.files("twin.sql").iterdir():
+    for entry in resources.files("twin.store.sql").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text()))

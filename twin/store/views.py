@@ -140,7 +140,7 @@ def rack_history(conn: psycopg.Connection[Any], rack_id: str) -> list[Any]:
 def intent_catalog(conn: psycopg.Connection[Any]) -> Any:
     """Every stored intent revision, with when it was published (for `as_of`)."""
     from schemas import GenerationIntent
-    from twin.intent import IntentCatalog
+    from twin.domain.intent import IntentCatalog
 
     catalog = IntentCatalog()
     for row in conn.execute("SELECT body, published_at FROM generation_intents ORDER BY generation, revision"):
@@ -156,7 +156,7 @@ def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime) -
     first event.
     """
     from schemas import LIFECYCLE_TYPES
-    from twin.rack import RackTwin, event_key
+    from twin.domain.rack import RackTwin, event_key
 
     catalog = intent_catalog(conn)
     snap = conn.execute(
@@ -173,7 +173,7 @@ def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime) -
 
 
 _ALLOCATING = ("installed", "commissioned", "active", "degraded", "maintenance")
-"""Stages in which a rack occupies its position and its design draw is allocated (as `twin.fleet`)."""
+"""Stages in which a rack occupies its position and its design draw is allocated (as `twin.domain.fleet`)."""
 
 
 def capacity(conn: psycopg.Connection[Any], facility: str | None = None) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ but it is recorded in `rejected` with its reason and it counts for ordering, so 
 folding and replay agree even when a later event would have made it legal at its position.
 
 Why so compact: a worker holds 100,000 twins in 500 MB. Stage and test timestamps are packed
-in integer arrays, the bill of materials is packed (`twin.components`), the telemetry window
+in integer arrays, the bill of materials is packed (`twin.domain.components`), the telemetry window
 is a small float array, and nothing of the event history, the intent or a set of seen ids is
 kept. The public properties (`stage_entered_at`, `tests`, `components`, `latest`) unpack on
 demand.
@@ -32,10 +32,10 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from schemas import Component, GenerationIntent, RackEvent, RackReading
-from twin.components import EMPTY_BOM, BillOfMaterials
+from twin.domain.components import EMPTY_BOM, BillOfMaterials
 from twin.errors import IllegalTransition, RejectedEvent
-from twin.intent import IntentCatalog, intent_for
-from twin.lifecycle import TEST_KINDS, RackStatus, check_service_gate, next_status
+from twin.domain.intent import IntentCatalog, intent_for
+from twin.domain.lifecycle import TEST_KINDS, RackStatus, check_service_gate, next_status
 
 __all__ = [
     "READING_FIELDS", "REJECTIONS_KEPT", "EventKey", "Intents", "RackTwin", "ReadingWindow", "Rejection", "Sample",

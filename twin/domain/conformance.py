@@ -30,10 +30,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from schemas import Deviation, GenerationIntent, Range, Severity
-from twin.lifecycle import POWERED_STAGES, RackStatus, stalled
+from twin.domain.lifecycle import POWERED_STAGES, RackStatus, stalled
 
 if TYPE_CHECKING:
-    from twin.rack import RackTwin
+    from twin.domain.rack import RackTwin
 
 __all__ = ["CHECKS", "MARGINS", "STALE_AFTER_SECONDS", "TELEMETRY_CHECKS", "Family", "evaluate", "judge", "reevaluate"]
 

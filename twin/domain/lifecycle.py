@@ -36,7 +36,7 @@ from schemas.lifecycle import TestKind
 from twin.errors import IllegalTransition, ServiceGateNotMet, UnknownEventType
 
 if TYPE_CHECKING:
-    from twin.rack import RackTwin
+    from twin.domain.rack import RackTwin
 
 __all__ = [
     "IN_SERVICE_STAGES", "POWERED_STAGES", "TEST_KINDS", "TEST_STAGES", "TRANSITIONS", "RackStatus", "StallInfo",

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from schemas import GenerationIntent, Range
-from twin.rack import RackTwin, ReadingWindow
+from twin.domain.rack import RackTwin, ReadingWindow
 
 __all__ = [
     "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE", "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS",

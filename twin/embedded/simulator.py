@@ -62,7 +62,7 @@ from schemas import (
     Row,
     TelemetryReported,
 )
-from twin.lifecycle import POWERED_STAGES  # racks report telemetry exactly in the domain's powered stages
+from twin.domain.lifecycle import POWERED_STAGES  # racks report telemetry exactly in the domain's powered stages
 
 __all__ = [
     "OUR_COMPANY", "POWERED_STAGES", "QUARTERS", "BadInput", "Fault", "FaultPlan", "FleetSimulator", "Message",

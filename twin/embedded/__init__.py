@@ -1,0 +1,1 @@
+"""What the embedded default starts: the broker and database stack, and the fleet simulator."""

@@ -1,0 +1,10 @@
+"""The durable truth: event store, telemetry facts, projections, migrations and read queries.
+
+`postgres.py` is the store the workers write through (one transaction per batch, with the
+consumer offsets); `migrations.py` and `sql/` shape the schema; `views.py` answers reads;
+`rebuild.py` replays the event store into twins; `deadletters.py` reads and replays refusals.
+"""
+
+from twin.store.postgres import READING_COLUMNS, AppendedEvent, StateRow, TwinStore, UnitOfWork, forget_tracked_offsets
+
+__all__ = ["AppendedEvent", "READING_COLUMNS", "StateRow", "TwinStore", "UnitOfWork", "forget_tracked_offsets"]
