@@ -37,6 +37,7 @@ from streams.transport import TwinApp
 from streams.deadletter import Message
 from streams.pipeline import IntentPipeline, LifecyclePipeline, TelemetryPipeline, WorkerState, _Pipeline
 from twin.errors import StoreError
+from twin.kafka_security import faust_credentials
 from twin.settings import get_settings
 from twin.store import TwinStore
 
@@ -75,6 +76,7 @@ app = TwinApp(
     web_in_thread=False,
     datadir=str(settings.state_dir / "faust" / "{conf.id}"),  # Faust's own files: never in the caller's cwd
     producer_acks=-1,
+    broker_credentials=faust_credentials(settings.kafka_security),  # TLS and SASL: TWIN_KAFKA_* settings
 )
 
 telemetry_topic = app.topic(topics.telemetry, value_type=bytes, key_type=bytes, partitions=topics.partitions)

@@ -21,20 +21,23 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from twin.errors import StackError
+from twin.kafka_security import kafka_python_config
+from twin.settings import KafkaSecurity, get_settings
 
 __all__ = ["ensure_topics"]
 
 log = structlog.get_logger(__name__)
 
 
-def ensure_topics(bootstrap: str, partitions: dict[str, int], timeout_s: float = 20) -> None:
+def ensure_topics(bootstrap: str, partitions: dict[str, int], timeout_s: float = 20,
+                  security: KafkaSecurity | None = None) -> None:
     """Make sure each topic exists; create the missing ones with their partition count.
 
     Waits up to `timeout_s` for the broker to answer. Raises `StackError` when it does not,
-    or when it refuses to create a topic.
+    or when it refuses to create a topic. `security` defaults to the TWIN_KAFKA_* settings.
     """
     deadline = time.monotonic() + timeout_s
-    admin = _connect(bootstrap, deadline)
+    admin = _connect(bootstrap, deadline, security or get_settings().kafka_security)
     try:
         existing = set(admin.list_topics())
         missing = {name: count for name, count in partitions.items() if name not in existing}
@@ -48,7 +51,7 @@ def ensure_topics(bootstrap: str, partitions: dict[str, int], timeout_s: float =
         admin.close()
 
 
-def _connect(bootstrap: str, deadline: float) -> KafkaAdminClient:
+def _connect(bootstrap: str, deadline: float, security: KafkaSecurity) -> KafkaAdminClient:
     """An admin client, once the broker answers (kafka-python retries the bootstrap until `deadline`)."""
     remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1000)
     try:
@@ -57,6 +60,7 @@ def _connect(bootstrap: str, deadline: float) -> KafkaAdminClient:
             client_id="twin-topics",
             bootstrap_timeout_ms=remaining_ms,
             request_timeout_ms=min(remaining_ms, 10_000),
+            **kafka_python_config(security),
         )
     except KafkaError as err:
         raise StackError(f"no Kafka broker answered at {bootstrap} within {remaining_ms / 1000:.1f} s: {err}") from err
