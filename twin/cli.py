@@ -36,6 +36,8 @@ deadletters_app = typer.Typer(help="Bad input, recorded with its precise reason.
 intent_app = typer.Typer(help="Design intent per generation.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(intent_app, name="intent")
+from twin.topics_cli import topics_app  # noqa: E402  (deploy: `twin topics create`, the one-shot topics job)
+app.add_typer(topics_app, name="topics")
 
 console = Console()
 err = Console(stderr=True)
