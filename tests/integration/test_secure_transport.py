@@ -253,3 +253,33 @@ def test_the_topics_job_creates_partitions_and_configs_over_tls(tls_broker: TlsB
         admin.close()
     assert described == {topics.telemetry: 3, topics.lifecycle: 3, topics.intent: 1, topics.deadletter: 1,
                          topics.deviations: 3}
+
+
+def test_a_worker_applies_a_fleet_it_reads_over_mutual_tls(tls_broker: TlsBroker, tenant: Any, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path through Faust: the worker's consumer, producer and health probe all speak TLS."""
+    from dataclasses import replace
+
+    from fleet_load import Fleet, worker_env
+    from worker_process import running_worker, wait_for
+
+    import twin.publisher
+    from twin.settings import Settings
+
+    security = tls_broker.security()
+    ensure_topics(tls_broker.bootstrap, tenant.topics.partition_counts(), timeout_s=30, security=security)
+    # The test's publisher reads its security from the settings, as `twin simulate` does.
+    monkeypatch.setattr(twin.publisher, "get_settings", lambda: Settings(kafka_security=security))
+    over_tls = replace(tenant, kafka_bootstrap=tls_broker.bootstrap)
+    env = worker_env(over_tls, tmp_path) | {
+        "TWIN_KAFKA_BOOTSTRAP": tls_broker.bootstrap, "TWIN_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "TWIN_KAFKA_SSL_CAFILE": str(security.ssl_cafile), "TWIN_KAFKA_SSL_CERTFILE": str(security.ssl_certfile),
+        "TWIN_KAFKA_SSL_KEYFILE": str(security.ssl_keyfile)}
+    fleet = Fleet.simulated(over_tls, racks=12, cycles_ahead=3)
+    fleet.publish(fleet.lifecycle() + fleet.telemetry(3))
+    seen_before = len(tls_broker.clients_seen)
+    log = tmp_path / "worker.log"
+    with running_worker(env, log) as worker:
+        wait_for("everything applied over TLS", fleet.progress, lambda p: all(a == s for a, s in p.values()),
+                 timeout=90, log_path=log, proc=worker)
+    assert set(tls_broker.clients_seen[seen_before:]) == {"twin-client"}
