@@ -150,7 +150,7 @@ def test_compose_health_checks_ask_the_real_endpoints() -> None:
     assert services["worker"]["expose"] == [str(Settings().worker_web_port)]
     api_check = " ".join(services["api"]["healthcheck"]["test"])
     assert f"http://127.0.0.1:{API_PORT}/readyz" in api_check
-    assert services["api"]["ports"] == [f"${{TWIN_API_PUBLISHED_PORT:-{API_PORT}}}:{API_PORT}"]
+    assert services["api"]["ports"] == [f"${{API_PUBLISHED_PORT:-{API_PORT}}}:{API_PORT}"]
     for name in ("kafka", "timescaledb", "grafana", "alertmanager"):
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
 
@@ -392,3 +392,44 @@ def test_the_image_runs_as_an_unprivileged_user_and_serves_the_code_ports() -> N
     ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
     assert ignored[0] == "**" and {"!schemas/", "!twin/", "!streams/", "!pyproject.toml"} <= set(ignored)
+
+
+# -- the operations guide says what the code does ------------------------------------------------------
+
+
+def test_every_setting_the_guide_and_readme_name_is_one_the_code_reads() -> None:
+    text = (REPO / "docs" / "operations.md").read_text() + (REPO / "README.md").read_text()
+    named = set(re.findall(r"\bTWIN_[A-Z_]*[A-Z]\b", text)) - {"TWIN_KAFKA_SASL", "TWIN_KAFKA_SSL"}
+    named = {n.replace("_*", "") for n in named}
+    unknown = sorted(n for n in named if n not in known_settings() and n not in PENDING_SETTINGS
+                     and not n.endswith("_FILE") and not any(k.startswith(n + "_") for k in known_settings()))
+    assert not unknown, unknown
+
+
+def test_the_guides_topic_table_is_what_the_topics_job_sets() -> None:
+    from twin.topics_cli import DAY_MS, TOPIC_CONFIGS
+
+    guide = (REPO / "docs" / "operations.md").read_text()
+    topics = Topics()
+    for role, config in TOPIC_CONFIGS.items():
+        [row] = [line for line in guide.splitlines() if line.startswith(f"| `{getattr(topics, role)}` |")]
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        partitions = topics.partition_counts()[getattr(topics, role)]
+        assert cells[1] == ("`TWIN_TOPIC_PARTITIONS`" if partitions == topics.partitions and role != "intent"
+                            and role != "deadletter" else str(partitions)), row
+        assert config["cleanup.policy"] in cells[2], row
+        if "retention.ms" in config:
+            assert cells[3] == f"{int(config['retention.ms']) // DAY_MS} days", row
+        else:
+            assert f"{int(config['min.compaction.lag.ms']) // DAY_MS} days" in cells[2], row
+
+
+def test_the_guides_sizing_matches_the_production_overlay() -> None:
+    guide = (REPO / "docs" / "operations.md").read_text()
+    [row] = [line for line in guide.splitlines() if line.startswith("| 75,000 (10 GW) |")]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert int(cells[2]) == _one("production", "Deployment", "twin-worker")["spec"]["replicas"]
+    assert cells[3] == _config("production")["TWIN_TOPIC_PARTITIONS"]
+    [container] = _one("production", "Deployment", "twin-worker")["spec"]["template"]["spec"]["containers"]
+    assert cells[4] == f"{container['resources']['requests']['memory']} / {container['resources']['limits']['memory']}" \
+        .replace("Mi", " Mi")
