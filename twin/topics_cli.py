@@ -1,4 +1,5 @@
-"""`twin topics create`: the one-shot job that creates the fleet topics before anything produces.
+"""`twin topics create`: the one-shot job that creates the fleet topics before anything produces;
+`twin topics rewind`: after a database restore, the workers' group back to what the database applied.
 
 Why a command: on production Kafka (compose's and Kubernetes' topics job) the topics must exist
 with their partition counts before workers and collectors start, since the partition count
@@ -33,7 +34,8 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 }
 """Topic configs by role, given to each topic when it is created (docs/operations.md explains them)."""
 
-topics_app = typer.Typer(help="The fleet topics: create them with their partition counts, retention and compaction.",
+topics_app = typer.Typer(help="The fleet topics: create them with their partition counts, retention and compaction;"
+                                " rewind the workers' group after a database restore.",
                          no_args_is_help=True)
 console = Console()
 
@@ -68,3 +70,34 @@ def create(
     for name, count in counts.items():
         state = "created" if name in created else "exists"
         console.print(f"{name}: {count} partition(s), {state}")
+
+
+@topics_app.command("rewind")
+def rewind(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show where each offset would go.")] = False,
+) -> None:
+    """After restoring the database from a backup: put the workers' consumer group (TWIN_WORKER_ID) back to
+    the offsets the database has applied, so the events after the backup are read again. Stop every
+    worker first; start them after. Nothing is lost while Kafka still holds those events."""
+    from streams.app import app as worker_app  # the workers' group protocol is Faust's assignor
+    from twin.offsets import rewind_to_database
+
+    settings = get_settings()
+    topics = [settings.topics.intent, settings.topics.lifecycle, settings.topics.telemetry]
+    try:
+        moved = rewind_to_database(settings.kafka_bootstrap, settings.database_url.get_secret_value(),
+                                   settings.worker_id, topics, settings.kafka_security, dry_run=dry_run,
+                                   assignor=worker_app.assignor)
+    except TwinError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    for r in moved:
+        console.print(f"{r.topic}:{r.partition} -> {r.offset} ({r.source})"
+                      + (f" [red]{r.lost} event(s) already gone from Kafka[/]" if r.lost else ""))
+    console.print(("would move" if dry_run else "moved") + f" {len(moved)} partition offset(s) of group "
+                  f"{settings.worker_id}")
+    lost = sum(r.lost for r in moved)
+    if lost:
+        Console(stderr=True).print(f"[bold red]{lost} event(s) after the backup are no longer in Kafka "
+                                   "(retention): the restored database cannot get them back[/]")
+        raise typer.Exit(1)
