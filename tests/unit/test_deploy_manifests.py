@@ -11,7 +11,9 @@ proved without one. The schema is vendored in deploy/schemas/ with its licence.
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import re
 import shutil
 import subprocess
@@ -25,6 +27,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from twin.settings import KafkaSecurity, Settings, Topics
 
@@ -33,9 +36,10 @@ DEPLOY = REPO / "deploy"
 OVERLAYS = sorted(p.name for p in (DEPLOY / "k8s" / "overlays").iterdir() if p.is_dir())
 KUBERNETES_VERSION = "1.33.0"
 TWIN_IMAGE = "fleet-twin"
-PENDING_SETTINGS = {"TWIN_API_HOST", "TWIN_API_PORT"}
-"""Settings of `twin api` (issue 9, another branch): given to the containers under their agreed names
-before the code that reads them is merged. Once `Settings` has them, they are checked like the rest."""
+PENDING_SETTINGS = {"TWIN_API_HOST", "TWIN_API_PORT", "TWIN_ALERTMANAGER_URL", "TWIN_GRAFANA_URL"}
+"""Settings of `twin api` (issue 9) and of the alert engine (issue 11), on other branches: given to the
+containers under their agreed names before the code that reads them is merged. Once a settings class
+reads them, they are checked like the rest (and the names here are then simply known)."""
 API_PORT, API_PROBES = 8080, ("/healthz", "/readyz")
 """The API's agreed port and probe paths (checked against its routes once twin.api is merged)."""
 
@@ -43,19 +47,34 @@ API_PORT, API_PROBES = 8080, ("/healthz", "/readyz")
 # -- what the code reads --------------------------------------------------------------------------
 
 
-def _env_names(model: type[Any], prefix: str) -> dict[str, Any]:
-    names = {}
-    for name, info in model.model_fields.items():
-        if name in ("topics", "kafka_security"):
-            continue
-        names[f"{prefix}{name}".upper()] = info
-    return names
+def _settings_classes() -> list[type[BaseSettings]]:
+    """Every settings class in our packages (each reads its own TWIN_* variables): found by importing
+    every module, so that a branch that adds one (the API's, the alert engine's) is checked too."""
+    for package in ("twin", "streams"):
+        root = importlib.import_module(package)
+        for module in pkgutil.walk_packages(root.__path__, f"{package}."):
+            if not module.name.endswith("__main__"):
+                importlib.import_module(module.name)
+    found, todo = [], list(BaseSettings.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith(("twin.", "streams.")) and "env_prefix" in cls.model_config:
+            found.append(cls)
+    return found
 
 
 @cache
 def settings_fields() -> dict[str, Any]:
-    """Every TWIN_* variable that names a setting, with its field."""
-    return _env_names(Settings, "TWIN_") | _env_names(Topics, "TWIN_TOPIC_") | _env_names(KafkaSecurity, "TWIN_KAFKA_")
+    """Every TWIN_* variable that names a setting, with its field (nested settings are read on their own)."""
+    names: dict[str, Any] = {}
+    for cls in _settings_classes():
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, info in cls.model_fields.items():
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseSettings):
+                continue
+            names[f"{prefix}{name}".upper()] = info
+    return names
 
 
 @cache
@@ -105,7 +124,8 @@ def test_compose_file_follows_the_compose_specification() -> None:
 def test_compose_runs_every_role_from_the_one_image_with_the_topics_and_migrations_first() -> None:
     services = _twin_services()
     assert {name: s["command"][0] for name, s in services.items()} == {
-        "topics": "topics", "migrate": "migrate", "worker": "worker", "api": "api", "collector": "collect"}
+        "topics": "topics", "migrate": "migrate", "worker": "worker", "api": "api", "collector": "collect",
+        "alerts": "alerts"}
     for name in ("worker", "api", "collector"):
         needs = services[name]["depends_on"]
         assert all(needs[job]["condition"] == "service_completed_successfully" for job in needs if job in
@@ -164,7 +184,13 @@ def test_compose_workers_never_outnumber_partitions_by_default() -> None:
 def test_compose_mounts_the_grafana_and_alertmanager_folders() -> None:
     services = compose()["services"]
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in services["grafana"]["volumes"]
-    assert "./grafana/dashboards:/var/lib/grafana/dashboards:ro" in services["grafana"]["volumes"]
+    assert "./grafana/dashboards:/var/lib/grafana/dashboards/fleet-twin:ro" in services["grafana"]["volumes"]
+    # Each variable the provisioned data source names is given to Grafana (once deploy/grafana/ is merged).
+    datasource = DEPLOY / "grafana" / "provisioning" / "datasources"
+    named = set(re.findall(r"\$(TWIN_\w+)", "".join(f.read_text() for f in datasource.glob("*.yaml"))))
+    given = set(services["grafana"]["environment"]) | set(re.findall(r"export (TWIN_\w+)=",
+                                                                      " ".join(services["grafana"]["entrypoint"])))
+    assert named <= given, named - given
     assert "./alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
     assert "--config.file=/etc/alertmanager/alertmanager.yml" in services["alertmanager"]["command"]
 
@@ -309,7 +335,7 @@ def test_api_probe_paths_are_routes_of_the_api() -> None:
         import twin.api as api  # issue 9, on another branch until merged
     except ImportError:
         pytest.skip("twin.api is not merged yet: its probe paths are checked against the agreed ones only")
-    app = getattr(api, "app", None) or api.create_app()  # type: ignore[attr-defined]
+    app = api.create_app(Settings())  # type: ignore[attr-defined]
     paths = {getattr(route, "path", None) for route in app.routes}
     assert set(API_PROBES) <= paths, paths
     settings = Settings()
