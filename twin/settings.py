@@ -156,6 +156,22 @@ def with_database_tls(url: str, sslmode: str | None, sslrootcert: Path | None, p
         query.append(("password", password))
     return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
 
+
+def explain(exc: ValueError) -> list[str]:
+    """One line per problem of settings that failed to load, naming the TWIN_* variable to fix."""
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return [str(exc)]
+    prefixes = {cls.__name__: str(cls.model_config.get("env_prefix", "")) for cls in
+                (*SecretFileSettings.__subclasses__(), *BaseSettings.__subclasses__())}
+    prefix = prefixes.get(getattr(exc, "title", ""), "TWIN_")
+    lines = []
+    for error in errors:
+        message = error["msg"].removeprefix("Value error, ")
+        where = "".join(str(part) for part in error["loc"][:1])
+        lines.append(f"{prefix}{where.upper()}: {message}" if where else message)
+    return lines
+
 # --- end of secure transport and secret files --------------------------------------------------
 
 

@@ -269,3 +269,14 @@ def test_the_worker_start_log_line_holds_no_secret(tmp_path: Path) -> None:
     assert line["kafka_sasl_username"] == "twin" and line["kafka_sasl_password"] == "***"
     for secret in (PASSWORD, DB_PASSWORD, "url-Pa55"):
         assert secret not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"TWIN_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs TWIN_KAFKA_SASL_USERNAME and TWIN_KAFKA_SASL_PASSWORD"),
+    ({"TWIN_KAFKA_SECURITY_PROTOCOL": "TLS"}, "TWIN_KAFKA_SECURITY_PROTOCOL: Input should be 'PLAINTEXT'"),
+    ({"TWIN_DATABASE_PASSWORD_FILE": "/nonexistent/db"}, "TWIN_DATABASE_PASSWORD_FILE names '/nonexistent/db'"),
+])
+def test_settings_that_cannot_work_are_named_in_one_clear_error(tmp_path: Path, env: dict[str, str], says: str) -> None:
+    done = _twin(_clean_env() | {"COLUMNS": "300", "TWIN_STATE_DIR": str(tmp_path)} | env, "settings")
+    assert done.returncode == 2
+    assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
