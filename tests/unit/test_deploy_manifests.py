@@ -459,3 +459,23 @@ def test_the_guides_sizing_matches_the_production_overlay() -> None:
     [container] = _one("production", "Deployment", "twin-worker")["spec"]["template"]["spec"]["containers"]
     assert cells[4] == f"{container['resources']['requests']['memory']} / {container['resources']['limits']['memory']}" \
         .replace("Mi", " Mi")
+
+
+def test_every_data_file_the_code_reads_goes_into_the_image() -> None:
+    """The image installs the project as a wheel (not editable): a file beside the code that no
+    package-data glob names (a migration, a catalog, a dashboard template) would be missing there."""
+    from fnmatch import fnmatch
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = [(package, pattern) for package, patterns in config["package-data"].items() for pattern in patterns]
+    included = config["packages"]["find"]["include"]
+    missing = []
+    for package in ("twin", "schemas", "streams"):
+        assert any(fnmatch(package, pattern) for pattern in included), package
+        for path in (REPO / package).rglob("*"):
+            if path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            relative = path.relative_to(REPO / package).as_posix()
+            if not any(owner == package and fnmatch(relative, pattern) for owner, pattern in globs):
+                missing.append(f"{package}/{relative}")
+    assert not missing, f"not in pyproject's [tool.setuptools.package-data], so not in the image: {missing}"
