@@ -79,10 +79,17 @@ def settings_fields() -> dict[str, Any]:
 
 @cache
 def known_settings() -> dict[str, Any]:
-    """Every TWIN_* variable the settings read: each setting, its *_FILE, and TWIN_SECRETS_DIR."""
-    known = settings_fields() | {f"{name}_FILE": info for name, info in settings_fields().items()}
+    """Every TWIN_* variable the code reads: each setting, its *_FILE, TWIN_SECRETS_DIR, and any other
+    variable the code names itself (a command's `envvar=`, such as TWIN_LOG_LEVEL or a token)."""
+    known: dict[str, Any] = dict.fromkeys(_named_in_code())
+    known |= settings_fields() | {f"{name}_FILE": info for name, info in settings_fields().items()}
     known["TWIN_SECRETS_DIR"] = None
     return known
+
+
+def _named_in_code() -> set[str]:
+    return {name for package in ("twin", "streams") for path in (REPO / package).rglob("*.py")
+            for name in re.findall(r"[\"'](TWIN_[A-Z0-9_]*[A-Z0-9])[\"']", path.read_text())}
 
 
 def _needs_a_value_in_a_container(name: str, info: Any) -> bool:
