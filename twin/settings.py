@@ -10,6 +10,7 @@ they are never logged: `redacted()` is what logs and `twin settings` show.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -131,7 +132,9 @@ class KafkaSecurity(SecretFileSettings):
 
 
 def redact_url(url: str) -> str:
-    """A libpq URL with its password (in the authority or as `password=`) replaced by ***."""
+    """A libpq URL or key=value string with its password (in the authority or as `password=`) as ***."""
+    if "://" not in url:
+        return re.sub(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
     parts = urlsplit(url)
     if parts.password:
         parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
@@ -143,18 +146,17 @@ def redact_url(url: str) -> str:
 
 
 def with_database_tls(url: str, sslmode: str | None, sslrootcert: Path | None, password: str | None) -> str:
-    """The libpq URL with `sslmode`, `sslrootcert` and a password (kept apart as a secret) put in,
-    so that every connection the twin opens (psycopg takes the URL as it is) uses them."""
+    """The libpq URL (or key=value string) with `sslmode`, `sslrootcert` and a password (kept apart
+    as a secret) put in, so that every connection the twin opens (psycopg takes it as it is) uses them."""
+    extra = {k: v for k, v in (("sslmode", sslmode), ("sslrootcert", sslrootcert and str(sslrootcert)),
+                               ("password", password)) if v}
+    if "://" not in url:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(url, **extra)
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not ((k == "sslmode" and sslmode) or (k == "sslrootcert" and sslrootcert) or (k == "password" and password))]
-    if sslmode:
-        query.append(("sslmode", sslmode))
-    if sslrootcert:
-        query.append(("sslrootcert", str(sslrootcert)))
-    if password:
-        query.append(("password", password))
-    return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in extra]
+    return urlunsplit(parts._replace(query=urlencode(query + list(extra.items()), safe="/")))
 
 
 def explain(exc: ValueError) -> list[str]:

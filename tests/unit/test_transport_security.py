@@ -280,3 +280,16 @@ def test_settings_that_cannot_work_are_named_in_one_clear_error(tmp_path: Path, 
     done = _twin(_clean_env() | {"COLUMNS": "300", "TWIN_STATE_DIR": str(tmp_path)} | env, "settings")
     assert done.returncode == 2
     assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_key_value_database_string_gets_tls_and_password_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg.conninfo
+
+    monkeypatch.setenv("TWIN_DATABASE_URL", "host=db.example dbname=twin user=twin")
+    monkeypatch.setenv("TWIN_DATABASE_SSLMODE", "verify-ca")
+    monkeypatch.setenv("TWIN_DATABASE_PASSWORD", "it's a secret")
+    settings = Settings()
+    params = psycopg.conninfo.conninfo_to_dict(settings.database_url.get_secret_value())
+    assert (params["host"], params["sslmode"], params["password"]) == ("db.example", "verify-ca", "it's a secret")
+    shown = settings.redacted()["database_url"]
+    assert "secret" not in str(shown) and "password=***" in str(shown)
