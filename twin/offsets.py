@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import InconsistentGroupProtocolError, KafkaError
 
 from twin.errors import TwinError
@@ -32,6 +32,10 @@ from twin.kafka_security import aiokafka_config
 from twin.settings import KafkaSecurity
 
 __all__ = ["OffsetsError", "Rewind", "rewind_to_database"]
+
+SETTLE_SECONDS = 20.0
+"""How long a partial assignment may wait for the members that hold the rest to leave (a worker that
+just stopped stays in the group until its session times out) before the group is taken as in use."""
 
 
 class OffsetsError(TwinError):
@@ -74,22 +78,34 @@ def rewind_to_database(bootstrap: str, database_url: str, group_id: str, topics:
 async def _rewind(bootstrap: str, group_id: str, topics: list[str], security: KafkaSecurity,
                   tracked: dict[tuple[str, int], int], dry_run: bool, assignor: Any) -> list[Rewind]:
     strategy = {"partition_assignment_strategy": [assignor]} if assignor is not None else {}
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group_id, client_id="twin-offsets",
-                                enable_auto_commit=False, auto_offset_reset="earliest", **strategy,
-                                **aiokafka_config(security))
+    # Short group timeouts, as the workers have: a member that went away without a word (a refused
+    # attempt of ours, a killed worker) holds up the next rebalance for seconds, not aiokafka's minutes.
+    # No records are fetched, so the poll interval is long: waiting here is not a stalled consumer.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, client_id="twin-offsets",
+                                enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
+                                heartbeat_interval_ms=1000, rebalance_timeout_ms=6000, max_poll_interval_ms=300_000,
+                                **strategy, **aiokafka_config(security))
+    assignments = _Assignments()
+    consumer.subscribe(topics=topics, listener=assignments)
     try:
         await consumer.start()
         every = {TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())}
         missing = [t for t in topics if not consumer.partitions_for_topic(t)]
         if missing:
             raise OffsetsError(f"topic(s) {', '.join(missing)} do not exist on {bootstrap}")
-        while not consumer.assignment():
-            await asyncio.sleep(0.1)  # the group join runs in the background; no records are fetched
-        held = consumer.assignment()
-        if held != every:
-            raise OffsetsError(f"consumer group {group_id!r} has other live members (given {len(held)} of "
-                               f"{len(every)} partitions): stop every worker first "
-                               "(kubectl scale deployment/twin-worker --replicas=0)")
+        settle_until: float | None = None
+        while assignments.latest != every:
+            wait = None if settle_until is None else max(settle_until - asyncio.get_running_loop().time(), 0)
+            try:
+                await asyncio.wait_for(assignments.changed.wait(), wait)
+            except TimeoutError:
+                held = len(assignments.latest or ())
+                raise OffsetsError(f"consumer group {group_id!r} has other live members (given {held} of "
+                                   f"{len(every)} partitions): stop every worker first "
+                                   "(kubectl scale deployment/twin-worker --replicas=0)") from None
+            assignments.changed.clear()
+            if assignments.latest != every and settle_until is None:
+                settle_until = asyncio.get_running_loop().time() + SETTLE_SECONDS
         first = await consumer.beginning_offsets(sorted(every))
         end = await consumer.end_offsets(sorted(every))
         plan: list[Rewind] = []
@@ -106,6 +122,21 @@ async def _rewind(bootstrap: str, group_id: str, topics: list[str], security: Ka
         return plan
     finally:
         await consumer.stop()
+
+
+class _Assignments(ConsumerRebalanceListener):
+    """The partitions of the latest assignment (empty ones too), and an event at each one."""
+
+    def __init__(self) -> None:
+        self.latest: set[TopicPartition] | None = None
+        self.changed = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.latest = set(assigned)
+        self.changed.set()
 
 
 def _tracked(database_url: str, group_id: str) -> dict[tuple[str, int], int]:
