@@ -103,7 +103,8 @@ def list_racks(
     ).fetchall()
 
 
-def rack_detail(conn: psycopg.Connection[Any], rack_id: str) -> dict[str, Any] | None:
+def rack_detail(conn: psycopg.Connection[Any], rack_id: str, *, history: bool = True) -> dict[str, Any] | None:
+    """The rack's current state, its open deviations and (with `history`) its event stream."""
     row = conn.execute("SELECT * FROM rack_state WHERE rack_id = %s", (rack_id,)).fetchone()
     if row is None:
         return None
@@ -116,7 +117,7 @@ def rack_detail(conn: psycopg.Connection[Any], rack_id: str) -> dict[str, Any] |
         "SELECT stream_version, type, occurred_at, source, seq, body FROM events WHERE stream_id = %s"
         " ORDER BY stream_version",
         (rack_id,),
-    ).fetchall()
+    ).fetchall() if history else []
     return row
 
 
@@ -148,7 +149,7 @@ def intent_catalog(conn: psycopg.Connection[Any]) -> Any:
     return catalog
 
 
-def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime) -> Any:
+def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime, *, catalog: Any = None) -> Any:
     """The rack's twin as of `instant` (time travel): the fold of its events up to then.
 
     Starts from the newest snapshot taken at or before `instant` when no event stored after
@@ -158,7 +159,7 @@ def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime) -
     from schemas import LIFECYCLE_TYPES
     from twin.domain.rack import RackTwin, event_key
 
-    catalog = intent_catalog(conn)
+    catalog = catalog if catalog is not None else intent_catalog(conn)
     snap = conn.execute(
         "SELECT stream_version, body FROM rack_snapshots WHERE rack_id = %s AND occurred_at <= %s"
         " ORDER BY stream_version DESC LIMIT 1", (rack_id, instant)).fetchone()
