@@ -27,11 +27,11 @@ from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from schemas import Component, GenerationIntent, RackEvent, RackReading
+from schemas import READING_FIELDS, Component, GenerationIntent, RackEvent, RackReading
 from twin.domain.components import EMPTY_BOM, BillOfMaterials
 from twin.errors import IllegalTransition, OutOfOrder, RejectedEvent, WrongRack
 from twin.domain.intent import IntentCatalog, intent_for
@@ -90,32 +90,13 @@ class TestResult(NamedTuple):
     occurred_at: datetime
 
 
-READING_FIELDS: tuple[str, ...] = (
-    "power_watts", "inlet_temperature_celsius", "outlet_temperature_celsius", "coolant_supply_temperature_celsius",
-    "coolant_return_temperature_celsius", "coolant_flow_liters_per_minute", "coolant_differential_pressure_kilopascals",
-    "leak_detected", "hottest_accelerator_temperature_celsius", "fan_speed_percent", "network_links_up",
-    "network_links_down",
-)
-"""`RackReading` quantities a window keeps, in column order (after the time column)."""
 _WIDTH = 1 + len(READING_FIELDS)
 
 
-class Sample(NamedTuple):
-    """One reading as the window holds it: `RackReading`'s fields but `rack_id`, cheap to build."""
-
-    occurred_at: datetime
-    power_watts: float
-    inlet_temperature_celsius: float
-    outlet_temperature_celsius: float
-    coolant_supply_temperature_celsius: float
-    coolant_return_temperature_celsius: float
-    coolant_flow_liters_per_minute: float
-    coolant_differential_pressure_kilopascals: float
-    leak_detected: bool
-    hottest_accelerator_temperature_celsius: float
-    fan_speed_percent: float
-    network_links_up: int
-    network_links_down: int
+Sample = NamedTuple(  # type: ignore[misc]  # built from the one list of reading fields
+    "Sample", [("occurred_at", datetime), *((f, RackReading.model_fields[f].annotation) for f in READING_FIELDS)])
+Sample.__doc__ = "One reading as the window holds it: `RackReading`'s fields but `rack_id`, cheap to build."
+_quantities = attrgetter(*READING_FIELDS)
 
 
 _LEAK, _UP, _DOWN = (1 + READING_FIELDS.index(f) for f in ("leak_detected", "network_links_up", "network_links_down"))
@@ -147,11 +128,7 @@ class ReadingWindow:
     def insert(self, r: RackReading) -> bool:
         """Take a reading; True when the window changed (False: a repeat, or older than all held)."""
         t = float(_us(r.occurred_at))
-        row = (t, r.power_watts, r.inlet_temperature_celsius, r.outlet_temperature_celsius,
-               r.coolant_supply_temperature_celsius, r.coolant_return_temperature_celsius,
-               r.coolant_flow_liters_per_minute, r.coolant_differential_pressure_kilopascals,
-               1.0 if r.leak_detected else 0.0, r.hottest_accelerator_temperature_celsius, r.fan_speed_percent,
-               float(r.network_links_up), float(r.network_links_down))
+        row = (t, *_quantities(r))
         a, w = self._rows, _WIDTH
         n = len(a) // w
         if n == 0 or t > a[len(a) - w]:
