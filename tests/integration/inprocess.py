@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from streams.deadletter import Message
-from streams.pipeline import IntentPipeline, LifecyclePipeline, TelemetryPipeline, WorkerState
+from streams.batch import WorkerState
+from streams.intent import IntentPipeline
+from streams.lifecycle import LifecyclePipeline
+from streams.telemetry import TelemetryPipeline
 from twin.store import TwinStore
 
 

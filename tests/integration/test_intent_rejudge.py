@@ -15,7 +15,8 @@ from worker_process import query
 
 from schemas import IntentPublished
 from streams.deadletter import Message
-from streams.pipeline import IntentPipeline, WorkerState
+from streams.batch import WorkerState
+from streams.intent import IntentPipeline
 from twin.errors import StoreError
 from twin.domain.intent import IntentCatalog
 from twin.embedded.simulator import FleetSimulator

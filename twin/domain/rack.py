@@ -38,7 +38,7 @@ from twin.domain.intent import IntentCatalog, intent_for
 from twin.domain.lifecycle import TEST_KINDS, RackStatus, check_service_gate, next_status
 
 __all__ = [
-    "READING_FIELDS", "REJECTIONS_KEPT", "EventKey", "Intents", "RackTwin", "ReadingWindow", "Rejection", "Replay",
+    "READING_FIELDS", "REJECTIONS_KEPT", "TELEMETRY_SIDE_BLANKS", "EventKey", "Intents", "RackTwin", "ReadingWindow", "Rejection", "Replay",
     "Sample", "TestResult", "event_key", "fold_history",
 ]
 
@@ -52,6 +52,14 @@ _intern = sys.intern
 
 REJECTIONS_KEPT = 5
 """Rejections a twin remembers (the most recent by event order); the dead-letter table keeps all."""
+
+TELEMETRY_SIDE_BLANKS: dict[str, Any] = {
+    "components": [], "rejected": [], "tests": {}, "stage_entered_at": {}, "stage_left_at": {},
+    "serial_number": None, "factory": None, "status_reason": None, "rma_number": None,
+}
+"""What the telemetry side blanks out of a twin's snapshot: it judges readings against intent by
+generation and stage, and holds 100,000 twins; parts, tests and stage history stay with the
+lifecycle side. (Stage entry times are blanked too, so stall checks stay with the lifecycle side.)"""
 
 Intents = GenerationIntent | IntentCatalog | Mapping[str, GenerationIntent] | None
 """What the service gate may be given: the catalog (or a generation -> intent mapping), or one intent."""

@@ -25,10 +25,10 @@ import structlog
 from psycopg.types.json import Jsonb
 
 from schemas import READING_FIELDS, DeadLetter, Deviation, Envelope, Facility, GenerationIntent, RackReading, RolloutTarget
-from twin.domain.rack import Rejection
+from twin.domain.rack import TELEMETRY_SIDE_BLANKS, Rejection
 from twin.errors import FOLD_REASONS, StoreError, StoreUnavailable, UnknownLocation, UnknownRack
 
-__all__ = ["Appended", "AppendedEvent", "Copied", "Origin", "READING_COLUMNS", "StateRow", "StoredEvent", "StreamEvent",
+__all__ = ["Appended", "AppendedEvent", "Copied", "Orphan", "Origin", "READING_COLUMNS", "StateRow", "StoredEvent", "StreamEvent",
            "TwinStore", "UnitOfWork"]
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,7 @@ _reading_fields = attrgetter("rack_id", "occurred_at", *READING_COLUMNS)
 # adapts those element by element in Python). Emptied by that statement, and at every commit.
 _SCRATCH_TABLES = f"""
     CREATE TEMP TABLE IF NOT EXISTS telemetry_incoming ON COMMIT DELETE ROWS AS
-        SELECT {', '.join(_COPY_COLUMNS)} FROM telemetry WITH NO DATA;
+        SELECT {', '.join(_COPY_COLUMNS)}, 0 AS ord FROM telemetry WITH NO DATA;
     CREATE TEMP TABLE IF NOT EXISTS rack_telemetry_incoming ON COMMIT DELETE ROWS AS
         SELECT rack_id, telemetry_at AS occurred_at, {', '.join(READING_COLUMNS)}, health::text AS health,
                intent_revision FROM rack_telemetry WITH NO DATA;
@@ -74,11 +74,21 @@ _PROJECT_TELEMETRY = (
     + ", health = excluded.health, intent_revision = excluded.intent_revision, updated_at = now()"
     " WHERE s.telemetry_at <= excluded.telemetry_at"
 )
-_CONFLICTING_READINGS = (
-    "SELECT i.rack_id, i.occurred_at, i.source FROM telemetry_incoming i JOIN telemetry t"
-    " USING (rack_id, occurred_at, source)"
-    f" WHERE ({', '.join('i.' + c for c in READING_COLUMNS)}) IS DISTINCT FROM ({', '.join('t.' + c for c in READING_COLUMNS)})"
-)
+_SAME_VALUES = " IS NOT DISTINCT FROM ".join(
+    f"({', '.join(side + '.' + c for c in READING_COLUMNS)})" for side in ("i", "o"))
+_CONFLICTING_READINGS = f"""
+    WITH firsts AS (
+        SELECT DISTINCT ON (rack_id, occurred_at, source) * FROM telemetry_incoming
+        ORDER BY rack_id, occurred_at, source, ord
+    )
+    SELECT i.ord FROM telemetry_incoming i JOIN firsts o USING (rack_id, occurred_at, source)
+    WHERE i.ord <> o.ord AND NOT ({_SAME_VALUES})
+    UNION
+    SELECT i.ord FROM telemetry_incoming i JOIN telemetry o USING (rack_id, occurred_at, source)
+    WHERE NOT ({_SAME_VALUES})
+"""
+"""The readings of a batch (by position) whose identity is taken, in the batch or in the store, by
+other values: conflicting duplicates."""
 _REPLACE_DEVIATIONS = """
     WITH incoming AS (
         DELETE FROM deviations_incoming RETURNING *
@@ -100,6 +110,15 @@ _REPLACE_DEVIATIONS = """
     )
     SELECT rack_id FROM gone UNION SELECT rack_id FROM kept
 """
+
+
+def _deviation_rows(devs: Iterable[Deviation], at: datetime) -> list[tuple[Any, ...]]:
+    """Rows of the deviations table (without rack_id); `at` is the `since` of a deviation new to it."""
+    return [
+        (d.check, d.severity, None if d.measured is None else str(d.measured), d.allowed_min, d.allowed_max, d.unit,
+         d.generation, d.intent_revision, d.detail, at)
+        for d in devs
+    ]
 
 
 def _utc_days(times: Iterable[datetime]) -> set[date]:
@@ -125,8 +144,8 @@ class AppendedEvent:
     stream_version: int
 
 
-Origin = tuple[str | None, int | None, int | None]
-"""Where a stored event came from: (topic, partition, offset); all None for events stored before 0005."""
+Origin = tuple[str, int, int]
+"""Where a stored event came from: (topic, partition, offset) of its message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +167,19 @@ class Appended:
 
 
 @dataclass(frozen=True, slots=True)
+class Orphan:
+    """Input refused for what was not known yet (a rack, a location), taken back now that it is."""
+
+    topic: str
+    partition: int
+    offset: int
+    idx: int
+    event_id: str | None
+    source: str | None
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEvent:
     """One stored event of a stream: its type, its JSON body and where it came from."""
 
@@ -158,10 +190,10 @@ class StreamEvent:
 
 @dataclass(frozen=True, slots=True)
 class Copied:
-    """What `copy_readings` did: readings stored, and identities (rack, time, source) stored with other values."""
+    """What `copy_readings` did: readings stored, and the positions of those refused as conflicting duplicates."""
 
     stored: int
-    conflicting: list[tuple[str, datetime, str]]
+    conflicting: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +214,7 @@ class StateRow:
     twin: dict[str, Any]
 
 
-_TELEMETRY_SIDE = (
-    '{"components": [], "rejected": [], "tests": {}, "stage_entered_at": {}, "stage_left_at": {},'
-    ' "serial_number": null, "factory": null, "status_reason": null, "rma_number": null}'
-)
-"""What the telemetry path blanks out of a stored twin: it judges readings against intent by
-generation and stage, and holds 100,000 twins; parts, tests and stage history stay with the
-lifecycle path."""
+_TELEMETRY_SIDE = orjson.dumps(TELEMETRY_SIDE_BLANKS).decode()
 
 
 def _translate(exc: psycopg.Error) -> StoreError:
@@ -237,7 +263,7 @@ class UnitOfWork:
             return Appended([], conflicting)
         rows = [(key, i.stream_id, i.event.type, i.event.schema_version, i.event.occurred_at, i.event.source,
                  i.event.seq, i.raw.decode() if isinstance(i.raw, bytes) else i.raw, order,
-                 *(i.origin or (None, None, None)))
+                 *(i.origin or (None, None, None)))  # no message (a test, a tool): no origin
                 for order, (key, i) in enumerate(first.items())]
         cur = await self._conn.execute(
             """
@@ -296,9 +322,9 @@ class UnitOfWork:
         Readings are new facts almost always (a batch delivered again is skipped by its tracked
         offsets), so the batch is COPYed (binary) straight into `telemetry` under a savepoint. Only
         when that meets a reading already stored (a producer repeating itself) is the batch COPYed
-        into a scratch table and moved by INSERT ... ON CONFLICT DO NOTHING; then the identities
-        stored with other values come back as conflicting (the caller refuses those readings).
-        The caller passes each identity once (`twin.domain.intake` sorts out repeats in a batch).
+        into a scratch table and moved by INSERT ... ON CONFLICT DO NOTHING; then the positions
+        (in `readings`) of readings whose identity was taken by other values, earlier in the batch
+        or in the store, come back as conflicting: not stored, for the caller to refuse.
         """
         if not readings:
             return Copied(0, [])
@@ -311,9 +337,10 @@ class UnitOfWork:
                 return Copied(len(rows), [])
             except psycopg.errors.UniqueViolation:
                 pass
-            await _copy_rows(cur, "telemetry_incoming", _COPY_TYPES, rows)
+            await _copy_rows(cur, "telemetry_incoming", (*_COPY_TYPES, "int4"),
+                             (row + (i,) for i, row in enumerate(rows)))
             await cur.execute(_CONFLICTING_READINGS)
-            conflicting = [(rack_id, at, source) for rack_id, at, source in await cur.fetchall()]
+            conflicting = sorted(i for (i,) in await cur.fetchall())
             await cur.execute(_INSERT_READINGS)
             return Copied(cur.rowcount, conflicting)
 
@@ -435,12 +462,12 @@ class UnitOfWork:
         return changed
 
     async def adopt_orphans(self, *, readings: bool, partitions: Iterable[tuple[str, int]] | None = None
-                            ) -> list[tuple[str, int, int, str | None, str]]:
+                            ) -> list[Orphan]:
         """Take back input refused as `unknown-rack` whose rack is known now: readings (idx >= 0) or
         whole lifecycle events (idx = -1, only from `partitions`, the ones this worker owns); and,
         for lifecycle events, installs refused as `unknown-location` whose row is registered now.
 
-        Marks them replayed in this transaction; returns (topic, partition, offset, source, payload).
+        Marks them replayed in this transaction.
         """
         owned = list(partitions or ())
         cur = await self._conn.execute(
@@ -450,12 +477,12 @@ class UnitOfWork:
             WHERE d.rack_id = r.rack_id AND d.reason = %(unknown_rack)s AND d.replayed_at IS NULL
               AND (CASE WHEN %(readings)s THEN d.idx >= 0
                         ELSE d.idx = -1 AND (d.topic, d.partition) IN (SELECT * FROM unnest(%(topics)s::text[], %(parts)s::int[])) END)
-            RETURNING d.topic, d.partition, d."offset", d.source, d.payload
+            RETURNING d.topic, d.partition, d."offset", d.idx, d.event_id, d.source, d.payload
             """,
             {"readings": readings, "topics": [t for t, _ in owned], "parts": [p for _, p in owned],
              "unknown_rack": UnknownRack.reason},
         )
-        adopted = list(await cur.fetchall())
+        adopted = [Orphan(*row) for row in await cur.fetchall()]
         if not readings:
             cur = await self._conn.execute(
                 """
@@ -465,12 +492,12 @@ class UnitOfWork:
                   AND (d.topic, d.partition) IN (SELECT * FROM unnest(%(topics)s::text[], %(parts)s::int[]))
                   AND w.facility_id = d.payload::jsonb ->> 'facility_id' AND w.hall_id = d.payload::jsonb ->> 'hall_id'
                   AND w.row_id = d.payload::jsonb ->> 'row_id'
-                RETURNING d.topic, d.partition, d."offset", d.source, d.payload
+                RETURNING d.topic, d.partition, d."offset", d.idx, d.event_id, d.source, d.payload
                 """,
                 {"topics": [t for t, _ in owned], "parts": [p for _, p in owned],
                  "unknown_location": UnknownLocation.reason},
             )
-            adopted += await cur.fetchall()
+            adopted += [Orphan(*row) for row in await cur.fetchall()]
         return adopted
 
     async def known_locations(self, places: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
@@ -484,18 +511,18 @@ class UnitOfWork:
             ([f for f, _, _ in wanted], [h for _, h, _ in wanted], [r for _, _, r in wanted]))
         return {tuple(row) for row in await cur.fetchall()}  # type: ignore[misc]
 
-    async def replace_deviations(self, rack_id: str, rows: Sequence[tuple[Any, ...]], checks: Iterable[str],
-                                 *, family: bool = True) -> None:
+    async def replace_deviations(self, rack_id: str, deviations: Iterable[Deviation], at: datetime,
+                                 checks: Iterable[str], *, family: bool = True) -> None:
         """Set the open deviations of one rack in one family of checks: those named in `checks`
-        (`family=True`) or all others (`family=False`). Rows are (check_name, severity, measured,
-        min, max, unit, generation, revision, detail, since); a deviation still open keeps its `since`.
-        (A rack's count of open deviations is counted from these rows by the `rack_state` view.)"""
+        (`family=True`) or all others (`family=False`). A deviation new to the rack opens `at`; one
+        still open keeps its `since`. (A rack's count of open deviations is counted from these rows
+        by the `rack_state` view.)"""
         cur = await self._conn.execute(
             "DELETE FROM deviations WHERE rack_id = %s AND (check_name = ANY(%s)) = %s RETURNING check_name, since",
             (rack_id, list(checks), family),
         )
         since = dict(await cur.fetchall())
-        rows = [(*row[:-1], since.get(row[0], row[-1])) for row in rows]
+        rows = [(*row[:-1], since.get(row[0], row[-1])) for row in _deviation_rows(deviations, at)]
         if rows:
             async with self._conn.cursor() as cur:
                 await cur.executemany(
@@ -504,23 +531,26 @@ class UnitOfWork:
                     [(rack_id, *row) for row in rows],
                 )
 
-    async def replace_deviations_of(self, rows: Mapping[str, Sequence[tuple[Any, ...]]], checks: Iterable[str],
-                                    *, family: bool = True) -> None:
-        """`replace_deviations` for many racks at once (rack_id -> its rows), in a COPY and two
-        statements whatever the number of racks: a deviation still open keeps its `since` (it is
+    async def replace_deviations_of(self, found: Mapping[str, Iterable[Deviation]], at: datetime,
+                                    checks: Iterable[str], *, family: bool = True) -> None:
+        """`replace_deviations` for many racks at once (rack_id -> its deviations), in a COPY and one
+        statement whatever the number of racks: a deviation still open keeps its `since` (it is
         updated in place), one gone is deleted."""
-        if not rows:
+        if not found:
             return
         async with self._conn.cursor() as cur:
             await _copy_rows(cur, "deviations_incoming", _DEVIATION_TYPES,
-                             ((rack_id, *row) for rack_id, found in rows.items() for row in found))
-            await cur.execute(_REPLACE_DEVIATIONS, (list(rows), list(checks), family))
+                             ((rack_id, *row) for rack_id, devs in found.items() for row in _deviation_rows(devs, at)))
+            await cur.execute(_REPLACE_DEVIATIONS, (list(found), list(checks), family))
 
     async def stream(self, stream_id: str) -> list[StreamEvent]:
-        """A stream's stored events in arrival order, with where each came from, seen from this transaction."""
+        """A stream's stored events in arrival order, with where each came from, seen from this transaction.
+
+        An event stored before its origin was kept (migration 0005) answers ('event-store', 0,
+        -its position): unique, so its refusal is still lettered once."""
         cur = await self._conn.execute(
-            'SELECT type, body::text, topic, partition, "offset" FROM events WHERE stream_id = %s'
-            " ORDER BY stream_version", (stream_id,)
+            "SELECT type, body::text, coalesce(topic, 'event-store'), coalesce(partition, 0),"
+            ' coalesce("offset", -position) FROM events WHERE stream_id = %s ORDER BY stream_version', (stream_id,)
         )
         return [StreamEvent(t, body.encode(), (topic, partition, offset)) for t, body, topic, partition, offset
                 in await cur.fetchall()]

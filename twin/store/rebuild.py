@@ -82,8 +82,9 @@ def rebuild(database_url: str, *, write: bool = False, progress: Callable[[int, 
                     result.mismatched.append(rack_id)
                 if write and stored.get(rack_id) != rebuilt:
                     live.execute(
-                        "UPDATE rack_state SET twin = %s, status = %s, version = %s, generation = %s, facility_id = %s,"
-                        " hall_id = %s, row_id = %s, position = %s, updated_at = now() WHERE rack_id = %s",
+                        "UPDATE rack_lifecycle SET twin = %s, status = %s, version = %s, generation = %s, facility_id = %s,"
+                        " hall_id = %s, row_id = %s, position = %s, lifecycle_xid = pg_current_xact_id(),"
+                        " updated_at = now() WHERE rack_id = %s",
                         (Jsonb(rebuilt), twin.status.value, twin.version, twin.generation, twin.facility_id,
                          twin.hall_id, twin.row_id, twin.position, rack_id))
                 if progress is not None:

@@ -152,25 +152,14 @@ def intent_catalog(conn: psycopg.Connection[Any]) -> Any:
 def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime, *, catalog: Any = None) -> Any:
     """The rack's twin as of `instant` (time travel): the fold of its events up to then.
 
-    Starts from the newest snapshot taken at or before `instant` when no event stored after
-    that snapshot sorts before it (a late event would make the snapshot wrong); else from the
-    first event.
+    The same fold as live and rebuild (`twin.domain.rack.fold_history`), from the first event: a
+    snapshot saved by a worker recorded what it knew then (a refusal a later intent or a late
+    event undid), so starting from one could answer differently from the rebuilt twin.
     """
-    from schemas import LIFECYCLE_TYPES
-    from twin.domain.rack import RackTwin, event_key
+    from twin.domain.rack import fold_history
 
     catalog = catalog if catalog is not None else intent_catalog(conn)
-    snap = conn.execute(
-        "SELECT stream_version, body FROM rack_snapshots WHERE rack_id = %s AND occurred_at <= %s"
-        " ORDER BY stream_version DESC LIMIT 1", (rack_id, instant)).fetchone()
-    if snap is not None:
-        after = [LIFECYCLE_TYPES[r["type"]].model_validate(r["body"]) for r in conn.execute(
-            "SELECT type, body FROM events WHERE stream_id = %s AND stream_version > %s ORDER BY stream_version",
-            (rack_id, snap["stream_version"]))]
-        start = RackTwin.from_snapshot(snap["body"])
-        if start.last_key is not None and all(event_key(e) > start.last_key for e in after):
-            return RackTwin.replay(rack_id, after, catalog, until=instant, snapshot=snap["body"])
-    return RackTwin.replay(rack_id, rack_history(conn, rack_id), catalog, until=instant)
+    return fold_history(rack_id, rack_history(conn, rack_id), catalog, until=instant).twin
 
 
 _ALLOCATING = ("installed", "commissioned", "active", "degraded", "maintenance")
