@@ -149,7 +149,7 @@ def test_a_worker_holding_100000_rack_twins_stays_under_500_mb_resident(tenant: 
         with cur.copy("COPY racks (rack_id, generation, serial_number, manufactured_at) FROM STDIN") as copy:
             for i, rack_id in enumerate(rack_ids):
                 copy.write_row((rack_id, generations[i % 3], f"SN-{i}", start - timedelta(days=90)))
-        with cur.copy("COPY rack_state (rack_id, generation, status, version, stream_version, twin)"
+        with cur.copy("COPY rack_lifecycle (rack_id, generation, status, version, stream_version, twin)"
                       " FROM STDIN") as copy:
             for i, rack_id in enumerate(rack_ids):
                 snapshot, _ = models[generations[i % 3]]
