@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import structlog
@@ -49,6 +49,8 @@ class LifecyclePipeline(Pipeline):
         self.twins: dict[str, RackTwin] = {}
         self._refolded_marker: tuple[int, int] = (-1, -1)
         self._stalls_judged = 0.0
+        self._revisions: dict[tuple[str, int], datetime | None] | None = None
+        """Intent revisions this pipeline has seen (None: not yet read), to tell which are new."""
 
     def evict(self, rack_ids: Iterable[str] | None = None) -> None:
         if rack_ids is None:
@@ -98,23 +100,42 @@ class LifecyclePipeline(Pipeline):
             (r, by_id[event_id].origin, by_id[event_id].body.decode()) for event_id, r in replay.refused.items()])
         return replay.twin, len(stored), changed
 
+    def _new_revisions(self) -> tuple[dict[str, datetime], dict[tuple[str, int], datetime | None]]:
+        """Per generation, the earliest instant from which a revision new since the last look is in
+        force; and every revision known now (remembered once the re-fold committed)."""
+        catalog = self.state.catalog
+        now_known = {(g, r): catalog.published_at(g, r) for g in catalog.generations() for r in catalog.revisions(g)}
+        seen = self._revisions
+        if seen is None:
+            return {}, now_known
+        since: dict[str, datetime] = {}
+        for (g, _), at in now_known.items():
+            if (g, _) not in seen:
+                at = at or datetime.min.replace(tzinfo=timezone.utc)
+                since[g] = min(at, since.get(g, at))
+        return since, now_known
+
     async def _refold_gated(self) -> None:
-        """Racks with an open fold refusal (refused, say, before their generation's intent was known):
-        fold them again once the catalog changed."""
+        """Fold again, once the catalog changed, the racks whose verdicts it can change: those with an
+        open fold refusal (refused, say, before their generation's intent was known), and those that
+        entered service while a revision published since was in force."""
         if self.state.catalog_marker == self._refolded_marker:
             return
         marker = self.state.catalog_marker
         refolded: dict[str, tuple[RackTwin, int]] = {}
         letters: list[DeadLetter] = []
+        since, revisions = self._new_revisions()
         async with self.store.unit_of_work() as uow:
-            for rack_id in await uow.gated_racks(self.state.catalog.generations(), self._owned):
+            racks = set(await uow.gated_racks(self.state.catalog.generations(), self._owned))
+            racks.update(await uow.racks_entering_service_since(since, self._owned))
+            for rack_id in sorted(racks):
                 twin, version, changed = await self._refold(uow, rack_id)
                 refolded[rack_id] = (twin, version)
                 letters += changed
             rows = {r: state_row(t, v) for r, (t, v) in refolded.items()}
             await uow.project_lifecycle(rows.values())
             await judge_lifecycle(uow, self.state.catalog, [t for t, _ in refolded.values()])
-        self._refolded_marker = marker
+        self._refolded_marker, self._revisions = marker, revisions
         for rack_id, (twin, _) in refolded.items():
             self.twins[rack_id] = twin
         self.state.hand_over({r: row.twin for r, row in rows.items()})
@@ -139,6 +160,8 @@ class LifecyclePipeline(Pipeline):
     async def _handle(self, messages: Sequence[Message]) -> None:
         started = time.perf_counter()
         await self.state.refresh_catalog(self.store)
+        if self._revisions is None:  # what this pipeline folds by from now on; later revisions re-fold
+            self._revisions = self._new_revisions()[1]
         fresh, offsets = await self._fresh(messages)
         clock = now()
         letters: list[DeadLetter] = []

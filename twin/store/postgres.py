@@ -568,6 +568,24 @@ class UnitOfWork:
             (list(generations),))
         return dict(await cur.fetchall())
 
+    async def racks_entering_service_since(self, since: Mapping[str, datetime],
+                                           partitions: Iterable[tuple[str, int]]) -> list[str]:
+        """Racks (generation -> instant in `since`) whose entry into service, from `partitions`, is at or
+        after that instant: a revision in force from then on judges their service gate again."""
+        owned = list(partitions)
+        if not since or not owned:
+            return []
+        cur = await self._conn.execute(
+            """
+            SELECT DISTINCT e.stream_id FROM events e JOIN racks r ON r.rack_id = e.stream_id
+            JOIN unnest(%s::text[], %s::timestamptz[]) AS s(generation, since) ON s.generation = r.generation
+            WHERE e.type = 'rack.entered_service' AND e.occurred_at >= s.since
+              AND (e.topic, e.partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))
+            ORDER BY 1
+            """,
+            (list(since), list(since.values()), [t for t, _ in owned], [p for _, p in owned]))
+        return [r for (r,) in await cur.fetchall()]
+
     async def gated_racks(self, generations: Sequence[str], partitions: Iterable[tuple[str, int]]) -> list[str]:
         """Racks of `generations` with an open fold refusal (illegal-transition, missing-tests) from `partitions`."""
         owned = list(partitions)

@@ -6,6 +6,8 @@ A rack is shown in several ways, and each must agree with the others:
 - the twin rebuilt from the event store (`twin rebuild`, one fold of every stored event);
 - the twin `--as-of` now (`twin rack ID --as-of`, a fold from the newest usable snapshot);
 - the dead letters of the rack's fold refusals (one open letter per refused event, same reason);
+- the lifecycle-family deviations stored (stage, parts, firmware) and those the rebuilt twin
+  has when judged now by its generation's latest intent;
 - the open deviations the rack list counts, the rack detail lists, the fleet summary and the
   demo header count.
 
@@ -24,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from twin.domain.conformance import TELEMETRY_CHECKS, evaluate
 from twin.domain.rack import RackTwin, fold_history
 from twin.errors import FOLD_REASONS, StoreError
 from twin.store import views
@@ -96,6 +99,10 @@ def verify(database_url: str, *, now: datetime | None = None) -> VerifyReport:
             listed = {r["rack_id"]: r for r in views.list_racks(conn, limit=max(1, len(live)) * 2)}
             detail_counts = _detail_counts(conn, live)
             letters = _open_fold_letters(conn)
+            judged: dict[str, set[str]] = {}
+            for r in conn.execute("SELECT rack_id, check_name FROM deviations WHERE NOT (check_name = ANY(%s))",
+                                  (sorted(TELEMETRY_CHECKS),)):
+                judged.setdefault(r["rack_id"], set()).add(r["check_name"])
             summary = views.fleet_summary(conn)
             seen: set[str] = set()
             for rack_id, events in rack_streams(raw):
@@ -117,6 +124,11 @@ def verify(database_url: str, *, now: datetime | None = None) -> VerifyReport:
                     value = getattr(value, "value", value)
                     if row[column] != value:
                         out.append(Disagreement(rack_id, column, "rack_state column != live twin", row[column], value))
+                intent = catalog.latest(rebuilt.twin.generation) if rebuilt.twin.generation else None
+                due = {d.check for d in evaluate(rebuilt.twin, intent, now, only="lifecycle")} if intent else set()
+                if due != judged.get(rack_id, set()):
+                    out.append(Disagreement(rack_id, "lifecycle deviations", "rebuilt judged now != stored",
+                                            sorted(due), sorted(judged.get(rack_id, set()))))
                 refused = {event_id: r.reason for event_id, r in rebuilt.refused.items()}
                 lettered = letters.get(rack_id, {})
                 for event_id in sorted(set(refused) | set(lettered)):
