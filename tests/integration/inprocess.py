@@ -26,7 +26,11 @@ def partition_of(role: str, key: bytes | None) -> int:
     return 0 if role == "intent" else zlib.crc32(key or b"") % PARTITIONS
 
 
-async def run_pipelines(database_url: str, messages: list[Any], batch: int, *, workers: int = 1) -> None:
+async def run_pipelines(database_url: str, messages: list[Any], batch: int, *, workers: int = 1,
+                        topic_prefix: str = "") -> None:
+    """Feed `messages` (the simulator's: role, key, value) to `workers` workers in batches of `batch`,
+    then sweep. Topics are named by role, after `topic_prefix` (a later run with another prefix is
+    new input, at offsets of its own)."""
     crew: list[dict[str, Pipeline]] = []
     for w in range(workers):
         state = WorkerState(f"property-{w}")
@@ -37,7 +41,7 @@ async def run_pipelines(database_url: str, messages: list[Any], batch: int, *, w
         })
     for w, pipelines in enumerate(crew):
         for role, pipeline in pipelines.items():
-            pipeline.own({(role, p) for p in range(PARTITIONS if role != "intent" else 1)
+            pipeline.own({(topic_prefix + role, p) for p in range(PARTITIONS if role != "intent" else 1)
                           if (p % workers == w if role != "intent" else w == 0)})
     offsets: dict[tuple[str, int], int] = {}
     pending: dict[tuple[int, str], list[Message]] = {}
@@ -46,7 +50,7 @@ async def run_pipelines(database_url: str, messages: list[Any], batch: int, *, w
         w = 0 if m.role == "intent" else p % workers
         offsets[(m.role, p)] = offsets.get((m.role, p), -1) + 1
         queue = pending.setdefault((w, m.role), [])
-        queue.append(Message(m.role, p, offsets[(m.role, p)], m.key, m.value))
+        queue.append(Message(topic_prefix + m.role, p, offsets[(m.role, p)], m.key, m.value))
         if len(queue) >= batch:
             await crew[w][m.role].handle(queue)
             pending[(w, m.role)] = []
