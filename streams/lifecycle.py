@@ -109,8 +109,9 @@ class LifecyclePipeline(Pipeline):
         if seen is None:
             return {}, now_known
         since: dict[str, datetime] = {}
+        judged_by = {g for g, _ in seen}  # a generation's first revision: its racks were refused, not judged
         for (g, _), at in now_known.items():
-            if (g, _) not in seen:
+            if (g, _) not in seen and g in judged_by:
                 at = at or datetime.min.replace(tzinfo=timezone.utc)
                 since[g] = min(at, since.get(g, at))
         return since, now_known
