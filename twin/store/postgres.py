@@ -778,6 +778,25 @@ class TwinStore:
         return dict(await cur.fetchall()), watermark
 
     @_translated
+    async def open_deadletters(self) -> list[DeadLetter]:
+        """Every open dead letter, oldest first."""
+        cur = await self._conn.execute(
+            'SELECT reason, detail, topic, partition, "offset", idx, event_id, rack_id, source, payload, recorded_at'
+            " FROM deadletters WHERE replayed_at IS NULL ORDER BY id")
+        return [DeadLetter(reason=r, detail=d, topic=t, partition=p, offset=o, index=None if i < 0 else i,
+                           event_id=e, rack_id=rack, source=src, payload=pl, recorded_at=at)
+                for r, d, t, p, o, i, e, rack, src, pl, at in await cur.fetchall()]
+
+    @_translated
+    async def stored_reading(self, rack_id: str, at: datetime, source: str) -> dict[str, Any] | None:
+        """The quantities stored for one reading identity, if any."""
+        cur = await self._conn.execute(
+            f"SELECT {', '.join(READING_COLUMNS)} FROM telemetry WHERE rack_id = %s AND occurred_at = %s"
+            " AND source = %s", (rack_id, at, source))
+        row = await cur.fetchone()
+        return None if row is None else dict(zip(READING_COLUMNS, row))
+
+    @_translated
     async def intents(self) -> list[tuple[dict[str, Any], datetime]]:
         """Every stored intent revision with when it was published."""
         cur = await self._conn.execute(
