@@ -35,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
 from streams.transport import TwinApp
-from streams.deadletter import Message
+from twin.messages import Record
 from streams.batch import Pipeline, WorkerState
 from streams.intent import IntentPipeline
 from streams.lifecycle import LifecyclePipeline
@@ -108,7 +108,7 @@ async def _run(stream: faust.StreamT, make: type[Pipeline]) -> None:
     try:
         await _until_committed(pipeline, pipeline.start)
         async for events in stream.take_events(settings.batch_max_messages, within=settings.batch_within_seconds):
-            batch = [Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+            batch = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                      for e in events]
             await _until_committed(pipeline, partial(pipeline.handle, batch))
     finally:  # stopping (or restarted by Faust): the sweep and the probes forget this pipeline

@@ -27,7 +27,7 @@ from prometheus_client import Histogram
 
 from schemas import DeadLetter, DeviationChanged, GenerationIntent
 from streams import metrics
-from streams.deadletter import Message
+from twin.messages import Record
 from twin.domain.intake import DEFAULT_CLOCK_SKEW
 from twin.domain.intent import IntentCatalog
 from twin.store import TwinStore
@@ -126,7 +126,7 @@ class Pipeline:
     async def sweep(self) -> None:
         """Periodic work between batches (default: none)."""
 
-    async def _fresh(self, messages: Sequence[Message]) -> tuple[list[Message], dict[tuple[str, int], int]]:
+    async def _fresh(self, messages: Sequence[Record]) -> tuple[list[Record], dict[tuple[str, int], int]]:
         if self._tracked is None:
             self._tracked = await self.store.tracked_offsets(self.state.group_id)
             self._advance(self._tracked)
@@ -196,7 +196,7 @@ def observe_many(histogram: Histogram, value: float, times: int) -> None:
     buckets[bisect_left(bounds, value)].inc(times)
 
 
-def slices(messages: Sequence[Message], max_bytes: int) -> Iterator[Sequence[Message]]:
+def slices(messages: Sequence[Record], max_bytes: int) -> Iterator[Sequence[Record]]:
     """Consecutive runs of `messages` of at most `max_bytes` of values each (a larger message
     alone); one empty run for no messages (a sweep)."""
     start, size = 0, 0

@@ -16,7 +16,8 @@ import structlog
 from schemas import INTENT_TYPES, DeadLetter, FacilityRegistered, IntentPublished, RolloutPlanPublished
 from streams import metrics
 from streams.batch import Pipeline
-from streams.deadletter import Message, letter
+from streams.deadletter import letter
+from twin.messages import Record
 from streams.lifecycle import judge_lifecycle
 from twin.domain.decoding import decode_event
 from twin.domain.rack import RackTwin
@@ -33,14 +34,14 @@ class IntentPipeline(Pipeline):
 
     role = "intent"
 
-    async def handle(self, messages: Sequence[Message]) -> None:
+    async def handle(self, messages: Sequence[Record]) -> None:
         async with self.lock:
             await self._handle(messages)
 
-    async def _handle(self, messages: Sequence[Message]) -> None:
+    async def _handle(self, messages: Sequence[Record]) -> None:
         fresh, offsets = await self._fresh(messages)
         letters: list[DeadLetter] = []
-        events: list[tuple[Any, Message]] = []
+        events: list[tuple[Any, Record]] = []
         for m in fresh:
             try:
                 events.append((decode_event(m.value, INTENT_TYPES), m))

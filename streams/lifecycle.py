@@ -22,7 +22,8 @@ import structlog
 from schemas import LIFECYCLE_TYPES, DeadLetter, RackEvent, RackManufactured
 from streams import metrics
 from streams.batch import Pipeline, WorkerState, now
-from streams.deadletter import Message, letter
+from streams.deadletter import letter
+from twin.messages import Record
 from twin.domain.conformance import TELEMETRY_CHECKS, evaluate
 from twin.domain.decoding import decode_event
 from twin.domain.intake import check_clock, check_location, location_of
@@ -69,7 +70,7 @@ class LifecyclePipeline(Pipeline):
             self.twins[rack_id] = twin
         return twin
 
-    async def handle(self, messages: Sequence[Message]) -> None:
+    async def handle(self, messages: Sequence[Record]) -> None:
         async with self.lock:
             await self._handle(messages)
 
@@ -144,7 +145,7 @@ class LifecyclePipeline(Pipeline):
             log.info("re-folded racks with open refusals after the catalog changed", racks=len(refolded))
         await self._publish(letters, [])
 
-    def _intake(self, m: Message, clock: datetime, letters: list[DeadLetter]) -> RackEvent | None:
+    def _intake(self, m: Record, clock: datetime, letters: list[DeadLetter]) -> RackEvent | None:
         """The event in `m`, if it passes decoding and the clock; else its dead letter."""
         try:
             event: RackEvent = decode_event(m.value, LIFECYCLE_TYPES)  # type: ignore[assignment]
@@ -158,7 +159,7 @@ class LifecyclePipeline(Pipeline):
             return None
         return event
 
-    async def _handle(self, messages: Sequence[Message]) -> None:
+    async def _handle(self, messages: Sequence[Record]) -> None:
         started = time.perf_counter()
         await self.state.refresh_catalog(self.store)
         if self._revisions is None:  # what this pipeline folds by from now on; later revisions re-fold
@@ -172,7 +173,7 @@ class LifecyclePipeline(Pipeline):
         try:
             async with self.store.unit_of_work() as uow:
                 for orphan in await uow.adopt_orphans(readings=False, partitions=self._owned):
-                    m = Message(orphan.topic, orphan.partition, orphan.offset, None, orphan.payload.encode())
+                    m = Record(orphan.topic, orphan.partition, orphan.offset, None, orphan.payload.encode())
                     decoded.append((decode_event(m.value, LIFECYCLE_TYPES), m))  # type: ignore[arg-type]
                 known = await self.store.generations_of({e.rack_id for e, _ in decoded})
                 manufactured: dict[str, RackManufactured] = {}
@@ -183,7 +184,7 @@ class LifecyclePipeline(Pipeline):
                     (e.rack_id, e.generation, e.serial_number, e.occurred_at) for e in manufactured.values())
                 known.update({r: e.generation for r, e in manufactured.items()})
                 places = await uow.known_locations(p for e, _ in decoded if (p := location_of(e)) is not None)
-                accepted: list[tuple[RackEvent, Message]] = []
+                accepted: list[tuple[RackEvent, Record]] = []
                 for event, m in decoded:
                     try:
                         if event.rack_id not in known:
@@ -200,7 +201,7 @@ class LifecyclePipeline(Pipeline):
                     [StoredEvent(e.rack_id, e, m.value, (m.topic, m.partition, m.offset)) for e, m in accepted])
                 for item in appended.conflicting:
                     e, (topic, partition, offset) = item.event, item.origin  # type: ignore[misc]
-                    letters.append(letter(Message(topic, partition, offset, None, item.raw  # type: ignore[arg-type]
+                    letters.append(letter(Record(topic, partition, offset, None, item.raw  # type: ignore[arg-type]
                                                   if isinstance(item.raw, bytes) else item.raw.encode()),
                                           ConflictingDuplicate(
                                               f"event_id {e.event_id} arrived before with another body; the first"

@@ -24,7 +24,8 @@ import structlog
 from schemas import DeadLetter, Deviation, DeviationChanged, RackReading
 from streams import metrics
 from streams.batch import Pipeline, WorkerState, no_cyclic_gc, now, observe_many, slices
-from streams.deadletter import Message, letter
+from streams.deadletter import letter
+from twin.messages import Record
 from streams.memory import release_free_memory
 from twin.domain.conformance import TELEMETRY_CHECKS, deviation_changes, evaluate
 from twin.domain.decoding import decode_report, positions
@@ -70,13 +71,13 @@ class _Taken:
         self.sources: list[str] = []
         self.readings: list[RackReading] = []
         self._starts: list[int] = []
-        self._reports: list[tuple[Message, str | None, Sequence[int]]] = []
+        self._reports: list[tuple[Record, str | None, Sequence[int]]] = []
         """(message, report event_id, each reading's index in the message) per report."""
 
     def __len__(self) -> int:
         return len(self.readings)
 
-    def add(self, m: Message, report_id: str | None, source: str, readings: Sequence[RackReading],
+    def add(self, m: Record, report_id: str | None, source: str, readings: Sequence[RackReading],
             indexes: Sequence[int]) -> None:
         if not readings:
             return
@@ -88,7 +89,7 @@ class _Taken:
     def pairs(self) -> list[tuple[str, RackReading]]:
         return list(zip(self.sources, self.readings))
 
-    def _where(self, i: int) -> tuple[Message, str | None, int]:
+    def _where(self, i: int) -> tuple[Record, str | None, int]:
         k = bisect_right(self._starts, i) - 1
         m, report_id, indexes = self._reports[k]
         return m, report_id, indexes[i - self._starts[k]]
@@ -223,7 +224,7 @@ class TelemetryPipeline(Pipeline):
         self._take_lifecycle_side(changed)
         release_free_memory()  # between batches, at most once per `every_seconds`: what the last one freed
 
-    def _decode(self, fresh: Sequence[Message], letters: list[DeadLetter], clock: datetime) -> _Taken:
+    def _decode(self, fresh: Sequence[Record], letters: list[DeadLetter], clock: datetime) -> _Taken:
         """Each report's good readings with where they came from; bad input becomes dead letters."""
         taken = _Taken()
         bound = self.state.clock_skew
@@ -298,7 +299,7 @@ class TelemetryPipeline(Pipeline):
             projected.append((latest, health.as_dict(), intent.revision if intent else None))
         return projected, updates, changes
 
-    async def handle(self, messages: Sequence[Message]) -> None:
+    async def handle(self, messages: Sequence[Record]) -> None:
         """Apply a batch, in slices of at most `SLICE_BYTES` of reports, each its own transaction.
 
         Why slices: what a batch decodes and judges lives until its commit (about 1.5 KB a
@@ -313,7 +314,7 @@ class TelemetryPipeline(Pipeline):
                 with no_cyclic_gc():
                     await self._handle(part)
 
-    async def _handle(self, messages: Sequence[Message]) -> None:
+    async def _handle(self, messages: Sequence[Record]) -> None:
         started = time.perf_counter()
         await self.state.refresh_catalog(self.store)
         await self.refresh_lifecycle()
@@ -333,7 +334,7 @@ class TelemetryPipeline(Pipeline):
             async with self.store.unit_of_work() as uow:
                 for orphan in await uow.adopt_orphans(readings=True):
                     reading = RackReading.model_validate_json(orphan.payload)
-                    taken.add(Message(orphan.topic, orphan.partition, orphan.offset, None, b""), orphan.event_id,
+                    taken.add(Record(orphan.topic, orphan.partition, orphan.offset, None, b""), orphan.event_id,
                               orphan.source or "unknown", (reading,), (orphan.idx,))
                     known.update(await self.store.generations_of([reading.rack_id]))
                 copied = await uow.copy_readings(taken.pairs())

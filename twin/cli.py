@@ -549,7 +549,7 @@ def intent_publish(
     from schemas import IntentPublished
     from twin.domain.intent import IntentCatalog
     from twin.publisher import Publisher
-    from twin.embedded.simulator import Message
+    from twin.messages import Message
 
     try:
         catalog = IntentCatalog.from_json(file.read_bytes())

@@ -11,7 +11,7 @@ from streams.batch import Pipeline
 from streams.intent import IntentPipeline
 from streams.lifecycle import LifecyclePipeline
 from streams.telemetry import TelemetryPipeline
-from streams.deadletter import Message
+from twin.messages import Record
 
 topic, partition, offset = os.environ["TWIN_TEST_FAIL_AT"].rsplit(":", 2)
 POISON = (topic, int(partition), int(offset))
@@ -20,7 +20,7 @@ POISON = (topic, int(partition), int(offset))
 def _failing(cls: type[Pipeline]) -> None:
     original = cls.handle
 
-    async def handle(self: Pipeline, messages: Sequence[Message]) -> None:
+    async def handle(self: Pipeline, messages: Sequence[Record]) -> None:
         if any((m.topic, m.partition, m.offset) == POISON for m in messages):
             raise RuntimeError(f"injected bug: a batch holding {POISON}")
         await original(self, messages)

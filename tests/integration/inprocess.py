@@ -13,7 +13,7 @@ import zlib
 from typing import Any
 
 from streams.batch import Pipeline, WorkerState
-from streams.deadletter import Message
+from twin.messages import Record
 from streams.intent import IntentPipeline
 from streams.lifecycle import LifecyclePipeline
 from streams.telemetry import TelemetryPipeline
@@ -44,13 +44,13 @@ async def run_pipelines(database_url: str, messages: list[Any], batch: int, *, w
             pipeline.own({(topic_prefix + role, p) for p in range(PARTITIONS if role != "intent" else 1)
                           if (p % workers == w if role != "intent" else w == 0)})
     offsets: dict[tuple[str, int], int] = {}
-    pending: dict[tuple[int, str], list[Message]] = {}
+    pending: dict[tuple[int, str], list[Record]] = {}
     for m in messages:
         p = partition_of(m.role, m.key)
         w = 0 if m.role == "intent" else p % workers
         offsets[(m.role, p)] = offsets.get((m.role, p), -1) + 1
         queue = pending.setdefault((w, m.role), [])
-        queue.append(Message(topic_prefix + m.role, p, offsets[(m.role, p)], m.key, m.value))
+        queue.append(Record(topic_prefix + m.role, p, offsets[(m.role, p)], m.key, m.value))
         if len(queue) >= batch:
             await crew[w][m.role].handle(queue)
             pending[(w, m.role)] = []

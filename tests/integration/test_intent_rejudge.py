@@ -14,7 +14,7 @@ from inprocess import run_pipelines
 from worker_process import query
 
 from schemas import IntentPublished
-from streams.deadletter import Message
+from twin.messages import Record
 from streams.batch import WorkerState
 from streams.intent import IntentPipeline
 from twin.errors import StoreError
@@ -46,7 +46,7 @@ def test_a_revision_whose_re_judging_failed_re_judges_its_racks_when_retried(ten
         "required_components": {**current.required_components,
                                 "compute-tray": current.required_components.get("compute-tray", 0) + 1}})
     event = IntentPublished(event_id=uuid.uuid4(), occurred_at=start, source="design-intent", seq=99, intent=tighter)
-    revision = [Message(tenant.topics.intent, 0, 1000, GENERATION.encode(), event.model_dump_json().encode())]
+    revision = [Record(tenant.topics.intent, 0, 1000, GENERATION.encode(), event.model_dump_json().encode())]
     db = tenant.database_url
 
     async def run() -> None:

@@ -43,11 +43,11 @@ def test_a_batch_is_grouped_by_rack_in_arrival_order() -> None:
 
 
 def test_a_batch_is_sliced_in_order_by_bytes_and_a_sweep_is_one_empty_slice() -> None:
-    from streams.deadletter import Message
+    from twin.messages import Record
     from streams.batch import slices
 
     sizes = [3, 3, 3, 10, 1, 1]
-    messages = [Message("t", 0, i, None, b"x" * n) for i, n in enumerate(sizes)]
+    messages = [Record("t", 0, i, None, b"x" * n) for i, n in enumerate(sizes)]
     offsets = [[m.offset for m in part] for part in slices(messages, 6)]
     assert offsets == [[0, 1], [2], [3], [4, 5]]  # in order, every message once, an oversize one alone
     assert list(slices([], 6)) == [[]]

@@ -62,6 +62,7 @@ from schemas import (
     Row,
     TelemetryReported,
 )
+from twin.messages import Message, Role
 from twin.domain.lifecycle import POWERED_STAGES  # racks report telemetry exactly in the domain's powered stages
 
 __all__ = [
@@ -74,18 +75,6 @@ OUR_COMPANY = "Fleet Twin Inc."
 
 QUARTERS: tuple[str, ...] = tuple(f"{y}Q{q}" for y in range(2026, 2030) for q in range(1, 5))[2:]
 """Quarters the rollout plan covers: 2026Q3 through 2029Q4."""
-
-Role = Literal["intent", "lifecycle", "telemetry"]
-
-
-class Message(NamedTuple):
-    """One Kafka record as a producer sends it; `bad` names the bad-input kind of a crafted one."""
-
-    role: Role
-    key: bytes
-    value: bytes
-    bad: str | None = None
-
 
 class Stage(StrEnum):
     """Where a rack stands in its life at the simulator's start (slugs as in `stage_allowance_days`)."""
