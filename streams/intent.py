@@ -1,9 +1,11 @@
 """Facilities, design-intent revisions and rollout plans: stored, then used by every worker.
 
-A new intent revision re-judges every twin of its generation in the same transaction as the
-revision itself (stage, parts and firmware here; telemetry checks by each telemetry pipeline
-holding the twins, on its next batch). The revision joins the catalog the other pipelines read
-only once that transaction has committed: they never judge by an intent the database lacks.
+A revision joins the catalog the other pipelines read only once its transaction has committed:
+they never judge by an intent the database lacks. The twins of its generation are then re-judged
+by the pipelines that own them (stage, parts and firmware by each lifecycle pipeline, for the
+racks of its partitions; telemetry checks by each telemetry pipeline holding the twins): each
+lifecycle-family deviation has one writer, so a re-judgement never waits on, nor deadlocks with,
+a lifecycle batch.
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ from streams import metrics
 from streams.batch import Pipeline
 from streams.deadletter import letter
 from twin.messages import Record
-from streams.lifecycle import judge_lifecycle
 from twin.domain.decoding import decode_event
-from twin.domain.rack import RackTwin
 from twin.errors import RejectedEvent
 from twin.store import StoredEvent
 
@@ -60,15 +60,11 @@ class IntentPipeline(Pipeline):
                     await uow.register_facility(event.facility, event.occurred_at)
                 elif isinstance(event, RolloutPlanPublished):
                     await uow.publish_rollout(event.revision, event.targets)
-            racks = 0
-            if revised:
-                stored = await uow.twins_of_generations(revised)
-                racks = await judge_lifecycle(uow, catalog, (RackTwin.from_snapshot(body) for body in stored.values()))
             await uow.record_deadletters(letters)
             await uow.track(self.state.group_id, offsets)
         self.state.catalog = catalog
         if revised:
-            log.info("new design intent re-judged racks", generations=revised, racks=racks)
+            log.info("new design intent published", generations=revised)
         self._committed(offsets)
         metrics.EVENTS_IN.labels(self.role).inc(len(messages))
         await self._publish(letters, [])

@@ -88,7 +88,8 @@ class LifecyclePipeline(Pipeline):
         self._stalls_judged = time.monotonic()
         stages = sorted({stage for i in self.state.catalog for stage in i.stage_allowance_days})
         async with self.store.unit_of_work() as uow:
-            twins = [RackTwin.from_snapshot(body) for body in (await uow.twins_in_stages(stages)).values() if body]
+            twins = [RackTwin.from_snapshot(body) for body in
+                     (await uow.twins_in_stages(stages, self._owned)).values() if body]
             await judge_lifecycle(uow, self.state.catalog, twins)
 
     async def _refold(self, uow: UnitOfWork, rack_id: str) -> tuple[RackTwin, int, list[DeadLetter]]:
@@ -101,32 +102,36 @@ class LifecyclePipeline(Pipeline):
             (r, by_id[event_id].origin, by_id[event_id].body.decode()) for event_id, r in replay.refused.items()])
         return replay.twin, len(stored), changed
 
-    def _new_revisions(self) -> tuple[dict[str, datetime], dict[tuple[str, int], datetime | None]]:
+    def _new_revisions(self) -> tuple[dict[str, datetime], set[str], dict[tuple[str, int], datetime | None]]:
         """Per generation, the earliest instant from which a revision new since the last look is in
-        force; and every revision known now (remembered once the re-fold committed)."""
+        force; the generations whose latest revision is new; and every revision known now
+        (remembered once the re-fold committed)."""
         catalog = self.state.catalog
         now_known = {(g, r): catalog.published_at(g, r) for g in catalog.generations() for r in catalog.revisions(g)}
         seen = self._revisions
         if seen is None:
-            return {}, now_known
+            return {}, set(), now_known
+        revised = {g for g in catalog.generations() if (g, catalog.revisions(g)[-1]) not in seen}
         since: dict[str, datetime] = {}
         judged_by = {g for g, _ in seen}  # a generation's first revision: its racks were refused, not judged
         for (g, _), at in now_known.items():
             if (g, _) not in seen and g in judged_by:
                 at = at or datetime.min.replace(tzinfo=timezone.utc)
                 since[g] = min(at, since.get(g, at))
-        return since, now_known
+        return since, revised, now_known
 
     async def _refold_gated(self) -> None:
-        """Fold again, once the catalog changed, the racks whose verdicts it can change: those with an
-        open fold refusal (refused, say, before their generation's intent was known), and those that
-        entered service while a revision published since was in force."""
+        """Follow a catalog change, for the racks of the partitions this pipeline owns (the lifecycle
+        side is the one writer of their lifecycle state and lifecycle-family deviations): fold again
+        the racks whose verdicts it can change (an open fold refusal, say refused before their
+        generation's intent was known; an entry into service under a revision published since), and
+        judge every rack of a generation with a new latest revision by it."""
         if self.state.catalog_marker == self._refolded_marker:
             return
         marker = self.state.catalog_marker
         refolded: dict[str, tuple[RackTwin, int]] = {}
         letters: list[DeadLetter] = []
-        since, revisions = self._new_revisions()
+        since, revised, revisions = self._new_revisions()
         async with self.store.unit_of_work() as uow:
             racks = set(await uow.gated_racks(self.state.catalog.generations(), self._owned))
             racks.update(await uow.racks_entering_service_since(since, self._owned))
@@ -136,13 +141,16 @@ class LifecyclePipeline(Pipeline):
                 letters += changed
             rows = {r: state_row(t, v) for r, (t, v) in refolded.items()}
             await uow.project_lifecycle(rows.values())
-            await judge_lifecycle(uow, self.state.catalog, [t for t, _ in refolded.values()])
+            rejudged = {r: RackTwin.from_snapshot(body) for r, body in
+                        (await uow.twins_of_generations(sorted(revised), self._owned)).items() if r not in refolded}
+            await judge_lifecycle(uow, self.state.catalog, [*(t for t, _ in refolded.values()), *rejudged.values()])
         self._refolded_marker, self._revisions = marker, revisions
         for rack_id, (twin, _) in refolded.items():
             self.twins[rack_id] = twin
         self.state.hand_over({r: row.twin for r, row in rows.items()})
-        if refolded:
-            log.info("re-folded racks with open refusals after the catalog changed", racks=len(refolded))
+        if refolded or rejudged:
+            log.info("followed a catalog change", refolded=len(refolded), rejudged=len(rejudged),
+                     generations=sorted(revised))
         await self._publish(letters, [])
 
     def _intake(self, m: Record, clock: datetime, letters: list[DeadLetter]) -> RackEvent | None:

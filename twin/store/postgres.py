@@ -112,6 +112,13 @@ _REPLACE_DEVIATIONS = """
 """
 
 
+_OWNED_RACK = (
+    "EXISTS (SELECT 1 FROM events e WHERE e.stream_id = l.rack_id"
+    " AND (e.topic, e.partition) IN (SELECT * FROM unnest(%s::text[], %s::int[])))"
+)
+"""A rack whose lifecycle events come from the given (topic, partition)s: one of the worker's own."""
+
+
 def _deviation_rows(devs: Iterable[Deviation], at: datetime) -> list[tuple[Any, ...]]:
     """Rows of the deviations table (without rack_id); `at` is the `since` of a deviation new to it."""
     return [
@@ -555,17 +562,26 @@ class UnitOfWork:
         return [StreamEvent(t, body.encode(), (topic, partition, offset)) for t, body, topic, partition, offset
                 in await cur.fetchall()]
 
-    async def twins_in_stages(self, stages: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Twin snapshots of racks standing in these stages (for the stall sweep)."""
-        cur = await self._conn.execute("SELECT rack_id, twin FROM rack_lifecycle WHERE status = ANY(%s)",
-                                       (list(stages),))
+    async def twins_in_stages(self, stages: Sequence[str], partitions: Iterable[tuple[str, int]]
+                              ) -> dict[str, dict[str, Any]]:
+        """Twin snapshots of racks standing in these stages whose events come from `partitions` (the
+        stall sweep of the worker that owns them)."""
+        owned = list(partitions)
+        cur = await self._conn.execute(
+            f"SELECT rack_id, twin FROM rack_lifecycle l WHERE status = ANY(%s) AND {_OWNED_RACK}",
+            (list(stages), [t for t, _ in owned], [p for _, p in owned]))
         return dict(await cur.fetchall())
 
-    async def twins_of_generations(self, generations: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Twin snapshots of every rack of these generations (a new intent revision re-judges them)."""
+    async def twins_of_generations(self, generations: Sequence[str], partitions: Iterable[tuple[str, int]]
+                                   ) -> dict[str, dict[str, Any]]:
+        """Twin snapshots of the racks of these generations whose events come from `partitions` (a new
+        intent revision re-judges them, by the worker that owns them)."""
+        owned = list(partitions)
+        if not generations:
+            return {}
         cur = await self._conn.execute(
-            "SELECT rack_id, twin FROM rack_lifecycle WHERE generation = ANY(%s) AND twin <> '{}'::jsonb",
-            (list(generations),))
+            "SELECT rack_id, twin FROM rack_lifecycle l WHERE generation = ANY(%s) AND twin <> '{}'::jsonb"
+            f" AND {_OWNED_RACK}", (list(generations), [t for t, _ in owned], [p for _, p in owned]))
         return dict(await cur.fetchall())
 
     async def racks_entering_service_since(self, since: Mapping[str, datetime],
