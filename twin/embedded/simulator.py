@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -62,7 +62,7 @@ from schemas import (
     Row,
     TelemetryReported,
 )
-from twin.messages import Message, Role
+from twin.messages import Message, Role  # re-exported: producers and tests take Message from here too
 from twin.domain.lifecycle import POWERED_STAGES  # racks report telemetry exactly in the domain's powered stages
 
 __all__ = [
