@@ -49,13 +49,13 @@ def output_format(as_json: bool, as_csv: bool) -> Format:
 
 
 def rfc3339(value: datetime) -> str:
-    """`2026-11-29T12:21:42.5Z`: UTC, `Z`, fractions only when there are any (as pydantic writes it)."""
+    """`2026-11-29T12:21:42.500000Z`: UTC with `Z`, microseconds only when there are any (as pydantic writes it)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-_ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
+_ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)")
 """An instant written by `isoformat()` or PostgreSQL's text form (as found inside stored JSON documents)."""
 
 

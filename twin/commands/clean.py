@@ -133,14 +133,14 @@ def clean(
     busy = [x for x in found if in_use(x.path, used)]
     free = [x for x in found if x not in busy]
     for x in busy:
-        console.print(f"kept (in use)  {x.path}  [dim]{x.what}, {_mb(x.bytes)}[/]", highlight=False)
+        console.print(f"kept (in use)  {x.path}  [dim]{x.what}, {_mb(x.bytes)}[/]", highlight=False, soft_wrap=True)
     if not free:
-        console.print(f"nothing to remove in {s.state_dir} or {temp_dir}", highlight=False)
+        console.print(f"nothing to remove in {s.state_dir} or {temp_dir}", highlight=False, soft_wrap=True)
         return
     total = sum(x.bytes for x in free)
     for x in free:
         console.print(f"{'would remove' if dry_run else 'remove'}  {x.path}  [dim]{x.what}, {_mb(x.bytes)}[/]",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     if dry_run:
         console.print(f"would free {_mb(total)} in {len(free)} place(s)")
         return
@@ -150,14 +150,14 @@ def clean(
         if not typer.confirm(f"remove {len(free)} place(s), {_mb(total)}?", default=False):
             console.print("nothing removed")
             raise typer.Exit(1)
-    removed = 0
+    removed, freed = 0, 0
     for x in free:
         if x.path.is_dir() and not x.path.is_symlink():
             shutil.rmtree(x.path, ignore_errors=True)
         else:
             x.path.unlink(missing_ok=True)
-        if not x.path.exists():
-            removed += x.bytes
+        if x.path.exists():
+            console.print(f"[yellow]could not remove[/] {x.path}", highlight=False, soft_wrap=True)
         else:
-            console.print(f"[yellow]could not remove[/] {x.path}", highlight=False)
-    console.print(f"removed {len(free)} place(s), {_mb(removed)}", highlight=False)
+            removed, freed = removed + 1, freed + x.bytes
+    console.print(f"removed {removed} place(s), {_mb(freed)}", highlight=False, soft_wrap=True)

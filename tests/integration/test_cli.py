@@ -1,0 +1,264 @@
+"""The read verbs of `twin` against a real database holding a simulated fleet.
+
+One simulated fleet (150 racks, planted faults, some bad input) is folded in-process by the
+worker's own pipelines into one tenant database for this module; every test only reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import Tenant, _new_tenant
+from inprocess import run_pipelines
+from psycopg.rows import dict_row
+from typer.testing import CliRunner
+
+from twin.cli import app
+from twin.domain.intent import IntentCatalog
+from twin.embedded.simulator import FaultPlan, FleetSimulator
+from twin.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+TWIN = str(Path(sys.executable).parent / "twin")
+RACKS = 150
+
+
+@pytest.fixture(scope="module")
+def fleet(stack: Any) -> Tenant:
+    tenant = _new_tenant(stack, "cli_read_verbs")
+    catalog = IntentCatalog.default()
+    start = datetime.now(timezone.utc) - timedelta(seconds=20)
+    sim = FleetSimulator(21, RACKS, start, {g: catalog.latest(g) for g in catalog.generations()},
+                         faults=FaultPlan.typical(), malformed_share=0.05)
+    messages = [*sim.reference_messages(), *sim.history_messages(),
+                *(m for _, cycle in sim.cycles(1.0, first=start, count=4) for m in cycle)]
+    asyncio.run(run_pipelines(tenant.database_url, messages, 500))
+    return tenant
+
+
+@pytest.fixture
+def twin(fleet: Tenant, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Run `twin ARGS…` in-process against the fleet's database; returns the click Result."""
+    for key, value in fleet.env.items():
+        if key.startswith("TWIN_"):
+            monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, list(args), catch_exceptions=False)
+    get_settings.cache_clear()
+
+
+def sql(fleet: Tenant, query: str, params: Any = None) -> list[dict[str, Any]]:
+    with psycopg.connect(fleet.database_url, row_factory=dict_row) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def test_piped_racks_list_every_id_whole_so_grep_finds_it(twin: Any, fleet: Tenant) -> None:
+    ids = [r["rack_id"] for r in sql(fleet, "SELECT rack_id FROM rack_state ORDER BY rack_id")]
+    result = twin("racks", "--limit", "1000")
+    assert result.exit_code == 0, result.output
+    first_words = [line.split()[0] for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    assert first_words[0] == "rack" and first_words[1:] == ids
+    grep = subprocess.run(f"{TWIN} racks --limit 1000 | grep -c -- '^{ids[-1]} '", shell=True, env=fleet.env,
+                          capture_output=True, text=True, timeout=60)
+    assert grep.stdout.strip() == "1", grep.stderr
+
+
+@pytest.mark.parametrize("columns", ["120", "80"])
+def test_racks_on_a_narrow_terminal_keep_ids_whole(fleet: Tenant, columns: str) -> None:
+    env = {**fleet.env, "TTY_COMPATIBLE": "1", "COLUMNS": columns, "NO_COLOR": "1"}
+    shown = subprocess.run([TWIN, "racks", "--limit", "20"], env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    ids = [r["rack_id"] for r in sql(fleet, "SELECT rack_id FROM rack_state ORDER BY rack_id LIMIT 20")]
+    assert "╭" in shown.stdout or "┏" in shown.stdout  # drawn as a terminal table
+    for rack_id in ids:
+        assert rack_id in shown.stdout
+    assert "-…" not in shown.stdout
+
+
+@pytest.mark.parametrize("args, valid", [
+    (("racks", "--stage", "actve"), "active"),
+    (("racks", "--facility", "nowhere"), None),
+    (("racks", "--generation", "gen-z"), None),
+    (("racks", "--health", "sick"), "critical"),
+    (("racks", "--deviation", "too-hot"), "accelerator-too-hot"),
+    (("capacity", "--facility", "nowhere"), None),
+    (("deadletters", "--reason", "bogus"), "malformed-json"),
+    (("deadletters", "replay", "--reason", "bogus"), "out-of-physical-range"),
+])
+def test_unknown_filter_values_fail_and_list_the_valid_ones(twin: Any, fleet: Tenant, args: tuple[str, ...],
+                                                            valid: str | None) -> None:
+    result = twin(*args)
+    assert result.exit_code == 2
+    assert f"{args[-1]!r}" in result.output and "valid:" in result.output
+    if valid is None:  # a value the store knows: every facility / generation of the fleet is listed
+        column = "facility_id" if "--facility" in args else "generation"
+        known = {r["v"] for r in sql(fleet, f"SELECT DISTINCT {column} AS v FROM rack_state WHERE {column} IS NOT NULL")}
+        listed = set(re.split(r",\s*", " ".join(result.output.split("valid:", 1)[1].split())))
+        assert known and known <= listed
+    else:
+        assert valid in result.output
+
+
+def test_racks_say_how_many_of_the_fleet_matched(twin: Any, fleet: Tenant) -> None:
+    result = twin("racks")
+    assert result.stdout.splitlines()[0].startswith(f"# 50 of {RACKS} racks")
+    active = sql(fleet, "SELECT count(*) AS n FROM rack_state WHERE status = 'active'")[0]["n"]
+    doc = json.loads(twin("racks", "--stage", "active", "--limit", "5", "--json").stdout)
+    assert (doc["matching"], doc["total"], doc["shown"]) == (active, RACKS, 5)
+
+
+def test_health_and_deviation_filters_select_exactly_those_racks(twin: Any, fleet: Tenant) -> None:
+    by_health = sql(fleet, "SELECT coalesce(health ->> 'overall', 'unknown') AS h, array_agg(rack_id ORDER BY rack_id)"
+                           " AS ids FROM rack_state GROUP BY 1")
+    assert {r["h"] for r in by_health} >= {"ok", "unknown"}
+    for group in by_health:
+        doc = json.loads(twin("racks", "--health", group["h"], "--limit", "1000", "--json").stdout)
+        assert [r["rack_id"] for r in doc["racks"]] == group["ids"]
+        assert {r["health"] for r in doc["racks"]} == {group["h"]}
+    by_check = sql(fleet, "SELECT check_name, array_agg(rack_id ORDER BY rack_id) AS ids FROM deviations GROUP BY 1")
+    assert by_check, "the planted faults open deviations"
+    for group in by_check:
+        doc = json.loads(twin("racks", "--deviation", group["check_name"], "--limit", "1000", "--json").stdout)
+        assert [r["rack_id"] for r in doc["racks"]] == group["ids"]
+
+
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert k != "status", "the stage is called `stage`"
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def _assert_rfc3339_utc(doc: Any) -> int:
+    instants = [s for s in _strings(doc) if _INSTANT.match(s)]
+    for s in instants:
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z", s), s
+    return len(instants)
+
+
+def test_json_names_the_stage_stage_and_writes_every_instant_as_rfc3339_utc(twin: Any, fleet: Tenant) -> None:
+    rack_id = sql(fleet, "SELECT rack_id FROM rack_state WHERE telemetry_at IS NOT NULL AND health <> '{}'"
+                         " ORDER BY rack_id LIMIT 1")[0]["rack_id"]
+    docs = {
+        "racks": json.loads(twin("racks", "--json").stdout),
+        "rack": json.loads(twin("rack", rack_id, "--history", "--json").stdout),
+        "rack as of": json.loads(twin("rack", rack_id, "--as-of", datetime.now(timezone.utc).isoformat(),
+                                      "--json").stdout),
+        "capacity": json.loads(twin("capacity", "--json").stdout),
+        "deadletters": json.loads(twin("deadletters", "--json").stdout),
+    }
+    assert docs["racks"]["racks"][0]["stage"]
+    assert docs["rack"]["stage"] and docs["rack"]["health"]["last_reading_at"].endswith("Z")
+    assert docs["deadletters"]["letters"], "bad input was planted"
+    for name, doc in docs.items():
+        if name != "capacity":
+            assert _assert_rfc3339_utc(doc) > 0, name
+
+
+def test_csv_of_racks_and_rack_parse_with_a_header(twin: Any, fleet: Tenant) -> None:
+    rows = list(csv.DictReader(io.StringIO(twin("racks", "--limit", "1000", "--csv").stdout)))
+    assert len(rows) == RACKS
+    assert set(rows[0]) >= {"rack", "stage", "health", "power kW", "telemetry at"}
+    rack_id = rows[0]["rack"]
+    one = list(csv.DictReader(io.StringIO(twin("rack", rack_id, "--csv").stdout)))
+    assert len(one) == 1 and one[0]["rack_id"] == rack_id and one[0]["stage"] == rows[0]["stage"]
+    events = list(csv.DictReader(io.StringIO(twin("rack", rack_id, "--history", "--csv").stdout)))
+    stored = sql(fleet, "SELECT count(*) AS n FROM events WHERE stream_id = %s", (rack_id,))[0]["n"]
+    assert len(events) == stored > 0
+    letters = list(csv.DictReader(io.StringIO(twin("deadletters", "--limit", "10000", "--csv").stdout)))
+    assert len(letters) == sql(fleet, "SELECT count(*) AS n FROM deadletters WHERE replayed_at IS NULL")[0]["n"]
+    cap = list(csv.DictReader(io.StringIO(twin("capacity", "--csv").stdout)))
+    assert len(cap) == sql(fleet, "SELECT count(*) AS n FROM rows")[0]["n"]
+
+
+def test_capacity_of_one_facility_shows_only_it_with_its_totals(twin: Any, fleet: Tenant) -> None:
+    facilities = [r["facility_id"] for r in sql(fleet, "SELECT facility_id FROM facilities ORDER BY 1")]
+    assert len(facilities) >= 2
+    one = facilities[0]
+    doc = json.loads(twin("capacity", "--facility", one, "--json").stdout)
+    assert {r["facility_id"] for r in doc["rows"]} == {one}
+    assert {p["facility_id"] for p in doc["plan"]} <= {one} and doc["plan"]
+    [total] = doc["facilities"]
+    assert total["facility_id"] == one
+    for key in ("racks", "positions", "allocated_watts", "power_capacity_watts", "drawn_watts"):
+        assert total[key] == pytest.approx(sum(r[key] for r in doc["rows"]))
+    assert total["rows"] == len(doc["rows"])
+    table = twin("capacity", "--facility", one).stdout
+    others = [f for f in facilities if f != one]
+    for line in table.splitlines():
+        assert not any(line.startswith(f + " ") for f in others), line
+    assert "# power capacity by facility" in table and "# rollout plan" in table
+
+
+def test_simulate_shows_progress_and_ends_with_one_summary_line(fleet: Tenant) -> None:
+    env = {**fleet.env, "TTY_COMPATIBLE": "1", "COLUMNS": "120"}
+    done = subprocess.run([TWIN, "simulate", "--racks", "5", "--cycles", "3", "--no-realtime"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and re.match(r"published 5 racks in [\d.]+s: \d+ reference, \d+ lifecycle and \d+ telemetry"
+                                        r" messages \(3 cycles\); bad input injected: 0$", lines[0]), done.stdout
+    assert "telemetry cycles" in done.stderr  # the progress display
+    assert "{" not in done.stderr and "Counter" not in done.stderr
+
+
+def test_clean_removes_unused_demo_and_test_state_and_keeps_what_is_in_use(tmp_path: Path) -> None:
+    state, temp = tmp_path / "state", tmp_path / "tmp"
+    (state / "demo" / "postgres").mkdir(parents=True)
+    (state / "demo" / "postgres" / "base").write_bytes(b"x" * 2_000_000)
+    (state / "faust" / "twin-worker").mkdir(parents=True)
+    (state / "postgres").mkdir()  # `twin up`'s database: kept without --all
+    left, busy = temp / "twin-test-stack-old", temp / "twin-test-stack-busy"
+    for d in (left, busy):
+        d.mkdir(parents=True)
+        (d / "pg").write_bytes(b"y" * 1_000_000)
+        os.utime(d, (0, 0))  # old enough not to be a run that is starting
+    env = {**os.environ, "TWIN_STATE_DIR": str(state), "TMPDIR": str(temp)}
+    user = subprocess.Popen(["sleep", "60"], cwd=busy)
+    try:
+        listed = subprocess.run([TWIN, "clean", "--dry-run"], env=env, capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert "would free 3.0 MB in 3 place(s)" in listed.stdout
+        refused = subprocess.run([TWIN, "clean"], env=env, capture_output=True, text=True, timeout=60,
+                                 stdin=subprocess.DEVNULL)
+        assert refused.returncode == 2 and "--yes" in refused.stderr
+        assert (state / "demo").exists()
+        cleaned = subprocess.run([TWIN, "clean", "--yes"], env=env, capture_output=True, text=True, timeout=60)
+        assert cleaned.returncode == 0, cleaned.stderr
+    finally:
+        user.kill()
+        user.wait()
+    assert f"kept (in use)  {busy}" in cleaned.stdout
+    assert "removed 3 place(s), 3.0 MB" in cleaned.stdout
+    assert not (state / "demo").exists() and not (state / "faust" / "twin-worker").exists() and not left.exists()
+    assert busy.exists() and (state / "postgres").exists()
+
+
+def test_clean_keeps_the_state_of_a_running_stack(stack: Any) -> None:
+    from twin.commands.clean import in_use
+
+    assert in_use(stack.state_dir, [])
+    assert in_use(stack.state_dir.parent / stack.state_dir.name, [])
