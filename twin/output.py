@@ -127,7 +127,8 @@ def _csv_cell(value: Any) -> str:
 class Column:
     """One column of a read verb's table and CSV: its header, how to get its value from a row, how to show it.
 
-    `key` marks an identifier (rack, facility): on a terminal it never wraps or shrinks.
+    `key` marks an identifier or a token (rack id, generation, instant): on a terminal it never
+    wraps or shrinks; the other columns fold instead.
     `style` may colour a cell on a terminal (rich style name, or None).
     """
 

@@ -28,7 +28,7 @@ _HEALTH_STYLE = {"critical": "red", "warning": "yellow", "ok": "green"}
 
 RACK_COLUMNS = (
     Column.of("rack_id", "rack", key=True),
-    Column.of("generation"),
+    Column.of("generation", key=True),
     Column.of("stage"),
     Column("facility/hall/row", _place),
     Column.of("position", "pos", justify="right"),
@@ -36,7 +36,7 @@ RACK_COLUMNS = (
     Column.of("inlet_temperature_celsius", "inlet °C", justify="right"),
     Column.of("health", style=lambda r: _HEALTH_STYLE.get(r["health"])),
     Column.of("deviation_count", "deviations", justify="right"),
-    Column.of("telemetry_at", "telemetry at"),
+    Column.of("telemetry_at", "telemetry at", key=True),
 )
 """The CSV of `twin racks` has the same columns, with power in kW; `--json` carries the stored fields (watts)."""
 
