@@ -36,6 +36,9 @@ deadletters_app = typer.Typer(help="Bad input, recorded with its precise reason.
 intent_app = typer.Typer(help="Design intent per generation.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(intent_app, name="intent")
+from twin.api.commands import serve as _serve_api, token_app  # noqa: E402  (the API's verbs live with the API)
+app.add_typer(token_app, name="token")
+app.command("api")(_serve_api)
 
 console = Console()
 err = Console(stderr=True)
