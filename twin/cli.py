@@ -39,6 +39,9 @@ app.add_typer(admin.app)
 app.add_typer(clean.app)
 app.add_typer(deadletters.app, name="deadletters", rich_help_panel="Ask the twin")
 app.add_typer(intent.app, name="intent", rich_help_panel="Ask the twin")
+from twin.api.commands import serve as _serve_api, token_app  # noqa: E402  (the API's verbs live with the API)
+app.add_typer(token_app, name="token", rich_help_panel="Run the twin")
+app.command("api", rich_help_panel="Run the twin")(_serve_api)
 
 
 def _version(value: bool) -> None:

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
                     " when its wait is over, as Tansu does, make this the floor of event-to-twin latency).",
     )
     telemetry_stale_seconds: float = Field(default=30.0, gt=0, description="No reading for this long: stale.")
+    api_host: str = Field(default="127.0.0.1", description="Interface `twin api` listens on.")
+    api_port: int = Field(default=8080, ge=0, le=65535, description="Port of `twin api`.")
+    api_pool_size: int = Field(default=8, ge=1, le=64, description="Database connections the API keeps.")
+    api_rollup_seconds: float = Field(
+        default=30.0, ge=0, description="How often the API rolls telemetry up into per-row minutes (headroom p95);"
+                                        " 0 turns it off (another API replica or a cron job does it).")
     log_level: str = Field(default="info")
     topics: Topics = Field(default_factory=Topics)
 
