@@ -32,8 +32,9 @@ def _conn():  # type: ignore[no-untyped-def]
 
 
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Interface to listen on [default: TWIN_API_HOST, 127.0.0.1].")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port [default: TWIN_API_PORT, 8080].")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.",
+                                                      show_default="TWIN_API_HOST, else 127.0.0.1")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port.", show_default="TWIN_API_PORT, else 8080")] = None,
 ) -> None:
     """Serve the capacity-planning HTTP API (OpenAPI at /openapi.json, docs at /docs).
 
