@@ -19,13 +19,15 @@ from rich.markup import escape
 from twin.errors import TwinError
 from twin.settings import Settings, get_settings
 
-__all__ = ["ASK", "MAINTAIN", "RUN", "StateDir", "console", "database", "err", "fail", "settings"]
+__all__ = ["ASK", "MAINTAIN", "PLAN", "RUN", "StateDir", "console", "database", "err", "fail", "freshness_line",
+           "settings", "with_freshness"]
 
 console = Console()
 err = Console(stderr=True)
 
 RUN = "Run the twin"
 ASK = "Ask the twin"
+PLAN = "Plan capacity"
 MAINTAIN = "Look after it"
 
 StateDir = Annotated[
@@ -41,9 +43,40 @@ def settings(state_dir: Path | None = None) -> Settings:
 
 
 def fail(exc: Exception | str, code: int = 2) -> NoReturn:
-    """Print `error: …` on stderr and exit non-zero (2, as for a usage error, unless told)."""
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    """Print `error: …` on stderr and exit non-zero (2, as for a usage error, unless told).
+
+    An unknown filter value (`InvalidQuery`) already lists the valid ones; a close one is offered too.
+    """
+    import difflib
+
+    from twin.errors import InvalidQuery
+
+    message = str(exc)
+    if isinstance(exc, InvalidQuery) and exc.valid and isinstance(exc.value, str):
+        close = difflib.get_close_matches(exc.value, exc.valid, n=1)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
+
+
+def with_freshness(conn: Any, answer: Any) -> Any:
+    """The answer with how fresh it is, as the API gives it (`twin.store.queries.freshness`)."""
+    from twin.store import queries
+
+    return answer.model_copy(update={"freshness": queries.freshness(conn)})
+
+
+def freshness_line(answer: Any) -> str:
+    """`newest event 2026-11-29T12:00:00Z; workers committed 1.2 s before this answer`, for a table caption."""
+    from twin.output import human
+
+    f = getattr(answer, "freshness", None)
+    if f is None:
+        return ""
+    lag = "no worker commit recorded" if f.worker_lag_seconds is None else \
+        f"workers committed {f.worker_lag_seconds:,.1f} s before this answer"
+    return f"newest event {human(f.newest_event_at)}; {lag}"
 
 
 @contextmanager

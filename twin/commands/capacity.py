@@ -9,8 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from twin.commands import ASK, console, database, fail
-from twin.domain.vocabulary import UnknownValue, require
+from twin.commands import ASK, console, database
 from twin.output import AsCsv, AsJson, Column, Format, emit, output_format
 
 app = typer.Typer()
@@ -75,18 +74,16 @@ def capacity(
     rows; --json prints rows, facility totals and the plan.
     """
     from twin.domain.fleet import quarter_of
-    from twin.store import views
+    from twin.errors import InvalidQuery
+    from twin.store import queries, views
 
     fmt = output_format(as_json, as_csv)
     if quarter is not None and not re.fullmatch(r"20[2-3][0-9]Q[1-4]", quarter):
         raise typer.BadParameter(f"{quarter!r} is not a quarter like 2027Q2", param_hint="--quarter")
     quarter = quarter or quarter_of(datetime.now(timezone.utc))
     with database() as conn:
-        if facility is not None:
-            try:
-                require("facility", facility, views.facility_ids(conn))
-            except UnknownValue as exc:
-                fail(exc)
+        if facility is not None and facility not in queries.valid_values(conn, "facility"):
+            raise InvalidQuery("facility", facility, queries.valid_values(conn, "facility"))
         rows = views.capacity(conn, facility)
         plan = [p for p in views.rollout_progress(conn, quarter) if facility is None or p["facility_id"] == facility]
     totals = facility_totals(rows)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from twin.commands import console, database, fail, settings
-from twin.domain.vocabulary import UnknownValue, deadletter_reasons, require
+from twin.domain.vocabulary import deadletter_reasons, require
 from twin.errors import TwinError
 from twin.output import AsCsv, AsJson, Column, Format, emit, output_format
 
@@ -53,10 +53,7 @@ def deadletters(
 
     fmt = output_format(as_json, as_csv)
     with database() as conn:
-        try:
-            require("dead-letter reason", reason, _known_reasons(conn))
-        except UnknownValue as exc:
-            fail(exc)
+        require("reason", reason, _known_reasons(conn))
         counts = views.deadletter_counts(conn)
         latest = views.latest_deadletters(conn, reason, limit)
     if fmt is Format.JSON:
@@ -82,12 +79,8 @@ def deadletters_replay(
     from twin.store.deadletters import replay
 
     with database() as conn:
-        known = _known_reasons(conn)
-    try:
         for r in reason or ():
-            require("dead-letter reason", r, known)
-    except UnknownValue as exc:
-        fail(exc)
+            require("reason", r, _known_reasons(conn))
     s = settings()
     try:
         with Publisher(s.kafka_bootstrap, s.topics) as publisher:

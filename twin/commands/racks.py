@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 
-from twin.commands import ASK, console, database, fail
-from twin.domain.vocabulary import HEALTH_STATES, STAGES, UnknownValue, check_known, require
+from twin.commands import ASK, console, database, fail, freshness_line, with_freshness
+from twin.domain.vocabulary import HEALTH_STATES, STAGES
 from twin.output import AsCsv, AsJson, Column, Format, emit, emit_json, human, output_format, rfc3339
 
 app = typer.Typer()
@@ -26,6 +26,11 @@ def _place(row: dict[str, Any]) -> str:
 
 _HEALTH_STYLE = {"critical": "red", "warning": "yellow", "ok": "green"}
 
+
+def _share(value: Any) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 RACK_COLUMNS = (
     Column.of("rack_id", "rack", key=True),
     Column.of("generation", key=True),
@@ -33,12 +38,29 @@ RACK_COLUMNS = (
     Column("facility/hall/row", _place),
     Column.of("position", "pos", justify="right"),
     Column("power kW", lambda r: _kw(r["power_watts"]), justify="right"),
-    Column.of("inlet_temperature_celsius", "inlet °C", justify="right"),
-    Column.of("health", style=lambda r: _HEALTH_STYLE.get(r["health"])),
+    Column.of("health", style=lambda r: _HEALTH_STYLE.get(r["health"] or "")),
     Column.of("deviation_count", "deviations", justify="right"),
+    Column.of("onshore_share", "onshore", text=_share, justify="right"),
     Column.of("telemetry_at", "telemetry at", key=True),
 )
-"""The CSV of `twin racks` has the same columns, with power in kW; `--json` carries the stored fields (watts)."""
+"""The CSV of `twin racks` has the same columns, with power in kW; `--json` is the API's RackPage (watts)."""
+
+PAGE = 1000
+"""Racks per query page (the most one API page holds)."""
+
+
+def fetch_racks(conn: Any, limit: int, **filters: Any) -> Any:
+    """Up to `limit` racks matching `filters`, page after page, as one RackPage."""
+    from twin.store import queries
+
+    racks: list[Any] = []
+    cursor = None
+    while True:
+        page = queries.list_racks(conn, limit=min(PAGE, limit - len(racks)), cursor=cursor, **filters)
+        racks.extend(page.racks)
+        cursor = page.next_cursor
+        if cursor is None or len(racks) >= limit:
+            return page.model_copy(update={"racks": racks, "next_cursor": cursor})
 
 
 @app.command(rich_help_panel=ASK)
@@ -49,40 +71,39 @@ def racks(
     health: Annotated[Optional[str], typer.Option(
         help=f"Only racks whose worst subsystem is in this state: {', '.join(HEALTH_STATES)}.")] = None,
     deviation: Annotated[Optional[str], typer.Option(
-        help="Only racks with an open deviation of this check, e.g. power-over-budget or leak-detected.",
-    )] = None,
+        help="Only racks with an open deviation of this check, e.g. power-over-budget or leak-detected.")] = None,
+    stalled: Annotated[Optional[bool], typer.Option(
+        "--stalled/--not-stalled", help="Only racks longer in their stage than allowed (or only the others).",
+        show_default=False)] = None,
+    firmware_drift: Annotated[Optional[bool], typer.Option(
+        "--firmware-drift/--no-firmware-drift", help="Only racks with parts off the firmware baseline (or without).",
+        show_default=False)] = None,
+    onshore_below: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, help="Only racks whose onshore share by part count is below this, e.g. 0.5.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Show at most this many racks.")] = 50,
     as_json: AsJson = False,
     as_csv: AsCsv = False,
 ) -> None:
-    """List stored rack twins, by rack id, filtered by facility, generation, stage, health and open deviation.
+    """List stored rack twins, by rack id, filtered by place, generation, stage, health, deviation and parts.
 
-    The title says how many of the fleet's racks matched and how many are shown. A filter value
-    that does not exist is refused with the list of those that do.
+    The title says how many racks matched of the whole fleet. A filter value that does not
+    exist is refused with the list of those that do. --json prints what GET /v1/racks answers
+    (a page as long as --limit).
     """
-    from twin.store import views
+    from twin.store import queries
 
     fmt = output_format(as_json, as_csv)
-    filters = {"facility": facility, "generation": generation, "stage": stage, "health": health,
-               "deviation": deviation}
     with database() as conn:
-        try:
-            require("stage", stage, STAGES)
-            require("health state", health, HEALTH_STATES)
-            check_known(deviation)
-            if facility is not None:
-                require("facility", facility, views.facility_ids(conn))
-            if generation is not None:
-                require("generation", generation, views.generation_ids(conn))
-        except UnknownValue as exc:
-            fail(exc)
-        rows = views.list_racks(conn, **filters, limit=limit)
-        matching, total = views.count_racks(conn, **filters)
-    title = f"{len(rows)} of {matching} racks" + (f" (fleet: {total})" if matching != total else "")
-    if fmt is Format.TABLE and len(rows) < matching:
-        title += f"; --limit {min(matching, 100_000)} shows all"
-    document = {"total": total, "matching": matching, "shown": len(rows), "racks": rows}
-    emit(rows, RACK_COLUMNS, fmt, console=console, title=title, document=document)
+        page = fetch_racks(conn, limit, facility=facility, generation=generation, stage=stage, health=health,
+                           deviation=deviation, stalled=stalled, firmware_drift=firmware_drift,
+                           onshore_below=onshore_below)
+        page = with_freshness(conn, page)
+        fleet = queries.fleet_summary(conn, group_by=("stage",)).racks
+    rows = [r.model_dump() for r in page.racks]
+    title = f"{len(rows)} of {page.total} racks" + ("" if page.total == fleet else f" (fleet: {fleet})")
+    if len(rows) < page.total:
+        title += f"; --limit {min(page.total, 100_000)} shows all"
+    emit(rows, RACK_COLUMNS, fmt, console=console, title=title, caption=freshness_line(page), document=page)
 
 
 def _parse_instant(text: str) -> datetime:
@@ -183,12 +204,27 @@ def rack(
 ) -> None:
     """One rack: lifecycle with lead times, tests, components (onshore share, firmware drift), health, deviations.
 
+    --json prints what the API answers: GET /v1/racks/ID, or …/as-of?at=INSTANT with --as-of,
+    or …/history with --history (with --as-of too, only the events up to the instant).
     --csv prints one row of the rack's current state, or its event history with --history.
     """
+    from twin.store import queries
+
     fmt = output_format(as_json, as_csv)
     instant = _parse_instant(as_of) if as_of else None
     with database() as conn:
-        doc = rack_document(conn, rack_id, instant, history)
+        if fmt is Format.JSON:
+            if history:
+                answer = queries.rack_history(conn, rack_id)
+                if answer is not None and instant is not None:
+                    answer = answer.model_copy(update={"events": [e for e in answer.events if e.occurred_at <= instant]})
+            elif instant is not None:
+                answer = queries.rack_as_of(conn, rack_id, instant)
+            else:
+                answer = queries.rack(conn, rack_id)
+            doc = None if answer is None else with_freshness(conn, answer)
+        else:
+            doc = rack_document(conn, rack_id, instant, history)
     if doc is None:
         fail(f"no rack {rack_id!r} in the twin (see `twin racks`)", code=1)
     if fmt is Format.JSON:

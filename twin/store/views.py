@@ -15,8 +15,8 @@ from psycopg.rows import dict_row
 
 from twin.errors import StoreUnavailable
 
-__all__ = ["FleetSummary", "connect", "count_racks", "deadletter_counts", "facility_ids", "fleet_summary",
-           "generation_ids", "list_racks", "rack_detail", "recorded_reasons"]
+__all__ = ["FleetSummary", "connect", "deadletter_counts", "fleet_summary", "latest_deadletters", "list_racks",
+           "rack_detail", "recorded_reasons"]
 
 
 def connect(database_url: str) -> psycopg.Connection[dict[str, Any]]:
@@ -81,71 +81,27 @@ def fleet_summary(conn: psycopg.Connection[Any]) -> FleetSummary:
                         int(totals["deviations"]))
 
 
-_RACK_FILTER = """
-    (%(facility)s::text IS NULL OR facility_id = %(facility)s)
-    AND (%(generation)s::text IS NULL OR generation = %(generation)s)
-    AND (%(stage)s::text IS NULL OR status = %(stage)s)
-    AND (%(health)s::text IS NULL OR coalesce(health ->> 'overall', 'unknown') = %(health)s)
-    AND (%(deviation)s::text IS NULL OR EXISTS (
-        SELECT 1 FROM deviations d WHERE d.rack_id = rack_state.rack_id AND d.check_name = %(deviation)s))
-"""
-
-
 def list_racks(
     conn: psycopg.Connection[Any],
     *,
     facility: str | None = None,
     generation: str | None = None,
     stage: str | None = None,
-    health: str | None = None,
-    deviation: str | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Racks matching every given filter, by rack id. `health` is the worst subsystem's state
-    (`unknown` for a rack that never reported); `deviation` is a check with an open deviation."""
     return conn.execute(
-        f"""
-        SELECT rack_id, generation, status AS stage, facility_id, hall_id, row_id, position, stage_entered_at,
+        """
+        SELECT rack_id, generation, status, facility_id, hall_id, row_id, position, stage_entered_at,
                power_watts, inlet_temperature_celsius, coolant_flow_liters_per_minute, telemetry_at,
-               coalesce(health ->> 'overall', 'unknown') AS health, deviation_count
-        FROM rack_state WHERE {_RACK_FILTER}
+               deviation_count, health
+        FROM rack_state
+        WHERE (%(facility)s::text IS NULL OR facility_id = %(facility)s)
+          AND (%(generation)s::text IS NULL OR generation = %(generation)s)
+          AND (%(stage)s::text IS NULL OR status = %(stage)s)
         ORDER BY rack_id LIMIT %(limit)s
         """,
-        {"facility": facility, "generation": generation, "stage": stage, "health": health, "deviation": deviation,
-         "limit": limit},
+        {"facility": facility, "generation": generation, "stage": stage, "limit": limit},
     ).fetchall()
-
-
-def count_racks(
-    conn: psycopg.Connection[Any],
-    *,
-    facility: str | None = None,
-    generation: str | None = None,
-    stage: str | None = None,
-    health: str | None = None,
-    deviation: str | None = None,
-) -> tuple[int, int]:
-    """(racks matching the filters, racks in the twin)."""
-    row = conn.execute(
-        f"SELECT count(*) FILTER (WHERE {_RACK_FILTER}) AS matching, count(*) AS total FROM rack_state",
-        {"facility": facility, "generation": generation, "stage": stage, "health": health, "deviation": deviation},
-    ).fetchone()
-    assert row is not None
-    return int(row["matching"]), int(row["total"])
-
-
-def facility_ids(conn: psycopg.Connection[Any]) -> list[str]:
-    """Every facility the twin knows: registered, or named by a rack."""
-    return [r["facility_id"] for r in conn.execute(
-        "SELECT facility_id FROM facilities UNION SELECT DISTINCT facility_id FROM rack_state"
-        " WHERE facility_id IS NOT NULL ORDER BY 1")]
-
-
-def generation_ids(conn: psycopg.Connection[Any]) -> list[str]:
-    """Every generation the twin knows: with a design intent, or named by a rack."""
-    return [r["generation"] for r in conn.execute(
-        "SELECT generation FROM generation_intents UNION SELECT DISTINCT generation FROM rack_state"
-        " WHERE generation IS NOT NULL ORDER BY 1")]
 
 
 def recorded_reasons(conn: psycopg.Connection[Any]) -> list[str]:
