@@ -6,6 +6,8 @@
     twin simulate              publish a simulated fleet and its telemetry
     twin racks / twin rack ID  the stored twins
     twin capacity              site limits against placed racks, and the rollout plan
+    twin fleet / headroom / place / plan / scorecard   capacity planning (the API's answers)
+    twin intent list / show    design-intent revisions and the fleet's conformance
     twin deadletters           bad input by reason; `replay` sends it through again
     twin clean                 remove demo and test state no running stack uses
 
@@ -19,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from twin.commands import admin, capacity, clean, deadletters, intent, racks, stack
+from twin.commands import admin, capacity, clean, deadletters, intent, planning, racks, stack
 from twin.help import PlainFlagsGroup
 
 app = typer.Typer(
@@ -35,6 +37,7 @@ app = typer.Typer(
 app.add_typer(stack.app)
 app.add_typer(racks.app)
 app.add_typer(capacity.app)
+app.add_typer(planning.app)
 app.add_typer(admin.app)
 app.add_typer(clean.app)
 app.add_typer(deadletters.app, name="deadletters", rich_help_panel="Ask the twin")

@@ -91,7 +91,7 @@ def jsonable(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
+        return jsonable(value.model_dump(mode="json"))
     return value
 
 
@@ -129,7 +129,8 @@ class Column:
 
     `key` marks an identifier or a token (rack id, generation, instant): on a terminal it never
     wraps or shrinks; the other columns fold instead.
-    `style` may colour a cell on a terminal (rich style name, or None).
+    `style` may colour a cell on a terminal (rich style name, or None). `render`, when given,
+    makes a table cell from the whole row (a row whose cells differ in kind, as a scorecard's).
     """
 
     header: str
@@ -138,6 +139,10 @@ class Column:
     justify: Literal["left", "right", "center"] = "left"
     key: bool = False
     style: Callable[[Mapping[str, Any]], str | None] | None = None
+    render: Callable[[Mapping[str, Any]], str] | None = None
+
+    def cell(self, row: Mapping[str, Any]) -> str:
+        return self.render(row) if self.render else self.text(self.value(row))
 
     @classmethod
     def of(cls, field: str, header: str | None = None, **kwargs: Any) -> Column:
@@ -191,14 +196,14 @@ def rich_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *, 
     table = Table(title=escape(title) if title else None, caption=escape(caption) if caption else None)
     for c in columns:
         if c.key:
-            width = max([len(c.header), *(len(c.text(c.value(r))) for r in rows)])
+            width = max([len(c.header), *(len(c.cell(r)) for r in rows)])
             table.add_column(c.header, justify=c.justify, no_wrap=True, min_width=width)
         else:
             table.add_column(c.header, justify=c.justify, overflow="fold")
     for r in rows:
         cells = []
         for c in columns:
-            text = escape(c.text(c.value(r)))
+            text = escape(c.cell(r))
             style = c.style(r) if c.style else None
             cells.append(f"[{style}]{text}[/]" if style else text)
         table.add_row(*cells)
@@ -208,7 +213,7 @@ def rich_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *, 
 def plain_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column]) -> str:
     """Header and rows, columns aligned by two spaces, nothing ever cut (like `kubectl get`)."""
     cells = [[c.header for c in columns]]
-    cells += [[c.text(c.value(r)) for c in columns] for r in rows]
+    cells += [[c.cell(r) for c in columns] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     lines = []
     for line in cells:

@@ -104,22 +104,41 @@ def test_unknown_filter_values_fail_and_list_the_valid_ones(twin: Any, fleet: Te
                                                             valid: str | None) -> None:
     result = twin(*args)
     assert result.exit_code == 2
-    assert f"{args[-1]!r}" in result.output and "valid:" in result.output
+    message = " ".join(result.output.split())
+    assert f"{args[-1]!r} is not valid; valid values: " in message
+    listed = set(re.split(r",\s*", message.split("valid values: ", 1)[1].split(";")[0]))
     if valid is None:  # a value the store knows: every facility / generation of the fleet is listed
         column = "facility_id" if "--facility" in args else "generation"
         known = {r["v"] for r in sql(fleet, f"SELECT DISTINCT {column} AS v FROM rack_state WHERE {column} IS NOT NULL")}
-        listed = set(re.split(r",\s*", " ".join(result.output.split("valid:", 1)[1].split())))
         assert known and known <= listed
     else:
-        assert valid in result.output
+        assert valid in listed
+
+
+def test_a_near_miss_is_offered(twin: Any) -> None:
+    result = twin("racks", "--stage", "actve")
+    assert "did you mean 'active'?" in " ".join(result.output.split())
 
 
 def test_racks_say_how_many_of_the_fleet_matched(twin: Any, fleet: Tenant) -> None:
     result = twin("racks")
-    assert result.stdout.splitlines()[0].startswith(f"# 50 of {RACKS} racks")
+    assert result.stdout.splitlines()[0] == f"# 50 of {RACKS} racks; --limit {RACKS} shows all"
     active = sql(fleet, "SELECT count(*) AS n FROM rack_state WHERE status = 'active'")[0]["n"]
+    title = twin("racks", "--stage", "active", "--limit", "5").stdout.splitlines()[0]
+    assert title == f"# 5 of {active} racks (fleet: {RACKS}); --limit {active} shows all"
     doc = json.loads(twin("racks", "--stage", "active", "--limit", "5", "--json").stdout)
-    assert (doc["matching"], doc["total"], doc["shown"]) == (active, RACKS, 5)
+    assert doc["total"] == active and len(doc["racks"]) == 5 and doc["next_cursor"]
+    assert doc["freshness"]["newest_event_at"]
+
+
+def test_racks_beyond_one_page_are_fetched_page_after_page(twin: Any, fleet: Tenant, monkeypatch: Any) -> None:
+    import twin.commands.racks as racks_module
+
+    monkeypatch.setattr(racks_module, "PAGE", 7)
+    doc = json.loads(twin("racks", "--limit", "100", "--json").stdout)
+    ids = [r["rack_id"] for r in sql(fleet, "SELECT rack_id FROM rack_state ORDER BY rack_id LIMIT 100")]
+    assert [r["rack_id"] for r in doc["racks"]] == ids
+    assert doc["total"] == RACKS and doc["next_cursor"]
 
 
 def test_health_and_deviation_filters_select_exactly_those_racks(twin: Any, fleet: Tenant) -> None:
@@ -128,13 +147,16 @@ def test_health_and_deviation_filters_select_exactly_those_racks(twin: Any, flee
     assert {r["h"] for r in by_health} >= {"ok", "unknown"}
     for group in by_health:
         doc = json.loads(twin("racks", "--health", group["h"], "--limit", "1000", "--json").stdout)
-        assert [r["rack_id"] for r in doc["racks"]] == group["ids"]
-        assert {r["health"] for r in doc["racks"]} == {group["h"]}
+        assert [r["rack_id"] for r in doc["racks"]] == group["ids"], group["h"]
     by_check = sql(fleet, "SELECT check_name, array_agg(rack_id ORDER BY rack_id) AS ids FROM deviations GROUP BY 1")
     assert by_check, "the planted faults open deviations"
     for group in by_check:
         doc = json.loads(twin("racks", "--deviation", group["check_name"], "--limit", "1000", "--json").stdout)
         assert [r["rack_id"] for r in doc["racks"]] == group["ids"]
+    stalled = [r["rack_id"] for r in sql(fleet, "SELECT rack_id FROM deviations WHERE check_name = 'stalled-in-stage'"
+                                                " ORDER BY 1")]
+    doc = json.loads(twin("racks", "--stalled", "--limit", "1000", "--json").stdout)
+    assert stalled and [r["rack_id"] for r in doc["racks"]] == stalled
 
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -164,7 +186,7 @@ def test_json_names_the_stage_stage_and_writes_every_instant_as_rfc3339_utc(twin
                          " ORDER BY rack_id LIMIT 1")[0]["rack_id"]
     docs = {
         "racks": json.loads(twin("racks", "--json").stdout),
-        "rack": json.loads(twin("rack", rack_id, "--history", "--json").stdout),
+        "rack": json.loads(twin("rack", rack_id, "--json").stdout),
         "rack as of": json.loads(twin("rack", rack_id, "--as-of", datetime.now(timezone.utc).isoformat(),
                                       "--json").stdout),
         "capacity": json.loads(twin("capacity", "--json").stdout),
@@ -172,6 +194,9 @@ def test_json_names_the_stage_stage_and_writes_every_instant_as_rfc3339_utc(twin
     }
     assert docs["racks"]["racks"][0]["stage"]
     assert docs["rack"]["stage"] and docs["rack"]["health"]["last_reading_at"].endswith("Z")
+    assert docs["rack as of"]["stage"]
+    docs["history"] = json.loads(twin("rack", rack_id, "--history", "--json").stdout)
+    assert docs["history"]["events"]
     assert docs["deadletters"]["letters"], "bad input was planted"
     for name, doc in docs.items():
         if name != "capacity":
@@ -181,7 +206,7 @@ def test_json_names_the_stage_stage_and_writes_every_instant_as_rfc3339_utc(twin
 def test_csv_of_racks_and_rack_parse_with_a_header(twin: Any, fleet: Tenant) -> None:
     rows = list(csv.DictReader(io.StringIO(twin("racks", "--limit", "1000", "--csv").stdout)))
     assert len(rows) == RACKS
-    assert set(rows[0]) >= {"rack", "stage", "health", "power kW", "telemetry at"}
+    assert set(rows[0]) >= {"rack", "stage", "health", "power kW", "onshore", "telemetry at"}
     rack_id = rows[0]["rack"]
     one = list(csv.DictReader(io.StringIO(twin("rack", rack_id, "--csv").stdout)))
     assert len(one) == 1 and one[0]["rack_id"] == rack_id and one[0]["stage"] == rows[0]["stage"]

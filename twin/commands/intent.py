@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from twin.commands import console, fail, settings
+from twin.commands import console, database, fail, freshness_line, settings, with_freshness
 from twin.errors import TwinError
+from twin.output import AsCsv, AsJson, Column, Format, emit, emit_json, jsonable, output_format
 
-app = typer.Typer(help="Design intent per generation: its revisions, and publishing new ones.", no_args_is_help=True)
+app = typer.Typer(help="Design intent per generation: its revisions (list, show) with the fleet's conformance, and publishing new ones.", no_args_is_help=True)
 
 
 @app.command("publish")
@@ -46,3 +47,76 @@ def intent_publish(
             publisher.flush()
     except TwinError as exc:
         fail(exc)
+
+
+def _top(open_deviations: dict[str, int]) -> str:
+    return ", ".join(f"{check} {n}" for check, n in sorted(open_deviations.items(), key=lambda kv: -kv[1])[:3]) or "-"
+
+
+_REVISION_COLUMNS = (
+    Column.of("generation", key=True), Column.of("revision", justify="right"),
+    Column.of("published_at", "published at", key=True), Column("latest", lambda r: r["latest"]),
+    Column("judged", lambda r: r["conformance"]["judged"], justify="right"),
+    Column("conforming", lambda r: r["conformance"]["conforming"], justify="right"),
+    Column("deviating", lambda r: r["conformance"]["deviating"], justify="right",
+           style=lambda r: "yellow" if r["conformance"]["deviating"] else None),
+    Column("open deviations", lambda r: r["conformance"]["open_deviations"], text=_top),
+    Column.of("title"),
+)
+
+
+@app.command("list")
+def intent_list(
+    generation: Annotated[Optional[str], typer.Option(help="Only this generation, e.g. gen-b-200kw.")] = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """Every design-intent revision, newest first per generation, with the fleet's conformance to it.
+
+    Judged: racks last judged by that revision; deviating: of those, racks with an open
+    deviation naming it. --json prints what GET /v1/intents answers.
+    """
+    from twin.store import queries
+
+    fmt = output_format(as_json, as_csv)
+    with database() as conn:
+        answer = with_freshness(conn, queries.intent_revisions(conn, generation=generation))
+    rows = [r.model_dump() for r in answer.revisions]
+    emit(rows, _REVISION_COLUMNS, fmt, console=console, title=f"{len(rows)} intent revision(s)",
+         caption=freshness_line(answer), document=answer)
+
+
+@app.command("show")
+def intent_show(
+    generation: Annotated[str, typer.Argument(help="The generation, e.g. gen-b-200kw.")],
+    revision: Annotated[Optional[int], typer.Option(min=1, help="This revision.", show_default="the latest")] = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """One design-intent revision in full (budgets, envelopes, required parts, firmware baseline) and its conformance.
+
+    --json prints what GET /v1/intents/GENERATION answers; --csv one row of its summary.
+    """
+    from rich.json import JSON
+
+    from twin.store import queries
+
+    fmt = output_format(as_json, as_csv)
+    with database() as conn:
+        answer = queries.intent_revision(conn, generation, revision)
+        if answer is None:
+            known = queries.valid_values(conn, "generation")
+            fail(f"no intent for {generation!r}" + (f" revision {revision}" if revision else "")
+                 + f"; generations with intent: {', '.join(known) or 'none yet'}", code=1)
+        answer = with_freshness(conn, answer)
+    row = answer.model_dump()
+    if fmt is not Format.TABLE:
+        emit([row], _REVISION_COLUMNS, fmt, console=console, document=answer)
+        return
+    emit([row], _REVISION_COLUMNS, fmt, console=console,
+         title=f"{answer.generation} revision {answer.revision}" + (" (latest)" if answer.latest else ""),
+         caption=freshness_line(answer))
+    if console.is_terminal:
+        console.print(JSON.from_data(jsonable(answer.body)))
+    else:
+        emit_json(answer.body, console)
