@@ -287,3 +287,72 @@ def test_clean_keeps_the_state_of_a_running_stack(stack: Any) -> None:
 
     assert in_use(stack.state_dir, [])
     assert in_use(stack.state_dir.parent / stack.state_dir.name, [])
+
+
+def test_fleet_by_stage_counts_every_rack_once(twin: Any, fleet: Tenant) -> None:
+    counts = {r["status"]: r["n"] for r in sql(fleet, "SELECT status, count(*) AS n FROM rack_state GROUP BY 1")}
+    rows = list(csv.DictReader(io.StringIO(twin("fleet", "--by", "stage", "--csv").stdout)))
+    assert {r["stage"]: int(r["racks"]) for r in rows} == counts
+    table = twin("fleet").stdout
+    assert table.splitlines()[0] == f"# {RACKS} racks by facility, generation"
+    assert "newest event " in table  # the caption says how fresh the answer is
+    bad = twin("fleet", "--by", "colour")
+    assert bad.exit_code == 2 and "valid values: facility, hall, row, generation, stage, owner" in bad.output
+
+
+def test_headroom_per_facility_adds_up_its_rows(twin: Any, fleet: Tenant) -> None:
+    rows = json.loads(twin("headroom", "--json").stdout)["places"]
+    facilities = json.loads(twin("headroom", "--level", "facility", "--json").stdout)["places"]
+    assert facilities
+    for f in facilities:
+        mine = [r for r in rows if r["facility_id"] == f["facility_id"]]
+        assert f["racks"] == sum(r["racks"] for r in mine)
+        assert f["allocated_draw_watts"] == pytest.approx(sum(r["allocated_draw_watts"] for r in mine))
+    one = facilities[0]["facility_id"]
+    piped = twin("headroom", "--facility", one).stdout.splitlines()
+    assert piped[1].split()[:3] == ["facility", "hall", "row"]
+    assert {line.split()[0] for line in piped[2:] if line and not line.startswith("#")} == {one}
+
+
+def test_place_says_how_many_fit_and_refuses_an_unknown_generation(twin: Any, fleet: Tenant) -> None:
+    generation = sql(fleet, "SELECT generation FROM generation_intents ORDER BY 1 LIMIT 1")[0]["generation"]
+    doc = json.loads(twin("place", generation, "7", "--json").stdout)
+    assert doc["placed"] + doc["unplaced"] == 7 and sum(r["racks"] for r in doc["rows"]) == doc["placed"]
+    title = twin("place", generation, "7").stdout.splitlines()[0]
+    assert title.startswith(f"# {doc['placed']} of 7 {generation} racks fit")
+    bad = twin("place", "gen-z-1kw", "3")
+    assert bad.exit_code == 2 and generation in bad.output
+
+
+def test_plan_table_has_a_column_per_quarter_and_csv_a_line_per_cell(twin: Any) -> None:
+    doc = json.loads(twin("plan", "--json").stdout)
+    rows = list(csv.DictReader(io.StringIO(twin("plan", "--csv").stdout)))
+    assert len(rows) == len(doc["cells"]) and set(rows[0]) >= {"quarter", "target", "forecast", "on_plan"}
+    header = twin("plan").stdout.splitlines()[1].split()
+    assert header == ["facility", "generation", *doc["quarters"]]
+    cell = doc["cells"][0]
+    line = next(ln for ln in twin("plan").stdout.splitlines() if ln.startswith(cell["facility_id"] + " "))
+    assert f"{cell['forecast']}/{cell['target']}" in line
+
+
+def test_scorecard_puts_generations_side_by_side(twin: Any, fleet: Tenant) -> None:
+    generations = [r["generation"] for r in sql(fleet, "SELECT DISTINCT generation FROM rack_state"
+                                                       " WHERE generation IS NOT NULL ORDER BY 1")]
+    rows = list(csv.DictReader(io.StringIO(twin("scorecard", "--csv").stdout)))
+    assert list(rows[0]) == ["measure", *generations]
+    measures = {r["measure"]: r for r in rows}
+    in_service = sql(fleet, "SELECT generation, count(*) AS n FROM rack_state WHERE status IN"
+                            " ('active', 'degraded', 'maintenance') GROUP BY 1")
+    for r in in_service:
+        assert int(measures["racks in service"][r["generation"]]) == r["n"]
+    assert {"deviation rate power", "onshore share", "power per rack kW", "RMA per rack-year"} <= set(measures)
+
+
+def test_intent_list_and_show(twin: Any, fleet: Tenant) -> None:
+    stored = sql(fleet, "SELECT generation, revision FROM generation_intents ORDER BY 1, 2 DESC")
+    rows = list(csv.DictReader(io.StringIO(twin("intent", "list", "--csv").stdout)))
+    assert [(r["generation"], int(r["revision"])) for r in rows] == [(s["generation"], s["revision"]) for s in stored]
+    shown = twin("intent", "show", stored[0]["generation"])
+    assert shown.exit_code == 0 and '"power_budget_watts"' in shown.stdout
+    missing = twin("intent", "show", "gen-z-1kw")
+    assert missing.exit_code == 1 and stored[0]["generation"] in missing.output

@@ -56,7 +56,7 @@ def fail(exc: Exception | str, code: int = 2) -> NoReturn:
         close = difflib.get_close_matches(exc.value, exc.valid, n=1)
         if close:
             message += f"; did you mean {close[0]!r}?"
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
