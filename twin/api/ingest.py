@@ -80,7 +80,7 @@ def validate_batch(items: Sequence[Any]) -> tuple[list[_Valid], list[BadItem]]:
                                                   reason="malformed-json"), item))
             continue
         kind = item.get("type")
-        role = next((r for r, types in _FAMILIES if kind in types), None)
+        role = next((r for r, types in _FAMILIES if isinstance(kind, str) and kind in types), None)
         if role is None:
             error: RejectedEvent = (MalformedEvent("event is missing required field(s): type", reason="missing-field")
                                     if "type" not in item else
