@@ -261,3 +261,71 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_its_schema(case: A
                              content=body if isinstance(body, (bytes, str)) else None,
                              cookies=kwargs.pop("cookies", None), timeout=30)
     case.validate_response(response, headers=world.headers(who), checks=CHECKS)
+
+
+# --- the typed client -----------------------------------------------------------------------
+
+import asyncio  # noqa: E402
+import inspect  # noqa: E402
+
+from twin.client import OPERATIONS, AsyncTwinClient, NotFound, TwinClient  # noqa: E402
+from twin.store import queries  # noqa: E402
+
+
+def test_the_client_has_a_method_for_every_operation_with_its_parameters_and_answer(world: ApiWorld) -> None:
+    doc = httpx.get(f"{world.base_url}/openapi.json").json()
+    served = {(m.upper(), p): op for p, ops in doc["paths"].items() for m, op in ops.items()}
+    assert set(served) == set(OPERATIONS), "every served operation has a client method, and no other"
+    for key, op in served.items():
+        name, model = OPERATIONS[key]
+        success = next(r for code, r in op["responses"].items() if code.startswith("2"))
+        assert success["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model.__name__}"), key
+        declared = {p["name"] for p in op.get("parameters", [])}
+        for client in (TwinClient, AsyncTwinClient):
+            method = getattr(client, name)
+            accepted = set(inspect.signature(method).parameters) - {"self"}
+            missing = declared - accepted
+            if name == "intent":
+                missing -= {"revision"} if "revision" in accepted else set()
+            assert not missing, f"{client.__name__}.{name} lacks {missing} of {key}"
+            assert inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method) == (
+                client is AsyncTwinClient) or client is TwinClient
+
+
+def test_client_answers_equal_the_shared_queries_for_admin_and_partner(world: ApiWorld) -> None:
+    partner = next(w for w in world.tokens if w.startswith("partner:"))
+    strip = {"freshness"}
+    with queries.connect(world.tenant.database_url) as conn:
+        for who, owner in (("admin", None), (partner, partner.split(":", 1)[1])):
+            with TwinClient(world.base_url, world.tokens[who]) as client:
+                assert client.fleet_summary(["facility", "stage"]).model_dump(exclude=strip) == \
+                    queries.fleet_summary(conn, owner=owner, group_by=["facility", "stage"]).model_dump(exclude=strip)
+                assert client.headroom("hall").model_dump(exclude=strip) == \
+                    queries.headroom(conn, owner=owner, level="hall").model_dump(exclude=strip)
+                listed = list(client.iter_racks(limit=13))
+                assert [r.rack_id for r in listed] == [
+                    r.rack_id for r in queries.list_racks(conn, owner=owner, limit=1000).racks]
+                one = listed[0].rack_id
+                assert client.rack(one).model_dump(exclude=strip) == queries.rack(conn, one, owner=owner).model_dump(
+                    exclude=strip)  # type: ignore[union-attr]
+                timed = {"freshness": True, "generations": {"__all__": {
+                    "rack_years_in_service", "rma_per_rack_year", "failures_per_rack_year"}}}  # grow with the clock
+                assert client.scorecard().model_dump(exclude=timed) == queries.scorecard(
+                    conn, owner=owner).model_dump(exclude=timed)
+                assert client.intents().model_dump(exclude=strip) == queries.intent_revisions(
+                    conn, owner=owner).model_dump(exclude=strip)
+
+    async def asynchronously() -> tuple[int, int]:
+        async with AsyncTwinClient(world.base_url, world.tokens[partner]) as client:
+            page = await client.racks(limit=1000)
+            walked = [r async for r in client.iter_racks(limit=9)]
+            try:
+                await client.rack("no-such-rack")
+            except NotFound as exc:
+                assert exc.status == 404
+            else:
+                raise AssertionError("an unknown rack is NotFound")
+            return page.total, len(walked)
+
+    total, walked = asyncio.run(asynchronously())
+    assert total == walked > 0
