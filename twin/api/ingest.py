@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
 
 from schemas import INTENT_TYPES, LIFECYCLE_TYPES, TELEMETRY_TYPES, Envelope
 from twin.domain.decoding import decode_event, decode_report
 from twin.embedded.simulator import Message
 from twin.errors import MalformedEvent, RejectedEvent, UnknownEventType
 from twin.publisher import Publisher
+from twin.store.answers import BadItem, IngestAccepted, IngestRejected
 
 __all__ = ["BadItem", "Ingest", "IngestAccepted", "IngestRejected", "MAX_BATCH", "validate_batch"]
 
@@ -36,26 +36,6 @@ MAX_BATCH = 5_000
 _FAMILIES: tuple[tuple[str, dict[str, type[Envelope]]], ...] = (
     ("telemetry", TELEMETRY_TYPES), ("lifecycle", LIFECYCLE_TYPES), ("intent", INTENT_TYPES))
 _KNOWN = sorted(t for _, types in _FAMILIES for t in types)
-
-
-class BadItem(BaseModel):
-    """One item of the batch that was refused, with the dead-letter reason slug."""
-
-    index: int = Field(description="Position in the posted array.")
-    reason: str = Field(description="Same slug as a dead letter: malformed-json, missing-field, unknown-type, ...")
-    detail: str
-    reading: int | None = Field(default=None, description="Index of the bad reading inside a telemetry report.")
-    event_id: str | None = None
-
-
-class IngestAccepted(BaseModel):
-    accepted: list[str] = Field(description="event_ids published now, in batch order.")
-    duplicates: list[str] = Field(description="event_ids already published recently: not sent again.")
-
-
-class IngestRejected(BaseModel):
-    detail: str
-    errors: list[BadItem]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +60,7 @@ def validate_batch(items: Sequence[Any]) -> tuple[list[_Valid], list[BadItem]]:
                                                   reason="malformed-json"), item))
             continue
         kind = item.get("type")
-        role = next((r for r, types in _FAMILIES if kind in types), None)
+        role = next((r for r, types in _FAMILIES if isinstance(kind, str) and kind in types), None)
         if role is None:
             error: RejectedEvent = (MalformedEvent("event is missing required field(s): type", reason="missing-field")
                                     if "type" not in item else

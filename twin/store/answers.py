@@ -17,7 +17,7 @@ __all__ = [
     "Conformance", "DeviationAnswer", "FleetGroup", "FleetSummary", "Freshness", "GenerationScore", "Headroom",
     "HeadroomPlace", "HistoryEvent", "IntentDetail", "IntentRevision", "IntentRevisions", "LeadTime", "Placement",
     "PlacementRow", "RackAsOf", "RackDetail", "RackHistory", "RackPage", "RackSummary", "RolloutCell", "RolloutProgress",
-    "Scorecard", "GROUP_DIMENSIONS", "HEADROOM_LEVELS",
+    "Scorecard", "BadItem", "IngestAccepted", "IngestRejected", "GROUP_DIMENSIONS", "HEADROOM_LEVELS",
 ]
 
 GroupDimension = Literal["facility", "hall", "row", "generation", "stage", "owner"]
@@ -267,3 +267,26 @@ class IntentRevisions(Answer):
 class IntentDetail(IntentRevision):
     body: dict[str, Any]
     freshness: Freshness | None = None
+
+
+# --- ingest -----------------------------------------------------------------------------
+
+
+class BadItem(BaseModel):
+    """One item of the batch that was refused, with the dead-letter reason slug."""
+
+    index: int = Field(description="Position in the posted array.")
+    reason: str = Field(description="Same slug as a dead letter: malformed-json, missing-field, unknown-type, ...")
+    detail: str
+    reading: int | None = Field(default=None, description="Index of the bad reading inside a telemetry report.")
+    event_id: str | None = None
+
+
+class IngestAccepted(BaseModel):
+    accepted: list[str] = Field(description="event_ids published now, in batch order.")
+    duplicates: list[str] = Field(description="event_ids already published recently: not sent again.")
+
+
+class IngestRejected(BaseModel):
+    detail: str
+    errors: list[BadItem]

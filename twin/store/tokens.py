@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from twin.errors import InvalidQuery
 
-__all__ = ["SCOPES", "Scope", "Token", "create_token", "list_tokens", "revoke_token", "verify_token"]
+__all__ = ["SCOPES", "Scope", "Token", "TokenList", "create_token", "list_tokens", "revoke_token", "verify_token"]
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[str, ...] = ("read", "write", "admin")
@@ -38,6 +38,10 @@ class Token(BaseModel):
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
+
+
+class TokenList(BaseModel):
+    tokens: list[Token]
 
 
 def _digest(secret: str) -> bytes:
