@@ -68,6 +68,9 @@ class Settings(BaseSettings):
                     " when its wait is over, as Tansu does, make this the floor of event-to-twin latency).",
     )
     telemetry_stale_seconds: float = Field(default=30.0, gt=0, description="No reading for this long: stale.")
+    api_url: str | None = Field(default=None, description="When set, the CLI's read verbs ask this twin API"
+                                                          " (e.g. http://127.0.0.1:8080) instead of the database.")
+    api_token: SecretStr | None = Field(default=None, description="Bearer token the CLI sends to TWIN_API_URL.")
     api_host: str = Field(default="127.0.0.1", description="Interface `twin api` listens on.")
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of `twin api`.")
     api_pool_size: int = Field(default=8, ge=1, le=64, description="Database connections the API keeps.")

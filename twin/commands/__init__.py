@@ -20,7 +20,7 @@ from twin.errors import TwinError
 from twin.settings import Settings, get_settings
 
 __all__ = ["ASK", "MAINTAIN", "PLAN", "RUN", "StateDir", "console", "database", "err", "fail", "freshness_line",
-           "settings", "with_freshness"]
+           "settings"]
 
 console = Console()
 err = Console(stderr=True)
@@ -58,13 +58,6 @@ def fail(exc: Exception | str, code: int = 2) -> NoReturn:
             message += f"; did you mean {close[0]!r}?"
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
-
-
-def with_freshness(conn: Any, answer: Any) -> Any:
-    """The answer with how fresh it is, as the API gives it (`twin.store.queries.freshness`)."""
-    from twin.store import queries
-
-    return answer.model_copy(update={"freshness": queries.freshness(conn)})
 
 
 def freshness_line(answer: Any) -> str:

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from twin.commands import console, database, fail, freshness_line, settings, with_freshness
+from twin.commands import console, fail, freshness_line, settings
+from twin.commands.answers import answers
 from twin.errors import TwinError
 from twin.output import AsCsv, AsJson, Column, Format, emit, emit_json, jsonable, output_format
 
@@ -76,11 +77,9 @@ def intent_list(
     Judged: racks last judged by that revision; deviating: of those, racks with an open
     deviation naming it. --json prints what GET /v1/intents answers.
     """
-    from twin.store import queries
-
     fmt = output_format(as_json, as_csv)
-    with database() as conn:
-        answer = with_freshness(conn, queries.intent_revisions(conn, generation=generation))
+    with answers() as source:
+        answer = source.intents(generation=generation)
     rows = [r.model_dump() for r in answer.revisions]
     emit(rows, _REVISION_COLUMNS, fmt, console=console, title=f"{len(rows)} intent revision(s)",
          caption=freshness_line(answer), document=answer)
@@ -99,16 +98,13 @@ def intent_show(
     """
     from rich.json import JSON
 
-    from twin.store import queries
-
     fmt = output_format(as_json, as_csv)
-    with database() as conn:
-        answer = queries.intent_revision(conn, generation, revision)
+    with answers() as source:
+        answer = source.intent(generation, revision)
         if answer is None:
-            known = queries.valid_values(conn, "generation")
+            known = source.valid_generations()
             fail(f"no intent for {generation!r}" + (f" revision {revision}" if revision else "")
                  + f"; generations with intent: {', '.join(known) or 'none yet'}", code=1)
-        answer = with_freshness(conn, answer)
     row = answer.model_dump()
     if fmt is not Format.TABLE:
         emit([row], _REVISION_COLUMNS, fmt, console=console, document=answer)

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from twin.commands import PLAN, console, database, freshness_line, with_freshness
+from twin.commands import PLAN, console, freshness_line
+from twin.commands.answers import answers
 from twin.output import AsCsv, AsJson, Column, Format, emit, output_format
 
 app = typer.Typer()
@@ -42,12 +43,10 @@ def fleet(
 
     --json prints what GET /v1/fleet/summary answers.
     """
-    from twin.store import queries
-
     fmt = output_format(as_json, as_csv)
     group_by = by or ["facility", "generation"]
-    with database() as conn:
-        answer = with_freshness(conn, queries.fleet_summary(conn, group_by=group_by))
+    with answers() as source:
+        answer = source.fleet_summary(group_by=group_by)
     keys = list(answer.groups[0].key) if answer.groups else []
     rows = [{**g.key, **g.model_dump(exclude={"key"})} for g in answer.groups]
     columns = [*(Column.of(k, _KEY_HEADERS.get(k, k), key=True) for k in keys),
@@ -76,11 +75,9 @@ def headroom(
 
     Available = capacity - allocated (red when over). --json prints what GET /v1/headroom answers.
     """
-    from twin.store import queries
-
     fmt = output_format(as_json, as_csv)
-    with database() as conn:
-        answer = with_freshness(conn, queries.headroom(conn, level=level, facility=facility, window_minutes=window))
+    with answers() as source:
+        answer = source.headroom(level=level, facility=facility, window_minutes=window)
     rows = [p.model_dump() for p in answer.places]
     columns = [*(Column.of(k, _KEY_HEADERS[k], key=True) for k in _HEADROOM_KEYS[answer.level]),
                Column.of("operator"), Column.of("racks", justify="right"),
@@ -106,11 +103,9 @@ def place(
 
     Nothing is reserved. --json prints what GET /v1/placement answers.
     """
-    from twin.store import queries
-
     fmt = output_format(as_json, as_csv)
-    with database() as conn:
-        answer = with_freshness(conn, queries.place(conn, generation=generation, count=count, facility=facility))
+    with answers() as source:
+        answer = source.place(generation, count, facility=facility)
     rows = [r.model_dump() for r in answer.rows]
     columns = [Column.of("facility_id", "facility", key=True), Column.of("hall_id", "hall"), Column.of("row_id", "row"),
                Column.of("racks", justify="right"),
@@ -136,11 +131,9 @@ def plan(
     forecast adds racks on their way, due at the measured median lead time to service.
     --csv prints one line per cell; --json prints what GET /v1/rollout answers.
     """
-    from twin.store import queries
-
     fmt = output_format(as_json, as_csv)
-    with database() as conn:
-        answer = with_freshness(conn, queries.rollout(conn, facility=facility))
+    with answers() as source:
+        answer = source.rollout(facility=facility)
     cells = [c.model_dump() for c in answer.cells]
     if fmt is not Format.TABLE:
         columns = [Column.of("facility_id", key=True), Column.of("generation"), Column.of("quarter"),
@@ -178,12 +171,11 @@ def scorecard(
 
     One row per measure, one column per generation (CSV too). --json prints what GET /v1/scorecard answers.
     """
-    from twin.store import queries
     from twin.store.queries import SUBSYSTEMS
 
     fmt = output_format(as_json, as_csv)
-    with database() as conn:
-        answer = with_freshness(conn, queries.scorecard(conn, generation=generation))
+    with answers() as source:
+        answer = source.scorecard(generation=generation)
     gens = answer.generations
     stages = list(dict.fromkeys(lt.stage for g in gens for lt in g.lead_times))
     kw = lambda v: "-" if v is None else f"{v / 1000:,.1f}"  # noqa: E731

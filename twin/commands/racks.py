@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 
-from twin.commands import ASK, console, database, fail, freshness_line, with_freshness
+from twin.commands import ASK, console, fail, freshness_line
+from twin.commands.answers import answers
 from twin.domain.vocabulary import HEALTH_STATES, STAGES
 from twin.output import AsCsv, AsJson, Column, Format, emit, emit_json, human, output_format, rfc3339
 
@@ -49,14 +50,12 @@ PAGE = 1000
 """Racks per query page (the most one API page holds)."""
 
 
-def fetch_racks(conn: Any, limit: int, **filters: Any) -> Any:
+def fetch_racks(source: Any, limit: int, **filters: Any) -> Any:
     """Up to `limit` racks matching `filters`, page after page, as one RackPage."""
-    from twin.store import queries
-
     racks: list[Any] = []
     cursor = None
     while True:
-        page = queries.list_racks(conn, limit=min(PAGE, limit - len(racks)), cursor=cursor, **filters)
+        page = source.racks(limit=min(PAGE, limit - len(racks)), cursor=cursor, **filters)
         racks.extend(page.racks)
         cursor = page.next_cursor
         if cursor is None or len(racks) >= limit:
@@ -90,15 +89,12 @@ def racks(
     exist is refused with the list of those that do. --json prints what GET /v1/racks answers
     (a page as long as --limit).
     """
-    from twin.store import queries
-
     fmt = output_format(as_json, as_csv)
-    with database() as conn:
-        page = fetch_racks(conn, limit, facility=facility, generation=generation, stage=stage, health=health,
+    with answers() as source:
+        page = fetch_racks(source, limit, facility=facility, generation=generation, stage=stage, health=health,
                            deviation=deviation, stalled=stalled, firmware_drift=firmware_drift,
                            onshore_below=onshore_below)
-        page = with_freshness(conn, page)
-        fleet = queries.fleet_summary(conn, group_by=("stage",)).racks
+        fleet = source.fleet_summary(group_by=("stage",)).racks
     rows = [r.model_dump() for r in page.racks]
     title = f"{len(rows)} of {page.total} racks" + ("" if page.total == fleet else f" (fleet: {fleet})")
     if len(rows) < page.total:
@@ -121,29 +117,52 @@ _READINGS = ("power_watts", "inlet_temperature_celsius", "outlet_temperature_cel
              "hottest_accelerator_temperature_celsius", "fan_speed_percent", "network_links_up", "network_links_down")
 
 
-def rack_document(conn: Any, rack_id: str, instant: datetime | None, history: bool) -> dict[str, Any] | None:
-    """One rack as a JSON-able document: what `twin rack --json` prints and the table shows."""
+def _stored(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """An answered twin document back in its stored form (answers call the stage `stage`)."""
+    return {("status" if key == "stage" else key): value for key, value in snapshot.items()}
+
+
+def _intent_in_force(source: Any, generation: str | None, instant: datetime) -> Any:
+    """The generation's design intent in force at `instant`, from the answered revisions."""
+    from schemas import GenerationIntent
+    from twin.domain.intent import IntentCatalog
+
+    if generation is None:
+        return None
+    catalog = IntentCatalog()
+    for r in source.intents(generation=generation).revisions:
+        detail = source.intent(generation, r.revision)
+        if detail is not None:
+            catalog.publish(GenerationIntent.model_validate(detail.body), r.published_at)
+    return catalog.as_of(generation, instant)
+
+
+def rack_document(source: Any, rack_id: str, instant: datetime | None, history: bool) -> dict[str, Any] | None:
+    """One rack as the table and CSV show it, built from the answers (current twin, history, as of)
+    and the pure domain (lead times, parts, onshore share, firmware drift, conformance as of)."""
     from twin.domain.components import firmware_drift, onshore_share
     from twin.domain.conformance import evaluate
     from twin.domain.lifecycle import lead_times
     from twin.domain.rack import RackTwin
-    from twin.store import views
 
-    row = views.rack_detail(conn, rack_id)
-    if row is None:
+    detail = source.rack(rack_id)
+    if detail is None:
         return None
-    catalog = views.intent_catalog(conn)
-    twin = views.rack_as_of(conn, rack_id, instant) if instant else RackTwin.from_snapshot(row["twin"])
+    events = source.rack_history(rack_id).events
+    snapshot = source.rack_as_of(rack_id, instant).twin if instant else detail.twin
+    twin = RackTwin.from_snapshot(_stored(snapshot))
     now = instant or datetime.now(timezone.utc)
-    intent = catalog.as_of(twin.generation, now) if twin.generation else None
+    intent = _intent_in_force(source, twin.generation, now)
     spent = lead_times(twin, now)
     left = twin.stage_left_at
     counts = twin.bom.count_by_kind()
     required = intent.required_components if intent else {}
     share = onshore_share(twin.bom)
     if instant is None:
-        deviations = [{k: d[k] for k in ("check_name", "severity", "measured", "allowed_min", "allowed_max", "unit",
-                                         "intent_revision", "detail", "since")} for d in row["deviations"]]
+        deviations = [{"check_name": d.check, "severity": d.severity, "measured": d.measured,
+                       "allowed_min": d.allowed_min, "allowed_max": d.allowed_max, "unit": d.unit,
+                       "intent_revision": d.intent_revision, "detail": d.detail, "since": d.since}
+                      for d in detail.deviations]
     else:
         deviations = [
             {"check_name": d.check, "severity": d.severity, "measured": d.measured, "allowed_min": d.allowed_min,
@@ -155,8 +174,8 @@ def rack_document(conn: Any, rack_id: str, instant: datetime | None, history: bo
         "rack_id": rack_id, "as_of": instant, "generation": twin.generation, "stage": twin.status.value,
         "stage_reason": twin.status_reason, "facility_id": twin.facility_id, "hall_id": twin.hall_id,
         "row_id": twin.row_id, "position": twin.position, "serial_number": twin.serial_number,
-        "factory": twin.factory, "stream_version": row["stream_version"], "events_folded": twin.version,
-        "intent_revision": intent.revision if intent else None,
+        "factory": twin.factory, "stream_version": events[-1].stream_version if events else 0,
+        "events_folded": twin.version, "intent_revision": intent.revision if intent else None,
         "lifecycle": [
             {"stage": stage.value, "entered_at": at, "left_at": None if stage is twin.status else left.get(stage),
              "lead_time_days": round(spent[stage].total_seconds() / 86400, 3) if stage in spent else None}
@@ -167,16 +186,17 @@ def rack_document(conn: Any, rack_id: str, instant: datetime | None, history: bo
                        for kind in sorted(set(counts) | set(required))],
         "onshore_share": None if not share.parts else {"by_count": share.by_count, "by_value": share.by_value},
         "firmware_drift": [d._asdict() for d in (firmware_drift(twin.bom, intent.firmware_baseline) if intent else [])],
-        "telemetry_at": None if instant else row["telemetry_at"],
-        "readings": None if instant or row["telemetry_at"] is None else {k: row[k] for k in _READINGS},
-        "health": None if instant else (row["health"] or None),
+        "telemetry_at": None if instant else detail.telemetry_at,
+        "readings": None if instant or detail.telemetry_at is None else dict(detail.readings),
+        "health": None if instant else (detail.health or None),
         "deviations": deviations,
         "rejected": [{"event_id": r.event_id, "type": r.type, "reason": r.reason, "detail": r.detail}
                      for r in twin.rejected],
     }
     if history:
-        doc["history"] = [{k: e[k] for k in ("stream_version", "type", "occurred_at", "source", "seq")}
-                          for e in row["history"] if instant is None or e["occurred_at"] <= instant]
+        doc["history"] = [{"stream_version": e.stream_version, "type": e.type, "occurred_at": e.occurred_at,
+                           "source": e.source, "seq": e.seq}
+                          for e in events if instant is None or e.occurred_at <= instant]
     return doc
 
 
@@ -208,23 +228,20 @@ def rack(
     or …/history with --history (with --as-of too, only the events up to the instant).
     --csv prints one row of the rack's current state, or its event history with --history.
     """
-    from twin.store import queries
-
     fmt = output_format(as_json, as_csv)
     instant = _parse_instant(as_of) if as_of else None
-    with database() as conn:
+    with answers() as source:
         if fmt is Format.JSON:
             if history:
-                answer = queries.rack_history(conn, rack_id)
-                if answer is not None and instant is not None:
-                    answer = answer.model_copy(update={"events": [e for e in answer.events if e.occurred_at <= instant]})
+                doc = source.rack_history(rack_id)
+                if doc is not None and instant is not None:
+                    doc = doc.model_copy(update={"events": [e for e in doc.events if e.occurred_at <= instant]})
             elif instant is not None:
-                answer = queries.rack_as_of(conn, rack_id, instant)
+                doc = source.rack_as_of(rack_id, instant)
             else:
-                answer = queries.rack(conn, rack_id)
-            doc = None if answer is None else with_freshness(conn, answer)
+                doc = source.rack(rack_id)
         else:
-            doc = rack_document(conn, rack_id, instant, history)
+            doc = rack_document(source, rack_id, instant, history)
     if doc is None:
         fail(f"no rack {rack_id!r} in the twin (see `twin racks`)", code=1)
     if fmt is Format.JSON:
