@@ -165,12 +165,14 @@ def emit(
     title: str | None = None,
     caption: str | None = None,
     document: Any = None,
+    compact: bool = False,
 ) -> None:
     """Print `rows` as the chosen format.
 
     JSON prints `document` (the rows when not given): a verb may wrap its rows with totals.
     Piped, a table is plain text: its title and caption become lines starting with `# `, and
     a blank line ends it, so that several tables stay apart and `grep` finds whole rows.
+    `compact` draws a terminal table without column rules, for many narrow columns.
     """
     if fmt is Format.JSON:
         emit_json(rows if document is None else document, console)
@@ -183,7 +185,7 @@ def emit(
         console.file.write(buffer.getvalue())
         console.file.flush()
     elif console.is_terminal:
-        console.print(rich_table(rows, columns, title=title, caption=caption))
+        console.print(rich_table(rows, columns, title=title, caption=caption, compact=compact))
     else:
         text = (f"# {title}\n" if title else "") + plain_table(rows, columns) + (f"# {caption}\n" if caption else "")
         console.file.write(text + "\n")
@@ -191,9 +193,12 @@ def emit(
 
 
 def rich_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *, title: str | None = None,
-               caption: str | None = None) -> Table:
+               caption: str | None = None, compact: bool = False) -> Table:
+    from rich import box
+
     rows = list(rows)
-    table = Table(title=escape(title) if title else None, caption=escape(caption) if caption else None)
+    shape: dict[str, Any] = {"box": box.SIMPLE_HEAD, "padding": (0, 0, 0, 1), "pad_edge": False} if compact else {}
+    table = Table(title=escape(title) if title else None, caption=escape(caption) if caption else None, **shape)
     for c in columns:
         if c.key:
             width = max([len(c.header), *(len(c.cell(r)) for r in rows)])

@@ -356,3 +356,17 @@ def test_intent_list_and_show(twin: Any, fleet: Tenant) -> None:
     assert shown.exit_code == 0 and '"power_budget_watts"' in shown.stdout
     missing = twin("intent", "show", "gen-z-1kw")
     assert missing.exit_code == 1 and stored[0]["generation"] in missing.output
+
+
+def test_plan_on_a_narrow_terminal_shows_every_quarter_in_runs_that_fit(twin: Any, fleet: Tenant) -> None:
+    doc = json.loads(twin("plan", "--json").stdout)
+    env = {**fleet.env, "TTY_COMPATIBLE": "1", "COLUMNS": "80", "NO_COLOR": "1"}
+    shown = subprocess.run([TWIN, "plan"], env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", shown.stdout).splitlines()  # NO_COLOR keeps bold and dim
+    assert max(len(line) for line in lines) <= 80
+    for q in doc["quarters"]:
+        assert sum(q in line for line in lines) == 1, q
+    for c in doc["cells"]:
+        assert any(line.split()[:2] == [c["facility_id"], c["generation"]] and f"{c['forecast']}/{c['target']}"
+                   in line for line in lines)

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from twin.commands import console, fail, freshness_line, settings
 from twin.commands.answers import answers
 from twin.errors import TwinError
-from twin.output import AsCsv, AsJson, Column, Format, emit, emit_json, jsonable, output_format
+from twin.output import AsCsv, AsJson, Column, Format, emit, emit_json, human, jsonable, output_format
 
 app = typer.Typer(help="Design intent per generation: its revisions (list, show) with the fleet's conformance, and publishing new ones.", no_args_is_help=True)
 
@@ -109,10 +110,15 @@ def intent_show(
     if fmt is not Format.TABLE:
         emit([row], _REVISION_COLUMNS, fmt, console=console, document=answer)
         return
-    emit([row], _REVISION_COLUMNS, fmt, console=console,
-         title=f"{answer.generation} revision {answer.revision}" + (" (latest)" if answer.latest else ""),
-         caption=freshness_line(answer))
+    c = answer.conformance
+    console.print(f"[bold]{answer.generation}[/] revision {answer.revision}" + (" (latest)" if answer.latest else "")
+                  + f", published {human(answer.published_at)}: {escape(answer.title)}", highlight=False, soft_wrap=True)
+    console.print(f"racks judged by it: {c.judged}, conforming {c.conforming}, deviating {c.deviating}"
+                  + (f" ({_top(c.open_deviations)})" if c.open_deviations else ""), highlight=False, soft_wrap=True)
     if console.is_terminal:
         console.print(JSON.from_data(jsonable(answer.body)))
     else:
         emit_json(answer.body, console)
+    line = freshness_line(answer)
+    if line:
+        console.print(f"[dim]{line}[/]" if console.is_terminal else f"# {line}", highlight=False, soft_wrap=True)

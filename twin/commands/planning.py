@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from twin.commands import PLAN, console, freshness_line
 from twin.commands.answers import answers
@@ -144,16 +145,38 @@ def plan(
     for c in cells:
         pairs.setdefault((c["facility_id"], c["generation"]), {"facility_id": c["facility_id"],
                                                               "generation": c["generation"]})[c["quarter"]] = c
-    columns = [Column.of("facility_id", "facility", key=True), Column.of("generation", key=True)]
-    for q in answer.quarters:
-        columns.append(Column(q, lambda r, q=q: r.get(q),
-                              text=lambda c: "-" if c is None else f"{c['forecast']}/{c['target']}", justify="right",
-                              style=lambda r, q=q: "red" if r.get(q) and not r[q]["on_plan"] else None))
+    keys = [Column.of("facility_id", "facility", key=True), Column.of("generation", key=True)]
+    quarters = [Column(q, lambda r, q=q: r.get(q),
+                       text=lambda c: "-" if c is None else f"{c['forecast']}/{c['target']}", justify="right",
+                       key=True, style=lambda r, q=q: "red" if r.get(q) and not r[q]["on_plan"] else None)
+                for q in answer.quarters]
     lead = ", ".join(f"{stage} {days:.1f}" for stage, days in answer.lead_time_days_to_service.items())
     caption = "; ".join(x for x in (f"median days to service: {lead}" if lead else "", freshness_line(answer)) if x)
-    emit(list(pairs.values()), columns, fmt, console=console,
-         title=f"rollout plan revision {answer.plan_revision}: forecast/target racks in service at quarter end",
-         caption=caption, document=answer)
+    title = f"rollout plan revision {answer.plan_revision}: forecast/target racks in service at quarter end"
+    rows = list(pairs.values())
+    if not console.is_terminal:
+        emit(rows, [*keys, *quarters], fmt, console=console, title=title, caption=caption, document=answer)
+        return
+    for i, chunk in enumerate(_fitting(rows, keys, quarters, console.width)):
+        emit(rows, [*keys, *chunk], fmt, console=console, title=None if i else title, compact=True)
+    console.print(f"[dim]{escape(caption)}[/]")
+
+
+def _fitting(rows: list[dict[str, Any]], keys: list[Column], columns: list[Column], width: int) -> list[list[Column]]:
+    """`columns` in runs that fit beside `keys` in `width` (a terminal too narrow for every quarter at once)."""
+    def span(c: Column) -> int:  # a compact table's column: its widest text, a rule and a space
+        return 2 + max([len(c.header), *(len(c.cell(r)) for r in rows)])
+
+    room = width - sum(span(k) for k in keys) - 1
+    chunks: list[list[Column]] = [[]]
+    used = 0
+    for c in columns:
+        if chunks[-1] and used + span(c) > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(c)
+        used += span(c)
+    return chunks
 
 
 def _metric(label: str, get: Any, text: Any = None) -> tuple[str, Any, Any]:
