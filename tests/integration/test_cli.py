@@ -217,6 +217,7 @@ def test_csv_of_racks_and_rack_parse_with_a_header(twin: Any, fleet: Tenant) -> 
     assert len(letters) == sql(fleet, "SELECT count(*) AS n FROM deadletters WHERE replayed_at IS NULL")[0]["n"]
     cap = list(csv.DictReader(io.StringIO(twin("capacity", "--csv").stdout)))
     assert len(cap) == sql(fleet, "SELECT count(*) AS n FROM rows")[0]["n"]
+    assert set(cap[0]) >= {"facility", "hall", "row", "allocated kW", "available kW", "p95 drawn kW"}
 
 
 def test_capacity_of_one_facility_shows_only_it_with_its_totals(twin: Any, fleet: Tenant) -> None:
@@ -224,18 +225,24 @@ def test_capacity_of_one_facility_shows_only_it_with_its_totals(twin: Any, fleet
     assert len(facilities) >= 2
     one = facilities[0]
     doc = json.loads(twin("capacity", "--facility", one, "--json").stdout)
-    assert {r["facility_id"] for r in doc["rows"]} == {one}
-    assert {p["facility_id"] for p in doc["plan"]} <= {one} and doc["plan"]
-    [total] = doc["facilities"]
+    rows = doc["rows"]["places"]
+    assert {r["facility_id"] for r in rows} == {one} and len(rows) == sql(
+        fleet, "SELECT count(*) AS n FROM rows WHERE facility_id = %s", (one,))[0]["n"]
+    assert {p["facility_id"] for p in doc["plan"]} == {one}
+    assert {p["quarter"] for p in doc["plan"]} == {doc["quarter"]}
+    [total] = doc["facilities"]["places"]
     assert total["facility_id"] == one
-    for key in ("racks", "positions", "allocated_watts", "power_capacity_watts", "drawn_watts"):
-        assert total[key] == pytest.approx(sum(r[key] for r in doc["rows"]))
-    assert total["rows"] == len(doc["rows"])
+    for key in ("racks", "positions", "allocated_draw_watts"):
+        assert total[key] == pytest.approx(sum(r[key] for r in rows))
+    halls = sql(fleet, "SELECT sum(power_capacity_watts) AS w FROM halls WHERE facility_id = %s", (one,))[0]["w"]
+    assert total["power_capacity_watts"] == pytest.approx(halls)  # a facility's limit is its halls' limits
     table = twin("capacity", "--facility", one).stdout
     others = [f for f in facilities if f != one]
     for line in table.splitlines():
         assert not any(line.startswith(f + " ") for f in others), line
-    assert "# power capacity by facility" in table and "# rollout plan" in table
+    assert "# power capacity by facility" in table and f"# rollout plan, {doc['quarter']}" in table
+    bad = twin("capacity", "--quarter", "2025Q1")
+    assert bad.exit_code == 2 and "valid values: 2026Q3" in bad.output
 
 
 def test_simulate_shows_progress_and_ends_with_one_summary_line(fleet: Tenant) -> None:

@@ -1,62 +1,51 @@
-"""`twin capacity`: site limits against what is placed, per row and per facility, and the rollout plan."""
+"""`twin capacity`: site limits against what is placed, per row and per facility, and the rollout plan.
+
+An overview in one verb, from the same answers as `twin headroom` (rows and facilities) and
+`twin plan` (the cells of one quarter).
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Annotated, Any, Optional
 
 import typer
 
-from twin.commands import ASK, console, database
+from twin.commands import ASK, console, fail, freshness_line
+from twin.commands.answers import answers
 from twin.output import AsCsv, AsJson, Column, Format, emit, output_format
 
 app = typer.Typer()
 
 
-def _kw(field: str) -> Column:
-    return Column(field.replace("_watts", " kW").replace("_", " "), lambda r, f=field: r[f] / 1000,
-                  text=lambda v: f"{v:,.0f}", justify="right",
-                  style=(lambda r, f=field: "red" if r[f] < 0 else None) if field.startswith("available") else None)
+def _kw(header: str, field: str, *, red_below_zero: bool = False) -> Column:
+    return Column(header, lambda r: None if r.get(field) is None else r[field] / 1000,
+                  text=lambda v: "-" if v is None else f"{v:,.0f}", justify="right",
+                  style=(lambda r: "red" if (r.get(field) or 0) < 0 else None) if red_below_zero else None)
 
 
-def _operator(row: dict[str, Any]) -> str:
-    return row["operator"] + (" (partner)" if row["ownership"] == "partner" else "")
-
-
-_ROW_COLUMNS = (
-    Column.of("facility_id", "facility", key=True), Column("operator", _operator), Column.of("hall_id", "hall"),
-    Column.of("row_id", "row"), Column.of("racks", justify="right"), Column.of("positions", justify="right"),
-    _kw("power_capacity_watts"), _kw("allocated_watts"), _kw("available_power_watts"), _kw("drawn_watts"),
-)
-_FACILITY_COLUMNS = (
-    Column.of("facility_id", "facility", key=True), Column("operator", _operator), Column.of("rows", justify="right"),
+_PLACE_COLUMNS = (
     Column.of("racks", justify="right"), Column.of("positions", justify="right"),
-    _kw("power_capacity_watts"), _kw("allocated_watts"), _kw("available_power_watts"), _kw("drawn_watts"),
+    _kw("power capacity kW", "power_capacity_watts"), _kw("allocated kW", "allocated_draw_watts"),
+    _kw("available kW", "available_power_watts", red_below_zero=True), _kw("p95 drawn kW", "measured_p95_watts"),
+    _kw("cooling left kW", "available_cooling_watts", red_below_zero=True),
 )
+_ROW_COLUMNS = (Column.of("facility_id", "facility", key=True), Column.of("operator"), Column.of("hall_id", "hall"),
+                Column.of("row_id", "row"), *_PLACE_COLUMNS)
+_FACILITY_COLUMNS = (Column.of("facility_id", "facility", key=True), Column.of("operator"), *_PLACE_COLUMNS)
+
+
+def _vs_plan(cell: dict[str, Any]) -> int:
+    return (cell["in_service"] if cell["in_service"] is not None else cell["forecast"]) - cell["target"]
+
+
 _PLAN_COLUMNS = (
-    Column.of("facility_id", "facility", key=True), Column.of("generation"), Column.of("in_service", "in service",
-                                                                                       justify="right"),
+    Column.of("facility_id", "facility", key=True), Column.of("generation"),
+    Column.of("in_service", "in service", justify="right"), Column.of("forecast", justify="right"),
     Column.of("target", justify="right"),
-    Column("vs plan", lambda r: r["difference"], text=lambda d: f"{d:+d}" if d else "0", justify="right",
-           style=lambda r: "red" if r["difference"] < 0 else None),
+    Column("vs plan", _vs_plan, text=lambda d: f"{d:+d}" if d else "0", justify="right",
+           style=lambda r: "red" if _vs_plan(r) < 0 else None),
 )
-
-
-def facility_totals(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per facility: the sums of its rows (racks, positions, capacity, allocated, available, drawn)."""
-    totals: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        t = totals.setdefault(r["facility_id"], {
-            "facility_id": r["facility_id"], "operator": r["operator"], "ownership": r["ownership"], "rows": 0,
-            "racks": 0, "positions": 0, "power_capacity_watts": 0, "cooling_capacity_watts": 0,
-            "allocated_watts": 0, "available_power_watts": 0, "drawn_watts": 0})
-        t["rows"] += 1
-        for key in ("racks", "positions", "power_capacity_watts", "cooling_capacity_watts", "allocated_watts",
-                    "available_power_watts", "drawn_watts"):
-            t[key] += r[key] or 0
-    return list(totals.values())
 
 
 @app.command("capacity", rich_help_panel=ASK)
@@ -69,29 +58,29 @@ def capacity(
 ) -> None:
     """Site limits against what is placed, per row and per facility, and racks in service against the rollout plan.
 
-    Allocated is the design power budget of the racks placed in a row; available is capacity
-    minus allocated (red when over); drawn is the latest measured power. --csv prints the
-    rows; --json prints rows, facility totals and the plan.
+    Allocated is the design draw of the racks standing in a place; available is capacity minus
+    allocated (red when over); p95 drawn is the measured draw over the last 15 minutes. The
+    plan compares racks in service now (the current quarter) or the forecast (other quarters)
+    with the target. --csv prints the rows; --json prints rows, facilities and the plan.
     """
     from twin.domain.fleet import quarter_of
-    from twin.errors import InvalidQuery
-    from twin.store import queries, views
 
     fmt = output_format(as_json, as_csv)
-    if quarter is not None and not re.fullmatch(r"20[2-3][0-9]Q[1-4]", quarter):
-        raise typer.BadParameter(f"{quarter!r} is not a quarter like 2027Q2", param_hint="--quarter")
     quarter = quarter or quarter_of(datetime.now(timezone.utc))
-    with database() as conn:
-        if facility is not None and facility not in queries.valid_values(conn, "facility"):
-            raise InvalidQuery("facility", facility, queries.valid_values(conn, "facility"))
-        rows = views.capacity(conn, facility)
-        plan = [p for p in views.rollout_progress(conn, quarter) if facility is None or p["facility_id"] == facility]
-    totals = facility_totals(rows)
+    with answers() as source:
+        rows = source.headroom(level="row", facility=facility)
+        facilities = source.headroom(level="facility", facility=facility)
+        rollout = source.rollout(facility=facility)
+    if quarter not in rollout.quarters:
+        fail(f"--quarter {quarter!r} is not a quarter of the rollout plan; valid values: {', '.join(rollout.quarters)}")
+    plan = [c.model_dump() for c in rollout.cells if c.quarter == quarter]
+    row_dicts = [p.model_dump() for p in rows.places]
+    facility_dicts = [p.model_dump() for p in facilities.places]
     if fmt is not Format.TABLE:
-        emit(rows, _ROW_COLUMNS, fmt, console=console,
-             document={"quarter": quarter, "rows": rows, "facilities": totals, "plan": plan})
+        emit(row_dicts, _ROW_COLUMNS, fmt, console=console,
+             document={"quarter": quarter, "rows": rows, "facilities": facilities, "plan": plan})
         return
-    emit(rows, _ROW_COLUMNS, fmt, console=console,
-         title="power capacity by row (allocated = design budget of placed racks)")
-    emit(totals, _FACILITY_COLUMNS, fmt, console=console, title="power capacity by facility")
-    emit(plan, _PLAN_COLUMNS, fmt, console=console, title=f"rollout plan, {quarter}")
+    emit(row_dicts, _ROW_COLUMNS, fmt, console=console,
+         title="power capacity by row (allocated = design draw of the racks standing there)")
+    emit(facility_dicts, _FACILITY_COLUMNS, fmt, console=console, title="power capacity by facility")
+    emit(plan, _PLAN_COLUMNS, fmt, console=console, title=f"rollout plan, {quarter}", caption=freshness_line(rows))
