@@ -31,7 +31,7 @@ class ApiWorld:
 
 def settings_for(tenant: Any, **more: Any) -> Settings:
     return Settings(kafka_bootstrap=tenant.kafka_bootstrap, database_url=tenant.database_url, topics=tenant.topics,
-                    api_rollup_seconds=0, **more)
+                    api_rollup_seconds=0, api_summary_seconds=0, **more)
 
 
 @contextmanager

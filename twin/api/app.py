@@ -35,20 +35,40 @@ Every read answer carries `freshness`: the newest event time it reflects and the
 """
 
 
-class _Rollup(threading.Thread):
-    """Rolls telemetry up into per-row minutes every `interval` seconds (headroom's p95 reads them)."""
+class _Upkeep(threading.Thread):
+    """Keeps the read side current in the background, so requests do not pay for it: rolls
+    telemetry up into per-row minutes (headroom p95) and rebuilds the summary tables."""
 
-    def __init__(self, pool: ConnectionPool, interval: float) -> None:
-        super().__init__(name="twin-api-rollup", daemon=True)
-        self.pool, self.interval, self.stop = pool, interval, threading.Event()
+    def __init__(self, pool: ConnectionPool, rollup_seconds: float, summary_seconds: float) -> None:
+        super().__init__(name="twin-api-upkeep", daemon=True)
+        self.pool, self.stop = pool, threading.Event()
+        self.jobs = [(every, job) for every, job in ((rollup_seconds, self._rollup), (summary_seconds, self._summaries))
+                     if every > 0]
+        self.due = {job: 0.0 for _, job in self.jobs}
+
+    def _rollup(self, conn: Any) -> None:
+        conn.execute("SELECT refresh_row_power_minutes()")
+
+    def _summaries(self, conn: Any, every: float = 0.0) -> None:
+        from twin.store.queries import refresh_summaries
+
+        refresh_summaries(conn, max_age_seconds=every)
 
     def run(self) -> None:
-        while not self.stop.wait(self.interval):
-            try:
-                with self.pool.connection() as conn:
-                    conn.execute("SELECT refresh_row_power_minutes()")
-            except Exception as exc:  # noqa: BLE001 -- a failed roll-up is retried next round, never fatal
-                log.warning("draw rollup failed; retried next round", error=str(exc))
+        import time
+
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for every, job in self.jobs:
+                if now < self.due[job]:
+                    continue
+                try:
+                    with self.pool.connection() as conn:
+                        job(conn)
+                except Exception as exc:  # noqa: BLE001 -- retried next round, never fatal
+                    log.warning("background upkeep failed; retried next round", job=job.__name__, error=str(exc))
+                self.due[job] = time.monotonic() + every
+            self.stop.wait(max(0.05, min(self.due.values()) - time.monotonic()))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,15 +83,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool.open(wait=False)
         app.state.pool = pool
         app.state.ingest = Ingest(_publisher_factory(s))
-        rollup = _Rollup(pool, s.api_rollup_seconds) if s.api_rollup_seconds > 0 else None
-        if rollup:
-            rollup.start()
+        upkeep = _Upkeep(pool, s.api_rollup_seconds, s.api_summary_seconds)
+        if upkeep.jobs:
+            upkeep.start()
         try:
             yield
         finally:
-            if rollup:
-                rollup.stop.set()
-                rollup.join(timeout=10)
+            if upkeep.is_alive():
+                upkeep.stop.set()
+                upkeep.join(timeout=30)
             app.state.ingest.close()
             pool.close()
 

@@ -64,6 +64,8 @@ class FleetSummary(Answer):
     group_by: list[GroupDimension]
     groups: list[FleetGroup]
     racks: int
+    summarised_at: datetime | None = Field(
+        default=None, description="When the summary tables this answer reads were rebuilt from the current state.")
     freshness: Freshness | None = None
 
 
@@ -91,6 +93,8 @@ class Headroom(Answer):
     level: HeadroomLevel
     window_minutes: int
     places: list[HeadroomPlace]
+    summarised_at: datetime | None = Field(
+        default=None, description="When the summary tables this answer reads were rebuilt from the current state.")
     freshness: Freshness | None = None
 
 
@@ -211,6 +215,8 @@ class RolloutProgress(Answer):
     lead_time_days_to_service: dict[str, float] = Field(
         description="Stage -> median days from entering it to entering service, as measured.")
     cells: list[RolloutCell]
+    summarised_at: datetime | None = Field(
+        default=None, description="When the summary tables this answer reads were rebuilt from the current state.")
     freshness: Freshness | None = None
 
 
@@ -226,7 +232,7 @@ class GenerationScore(Answer):
     title: str | None
     racks: int
     racks_in_service: int
-    deviation_rate: dict[str, float] = Field(description="Subsystem -> share of powered racks with an open deviation.")
+    deviation_rate: dict[str, float] = Field(description="Subsystem -> share of the generation's racks with an open deviation.")
     rack_years_in_service: float
     rma_per_rack_year: float | None
     failures_per_rack_year: float | None = Field(description="rack.degraded events per rack-year in service.")
@@ -238,6 +244,8 @@ class GenerationScore(Answer):
 
 class Scorecard(Answer):
     generations: list[GenerationScore]
+    summarised_at: datetime | None = Field(
+        default=None, description="When the summary tables this answer reads were rebuilt from the current state.")
     freshness: Freshness | None = None
 
 

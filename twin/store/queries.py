@@ -11,6 +11,7 @@ Stable signatures (the CLI builds on these):
 
     connect(database_url) -> psycopg.Connection
     freshness(conn) -> Freshness
+    refresh_summaries(conn, *, max_age_seconds=0.0) -> None   # rebuild the summary tables (migration 0023)
     fleet_summary(conn, *, owner=None, group_by=("facility", "generation")) -> FleetSummary
     headroom(conn, *, owner=None, level="row", facility=None, window_minutes=15) -> Headroom
     place(conn, *, generation, count, owner=None, facility=None) -> Placement
@@ -25,6 +26,11 @@ Stable signatures (the CLI builds on these):
     intent_revisions(conn, *, owner=None, generation=None) -> IntentRevisions
     intent_revision(conn, generation, revision=None, *, owner=None) -> IntentDetail | None
     valid_values(conn, field, *, owner=None) -> list[str]   # stage, generation, facility, health, deviation
+
+Fleet-wide aggregates (summary, headroom allocation, scorecard, rollout lead times) read summary
+tables rebuilt from the current state (migration 0023); a query finding one older than its bound
+(`CUBE_MAX_AGE_SECONDS`, `DURATIONS_MAX_AGE_SECONDS`) rebuilds it first, and the answer's
+`summarised_at` says when. Racks, one rack and its history are read live.
 
 Where the racks are read from is said once, in `_RACKS` (a partner-scoped view of the
 current-state table): if the current state is split or renamed, only that changes.
@@ -56,7 +62,7 @@ from twin.store.views import connect
 
 __all__ = [
     "connect", "fleet_summary", "freshness", "headroom", "intent_revision", "intent_revisions", "list_racks", "place",
-    "rack", "rack_as_of", "rack_history", "rollout", "scorecard", "valid_values",
+    "rack", "rack_as_of", "rack_history", "refresh_summaries", "rollout", "scorecard", "valid_values",
 ]
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -85,13 +91,13 @@ _PIPELINE = ["manufactured", "factory-tested", "in-transit", "received", "instal
 """Stages before service, in order: what a rollout forecast expects to enter service."""
 
 _DIMENSIONS: dict[str, tuple[tuple[str, sql.Composable], ...]] = {
-    "facility": (("facility_id", sql.SQL("s.facility_id")),),
-    "hall": (("facility_id", sql.SQL("s.facility_id")), ("hall_id", sql.SQL("s.hall_id"))),
-    "row": (("facility_id", sql.SQL("s.facility_id")), ("hall_id", sql.SQL("s.hall_id")),
-            ("row_id", sql.SQL("s.row_id"))),
-    "generation": (("generation", sql.SQL("s.generation")),),
-    "stage": (("stage", sql.SQL("s.status")),),
-    "owner": (("owner", sql.SQL("f.operator")),),
+    "facility": (("facility_id", sql.SQL("c.facility_id")),),
+    "hall": (("facility_id", sql.SQL("c.facility_id")), ("hall_id", sql.SQL("c.hall_id"))),
+    "row": (("facility_id", sql.SQL("c.facility_id")), ("hall_id", sql.SQL("c.hall_id")),
+            ("row_id", sql.SQL("c.row_id"))),
+    "generation": (("generation", sql.SQL("c.generation")),),
+    "stage": (("stage", sql.SQL("c.stage")),),
+    "owner": (("owner", sql.SQL("c.operator")),),
 }
 """Group-by dimension -> (answer key, column) pairs: the only SQL a request can pick."""
 
@@ -126,6 +132,32 @@ KNOWN_CHECKS: tuple[str, ...] = tuple(_known_checks())
 
 def _p(owner: str | None, **more: Any) -> dict[str, Any]:
     return {"owner": owner, **more}
+
+
+CUBE_MAX_AGE_SECONDS = 15.0
+"""Oldest fleet cube (summary, headroom allocation, scorecard counts) a query accepts before refreshing it."""
+DURATIONS_MAX_AGE_SECONDS = 600.0
+"""Oldest stage durations (lead times, rack-years) a query accepts; they move by days, not seconds."""
+_REFRESH = {"fleet_cube": sql.SQL("SELECT refresh_fleet_cube(%s)"),
+            "stage_durations": sql.SQL("SELECT refresh_stage_durations(%s)")}
+
+
+def refresh_summaries(conn: Conn, *, max_age_seconds: float = 0.0) -> None:
+    """Rebuild the summary tables older than `max_age_seconds` (the API calls this in the background)."""
+    for name in ("fleet_cube", "stage_durations"):
+        bound = max_age_seconds if name == "fleet_cube" else max(max_age_seconds, DURATIONS_MAX_AGE_SECONDS / 2)
+        conn.execute(_REFRESH[name], (bound,))
+
+
+def _fresh_summary(conn: Conn, name: str, max_age_seconds: float) -> datetime:
+    """When summary `name` was built; rebuilt first when older than `max_age_seconds`."""
+    row = conn.execute("SELECT refreshed_at, refreshed_at > clock_timestamp() - make_interval(secs => %s) AS ok"
+                       " FROM summary_refreshes WHERE name = %s", (max_age_seconds, name)).fetchone()
+    if row is None or not row["ok"]:
+        conn.execute(_REFRESH[name], (max_age_seconds,))
+        row = conn.execute("SELECT refreshed_at FROM summary_refreshes WHERE name = %s", (name,)).fetchone()
+    assert row is not None
+    return row["refreshed_at"]  # type: ignore[no-any-return]
 
 
 # --- freshness ------------------------------------------------------------------------------
@@ -189,7 +221,10 @@ def _check(conn: Conn, field: str, value: str | None, *, owner: str | None = Non
 
 def fleet_summary(conn: Conn, *, owner: str | None = None,
                   group_by: Sequence[str] = ("facility", "generation")) -> a.FleetSummary:
-    """Racks per group of any of facility, hall, row, generation, stage and owner (operator)."""
+    """Racks per group of any of facility, hall, row, generation, stage and owner (operator).
+
+    Read from the fleet cube (migration 0023), refreshed first when older than `CUBE_MAX_AGE_SECONDS`.
+    """
     if not group_by:
         raise InvalidQuery("group_by", "", list(a.GROUP_DIMENSIONS), "name at least one dimension")
     columns: dict[str, sql.Composable] = {}
@@ -199,37 +234,30 @@ def fleet_summary(conn: Conn, *, owner: str | None = None,
         for key, column in _DIMENSIONS[dim]:
             columns.setdefault(key, column)
     keys = list(columns)
+    summarised_at = _fresh_summary(conn, "fleet_cube", CUBE_MAX_AGE_SECONDS)
     select = sql.SQL(", ").join(sql.SQL("{} AS {}").format(c, sql.Identifier(k)) for k, c in columns.items())
     query = sql.SQL("""
-        WITH draw AS ({draw})
-        SELECT {select}, count(*) AS racks,
-               count(*) FILTER (WHERE s.status = ANY(%(serving)s)) AS in_service,
-               count(*) FILTER (WHERE s.deviation_count > 0) AS with_deviations,
-               count(*) FILTER (WHERE s.health ->> 'overall' = 'critical') AS critical,
-               coalesce(sum(s.power_watts), 0) AS power_watts,
-               coalesce(sum(d.draw_watts) FILTER (WHERE s.status = ANY(%(standing)s) AND s.row_id IS NOT NULL), 0)
-                   AS allocated_draw_watts
-        FROM {racks} s
-        LEFT JOIN facilities f USING (facility_id)
-        LEFT JOIN draw d USING (generation)
+        SELECT {select}, sum(racks) AS racks, sum(in_service) AS in_service, sum(with_deviations) AS with_deviations,
+               sum(critical) AS critical, sum(power_watts) AS power_watts,
+               sum(allocated_draw_watts) AS allocated_draw_watts
+        FROM fleet_cube c WHERE %(owner)s::text IS NULL OR c.operator = %(owner)s
         GROUP BY {group} ORDER BY {group}
-    """).format(draw=sql.SQL(_DESIGN_DRAW), select=select, racks=_RACKS,
-                group=sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(keys))))
-    rows = conn.execute(query, _p(owner, serving=_SERVING, standing=_STANDING)).fetchall()
+    """).format(select=select, group=sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(keys))))
+    rows = conn.execute(query, _p(owner)).fetchall()
     groups = [a.FleetGroup(key={k: r[k] for k in keys}, racks=r["racks"], in_service=r["in_service"],
                            with_deviations=r["with_deviations"], critical=r["critical"],
                            power_watts=float(r["power_watts"]), allocated_draw_watts=float(r["allocated_draw_watts"]))
               for r in rows]
-    return a.FleetSummary(group_by=list(group_by), groups=groups, racks=sum(g.racks for g in groups))  # type: ignore[arg-type]
+    return a.FleetSummary(group_by=list(group_by), groups=groups, racks=sum(g.racks for g in groups),  # type: ignore[arg-type]
+                          summarised_at=summarised_at)
 
 
 # --- headroom and placement -----------------------------------------------------------------
 
 _ALLOCATION = """
-    SELECT s.facility_id, s.hall_id, s.row_id, count(*) AS racks, coalesce(sum(d.draw_watts), 0) AS allocated
-    FROM rack_state s JOIN draw d USING (generation)
-    WHERE s.status = ANY(%(standing)s) AND s.row_id IS NOT NULL
-      AND (%(facility)s::text IS NULL OR s.facility_id = %(facility)s)
+    SELECT c.facility_id, c.hall_id, c.row_id, sum(c.standing) AS racks, sum(c.allocated_draw_watts) AS allocated
+    FROM fleet_cube c
+    WHERE c.standing > 0 AND (%(facility)s::text IS NULL OR c.facility_id = %(facility)s)
     GROUP BY 1, 2, 3
 """
 
@@ -279,7 +307,7 @@ _P95 = {
 
 def _places(conn: Conn, level: str, owner: str | None, facility: str | None) -> list[dict[str, Any]]:
     query = _PLACES[level].format(draw=sql.SQL(_DESIGN_DRAW), alloc=sql.SQL(_ALLOCATION), facilities=_FACILITIES)
-    return conn.execute(query, _p(owner, facility=facility, standing=_STANDING)).fetchall()
+    return conn.execute(query, _p(owner, facility=facility)).fetchall()
 
 
 def _capacity(r: dict[str, Any]) -> Capacity:
@@ -288,16 +316,32 @@ def _capacity(r: dict[str, Any]) -> Capacity:
                     int(r["positions"]), int(r["racks"]))
 
 
+DEFAULT_WINDOW_MINUTES = 15
+"""Headroom's default p95 window: the one the summary tables hold (others are computed from the minutes)."""
+
+
 def headroom(conn: Conn, *, owner: str | None = None, level: str = "row", facility: str | None = None,
-             window_minutes: int = 15) -> a.Headroom:
-    """Per facility, hall or row: site limits, allocated design draw, measured p95 draw, what is left."""
+             window_minutes: int = DEFAULT_WINDOW_MINUTES) -> a.Headroom:
+    """Per facility, hall or row: site limits, allocated design draw, measured p95 draw, what is left.
+
+    Allocation comes from the fleet cube; the p95 over the default window from its summary, any
+    other window from the per-row minutes.
+    """
     if level not in _PLACES:
         raise InvalidQuery("level", level, list(a.HEADROOM_LEVELS))
     if not 1 <= window_minutes <= 7 * 24 * 60:
         raise InvalidQuery("window_minutes", window_minutes, hint="give 1 to 10080 minutes")
     _check(conn, "facility", facility, owner=owner)
+    summarised_at = _fresh_summary(conn, "fleet_cube", CUBE_MAX_AGE_SECONDS)
     keys, select = _P95[level]
     p95 = {tuple(r[k] for k in ("facility_id", "hall_id", "row_id")): r["p95"] for r in conn.execute(
+        sql.SQL("""
+            SELECT facility_id, hall_id, row_id, p95_watts AS p95 FROM place_draw_p95
+            WHERE level = %(level)s AND (%(facility)s::text IS NULL OR facility_id = %(facility)s)
+              AND facility_id IN (SELECT facility_id FROM {facilities} f)
+        """).format(facilities=_FACILITIES), _p(owner, level=level, facility=facility))
+    } if window_minutes == DEFAULT_WINDOW_MINUTES else {tuple(r[k] for k in ("facility_id", "hall_id", "row_id")):
+                                                        r["p95"] for r in conn.execute(
         sql.SQL("""
             SELECT {select}, percentile_cont(0.95) WITHIN GROUP (ORDER BY watts) AS p95
             FROM (SELECT {keys}, minute, sum(power_watts) AS watts FROM row_power_minutes
@@ -320,7 +364,8 @@ def headroom(conn: Conn, *, owner: str | None = None, level: str = "row", facili
             available_power_watts=c.available_power_watts, available_cooling_watts=c.available_cooling_watts,
             free_positions=c.free_positions))
     places.sort(key=lambda p: (p.facility_id, p.hall_id or "", p.row_id or ""))
-    return a.Headroom(level=level, window_minutes=window_minutes, places=places)  # type: ignore[arg-type]
+    return a.Headroom(level=level, window_minutes=window_minutes, places=places,  # type: ignore[arg-type]
+                      summarised_at=summarised_at)
 
 
 def place(conn: Conn, *, generation: str, count: int, owner: str | None = None,
@@ -337,6 +382,7 @@ def place(conn: Conn, *, generation: str, count: int, owner: str | None = None,
         raise InvalidQuery("generation", generation, valid_values(conn, "generation"),
                            "a generation needs a published intent to be placed")
     intent = GenerationIntent.model_validate(row["body"])
+    _fresh_summary(conn, "fleet_cube", CUBE_MAX_AGE_SECONDS)
     capacities = [_capacity(r) for level in ("hall", "row") for r in _places(conn, level, owner, facility)]
     plan = plan_placement(capacities, intent, count)
     return a.Placement(
@@ -385,21 +431,22 @@ def list_racks(
         (%(stage)s::text IS NULL OR s.status = %(stage)s)
         AND (%(generation)s::text IS NULL OR s.generation = %(generation)s)
         AND (%(facility)s::text IS NULL OR s.facility_id = %(facility)s)
-        AND (%(health)s::text IS NULL OR coalesce(s.health ->> 'overall', 'unknown') = %(health)s)
+        AND (%(health)s::text IS NULL OR s.health_overall = %(health)s
+             OR (%(health)s = 'unknown' AND s.health_overall IS NULL))  -- never reported: no health document
         AND (%(deviation)s::text IS NULL
              OR EXISTS (SELECT 1 FROM deviations d WHERE d.rack_id = s.rack_id AND d.check_name = %(deviation)s))
         AND (%(stalled)s::boolean IS NULL OR %(stalled)s = EXISTS (
              SELECT 1 FROM deviations d WHERE d.rack_id = s.rack_id AND d.check_name = 'stalled-in-stage'))
         AND (%(drift)s::boolean IS NULL OR %(drift)s = EXISTS (
              SELECT 1 FROM deviations d WHERE d.rack_id = s.rack_id AND d.check_name LIKE 'firmware-drift-%%'))
-        AND (%(onshore)s::double precision IS NULL OR rack_onshore_share(s.twin) < %(onshore)s)
+        AND (%(onshore)s::double precision IS NULL OR s.onshore_share < %(onshore)s)
     """)
     params = _p(owner, stage=stage, generation=generation, facility=facility, health=health, deviation=deviation,
                 stalled=stalled, drift=firmware_drift, onshore=onshore_below, after=after, limit=limit + 1)
     rows = conn.execute(sql.SQL("""
         SELECT s.rack_id, s.generation, s.status, s.facility_id, s.hall_id, s.row_id, s.position,
-               s.stage_entered_at, s.health ->> 'overall' AS health, s.power_watts, s.telemetry_at,
-               s.deviation_count, rack_onshore_share(s.twin) AS onshore_share
+               s.stage_entered_at, s.health_overall AS health, s.power_watts, s.telemetry_at,
+               s.deviation_count, s.onshore_share AS onshore_share
         FROM {racks} s WHERE {where} AND (%(after)s::text IS NULL OR s.rack_id > %(after)s)
         ORDER BY s.rack_id LIMIT %(limit)s
     """).format(racks=_RACKS, where=where), params).fetchall()
@@ -419,7 +466,7 @@ def list_racks(
 
 def _visible(conn: Conn, rack_id: str, owner: str | None) -> dict[str, Any] | None:
     return conn.execute(
-        sql.SQL("SELECT s.*, rack_onshore_share(s.twin) AS onshore_share FROM {racks} s WHERE s.rack_id = %(rack)s")
+        sql.SQL("SELECT s.* FROM {racks} s WHERE s.rack_id = %(rack)s")
         .format(racks=_RACKS), _p(owner, rack=rack_id)).fetchone()
 
 
@@ -476,17 +523,10 @@ def rack_as_of(conn: Conn, rack_id: str, instant: datetime, *, owner: str | None
 
 
 def _lead_to_service(conn: Conn, owner: str | None) -> dict[str, float]:
-    """Stage -> median days from entering it to entering service, over racks that did both."""
-    rows = conn.execute(sql.SQL("""
-        SELECT st.key AS stage,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM
-                   (s.twin -> 'stage_entered_at' ->> 'active')::timestamptz - st.value::timestamptz) / 86400) AS days
-        FROM {racks} s, jsonb_each_text(s.twin -> 'stage_entered_at') st
-        WHERE s.twin -> 'stage_entered_at' ? 'active' AND st.key = ANY(%(pipeline)s)
-          AND (s.twin -> 'stage_entered_at' ->> 'active')::timestamptz >= st.value::timestamptz
-        GROUP BY 1
-    """).format(racks=_RACKS), _p(owner, pipeline=_PIPELINE)).fetchall()
-    return {r["stage"]: float(r["days"]) for r in rows}
+    """Stage -> median days from entering it to entering service, over the owner's racks that did both."""
+    rows = conn.execute("SELECT stage, median_days FROM lead_to_service WHERE operator = %s",
+                        (owner if owner is not None else "*",)).fetchall()
+    return {r["stage"]: float(r["median_days"]) for r in rows}
 
 
 def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None) -> a.RolloutProgress:
@@ -495,10 +535,12 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
     The forecast adds to today's racks in service every rack still on its way (manufactured to
     commissioned, at a known facility or shipped to one) expected to enter service by the
     quarter's end: when it entered its current stage plus the measured median time from that
-    stage to service. A past quarter's forecast is the racks in service now that entered service
-    before its end (racks withdrawn since are not counted back).
+    stage to service (stage durations, migration 0023). A past quarter's forecast is the racks
+    in service now that entered their current stage before its end (racks withdrawn since are
+    not counted back).
     """
     _check(conn, "facility", facility, owner=owner)
+    summarised_at = _fresh_summary(conn, "stage_durations", DURATIONS_MAX_AGE_SECONDS)
     lead = _lead_to_service(conn, owner)
     plan = conn.execute("SELECT max(revision) AS revision FROM rollout_targets").fetchone()
     revision = plan["revision"] if plan else None
@@ -509,25 +551,21 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
           AND (%(facility)s::text IS NULL OR t.facility_id = %(facility)s)
     """).format(facilities=_FACILITIES), _p(owner, revision=revision, facility=facility)):
         targets[(r["facility_id"], r["generation"])][r["quarter"]] = r["racks_in_service"]
-    # Racks in service, by the quarter they (last) entered service.
     served: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in conn.execute(sql.SQL("""
-        SELECT s.facility_id, s.generation,
-               to_char(coalesce((s.twin -> 'stage_entered_at' ->> 'active')::timestamptz, s.stage_entered_at)
-                       AT TIME ZONE 'UTC', 'YYYY"Q"Q') AS quarter, count(*) AS n
+        SELECT s.facility_id, s.generation, to_char(s.stage_entered_at AT TIME ZONE 'UTC', 'YYYY"Q"Q') AS quarter,
+               count(*) AS n
         FROM {racks} s WHERE s.status = ANY(%(serving)s) AND s.facility_id IS NOT NULL AND s.generation IS NOT NULL
           AND (%(facility)s::text IS NULL OR s.facility_id = %(facility)s)
         GROUP BY 1, 2, 3
     """).format(racks=_RACKS), _p(owner, serving=_SERVING, facility=facility)):
-        served[(r["facility_id"], r["generation"])][r["quarter"]] += r["n"]
-    # Racks on their way, by the quarter they are expected to enter service.
+        served[(r["facility_id"], r["generation"])][r["quarter"] or "0000Q0"] += r["n"]
     expected: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    lead_rows = [{"stage": k, "days": v} for k, v in lead.items()]
-    if lead_rows:
+    if lead:
         for r in conn.execute(sql.SQL("""
             WITH lead AS (SELECT * FROM jsonb_to_recordset(%(lead)s::jsonb) AS x(stage text, days double precision)),
             way AS (
-                SELECT coalesce(s.facility_id, s.twin ->> 'destination_facility_id') AS facility_id, s.generation,
+                SELECT coalesce(s.facility_id, s.destination_facility_id) AS facility_id, s.generation,
                        greatest(s.stage_entered_at + make_interval(secs => l.days * 86400), now()) AS due
                 FROM rack_state s JOIN lead l ON l.stage = s.status
                 WHERE s.status = ANY(%(pipeline)s) AND s.generation IS NOT NULL AND s.stage_entered_at IS NOT NULL
@@ -536,8 +574,8 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
             FROM way WHERE facility_id IN (SELECT facility_id FROM {facilities} f)
               AND (%(facility)s::text IS NULL OR facility_id = %(facility)s)
             GROUP BY 1, 2, 3
-        """).format(facilities=_FACILITIES),
-                _p(owner, lead=Jsonb(lead_rows), pipeline=_PIPELINE, facility=facility)):
+        """).format(facilities=_FACILITIES), _p(owner, lead=Jsonb([{"stage": k, "days": v} for k, v in lead.items()]),
+                                               pipeline=_PIPELINE, facility=facility)):
             expected[(r["facility_id"], r["generation"])][r["quarter"]] += r["n"]
     now_quarter = quarter_of(datetime.now(timezone.utc))
     cells = []
@@ -553,61 +591,60 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
                                        in_service=in_service_now if q == now_quarter else None,
                                        forecast=forecast, on_plan=forecast >= level))
     return a.RolloutProgress(plan_revision=revision, quarters=list(PLAN_QUARTERS), lead_time_days_to_service=lead,
-                             cells=cells)
+                             cells=cells, summarised_at=summarised_at)
 
 
 # --- scorecard ------------------------------------------------------------------------------
 
 
 def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = None) -> a.Scorecard:
-    """Generations side by side: the facts behind adopting a new one "depending on performance"."""
+    """Generations side by side: the facts behind adopting a new one "depending on performance".
+
+    Counts, onshore share and power from the fleet cube; lead times, rack-years in service, RMAs
+    and failures (degradations) from the stage durations of the event store; deviation rates live.
+    """
     _check(conn, "generation", generation)
-    p = _p(owner, generation=generation, serving=_SERVING, pipeline=_PIPELINE + ["active"])
+    summarised_at = min(_fresh_summary(conn, "fleet_cube", CUBE_MAX_AGE_SECONDS),
+                        _fresh_summary(conn, "stage_durations", DURATIONS_MAX_AGE_SECONDS))
+    p = _p(owner, generation=generation, pipeline=_PIPELINE + ["active"], serving=_SERVING)
     base = {r["generation"]: r for r in conn.execute(sql.SQL("""
         WITH draw AS ({draw})
-        SELECT s.generation, d.title, d.budget_max_watts, count(*) AS racks,
-               count(*) FILTER (WHERE s.status = ANY(%(serving)s)) AS in_service,
-               avg(rack_onshore_share(s.twin)) AS onshore,
-               avg(s.power_watts) FILTER (WHERE s.status = ANY(%(serving)s)) AS power
-        FROM {racks} s LEFT JOIN draw d USING (generation)
-        WHERE s.generation IS NOT NULL AND (%(generation)s::text IS NULL OR s.generation = %(generation)s)
+        SELECT c.generation, d.title, d.budget_max_watts, sum(c.racks) AS racks, sum(c.in_service) AS in_service,
+               sum(c.onshore_sum) / nullif(sum(c.onshore_racks), 0) AS onshore,
+               sum(c.serving_power_watts) / nullif(sum(c.in_service), 0) AS power
+        FROM fleet_cube c LEFT JOIN draw d USING (generation)
+        WHERE c.generation IS NOT NULL AND (%(owner)s::text IS NULL OR c.operator = %(owner)s)
+          AND (%(generation)s::text IS NULL OR c.generation = %(generation)s)
         GROUP BY 1, 2, 3 ORDER BY 1
-    """).format(draw=sql.SQL(_DESIGN_DRAW), racks=_RACKS), p)}
+    """).format(draw=sql.SQL(_DESIGN_DRAW)), p)}
     rates: dict[str, dict[str, float]] = defaultdict(dict)
     for r in conn.execute(sql.SQL(f"""
-        SELECT s.generation, {_SUBSYSTEM} AS subsystem, count(DISTINCT d.rack_id) AS n
-        FROM {{racks}} s JOIN deviations d USING (rack_id)
-        WHERE (%(generation)s::text IS NULL OR s.generation = %(generation)s) GROUP BY 1, 2
+        SELECT d.generation, {_SUBSYSTEM} AS subsystem, count(DISTINCT d.rack_id) AS n
+        FROM deviations d
+        WHERE (%(generation)s::text IS NULL OR d.generation = %(generation)s)
+          AND (%(owner)s::text IS NULL OR d.rack_id IN (SELECT rack_id FROM {{racks}} s))
+        GROUP BY 1, 2
     """).format(racks=_RACKS), p):
         if r["generation"] in base:
             rates[r["generation"]][r["subsystem"]] = r["n"] / base[r["generation"]]["racks"]
+    scope = sql.SQL("(%(owner)s::text IS NULL OR d.operator = %(owner)s)"
+                    " AND (%(generation)s::text IS NULL OR d.generation = %(generation)s)")
     years = {r["generation"]: r for r in conn.execute(sql.SQL("""
-        WITH started AS (
-            SELECT stream_id AS rack_id, min(occurred_at) AS since FROM events
-            WHERE type = 'rack.entered_service' GROUP BY 1
-        ), incidents AS (
-            SELECT stream_id AS rack_id, count(*) FILTER (WHERE type = 'rack.rma_opened') AS rma,
-                   count(*) FILTER (WHERE type = 'rack.degraded') AS failures
-            FROM events WHERE type IN ('rack.rma_opened', 'rack.degraded') GROUP BY 1
-        )
-        SELECT s.generation, coalesce(sum(extract(epoch FROM now() - st.since)) / 31557600.0, 0) AS rack_years,
-               coalesce(sum(i.rma), 0) AS rma, coalesce(sum(i.failures), 0) AS failures
-        FROM {racks} s LEFT JOIN started st USING (rack_id) LEFT JOIN incidents i USING (rack_id)
-        WHERE s.generation IS NOT NULL AND (%(generation)s::text IS NULL OR s.generation = %(generation)s)
-        GROUP BY 1
-    """).format(racks=_RACKS), p)}
+        SELECT d.generation,
+               coalesce(sum(coalesce(d.days, extract(epoch FROM now() - d.entered_at) / 86400))
+                        FILTER (WHERE d.stage = ANY(%(serving)s)), 0) / 365.25 AS rack_years,
+               count(*) FILTER (WHERE d.stage = 'rma') AS rma,
+               count(*) FILTER (WHERE d.stage = 'degraded') AS failures
+        FROM stage_durations d WHERE {scope} GROUP BY 1
+    """).format(scope=scope), p)}
     leads: dict[str, list[a.LeadTime]] = defaultdict(list)
     for r in conn.execute(sql.SQL("""
-        SELECT s.generation, e.key AS stage, count(*) AS racks,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY x.days) AS median,
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY x.days) AS p90
-        FROM {racks} s, jsonb_each_text(s.twin -> 'stage_entered_at') e,
-             LATERAL (SELECT extract(epoch FROM (s.twin -> 'stage_left_at' ->> e.key)::timestamptz
-                                               - e.value::timestamptz) / 86400 AS days) x
-        WHERE s.twin -> 'stage_left_at' ? e.key AND e.key = ANY(%(pipeline)s) AND x.days >= 0
-          AND (%(generation)s::text IS NULL OR s.generation = %(generation)s)
+        SELECT d.generation, d.stage, count(*) AS racks,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY d.days) AS median,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY d.days) AS p90
+        FROM stage_durations d WHERE d.days IS NOT NULL AND d.stage = ANY(%(pipeline)s) AND {scope}
         GROUP BY 1, 2
-    """).format(racks=_RACKS), p):
+    """).format(scope=scope), p):
         leads[r["generation"]].append(a.LeadTime(stage=r["stage"], racks=r["racks"], median_days=float(r["median"]),
                                                  p90_days=float(r["p90"])))
     order = {s: i for i, s in enumerate(_PIPELINE + ["active"])}
@@ -616,7 +653,7 @@ def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = 
         y = years.get(g, {"rack_years": 0, "rma": 0, "failures": 0})
         rack_years = float(y["rack_years"])
         out.append(a.GenerationScore(
-            generation=g, title=r["title"], racks=r["racks"], racks_in_service=r["in_service"],
+            generation=g, title=r["title"], racks=int(r["racks"]), racks_in_service=int(r["in_service"]),
             deviation_rate={s: rates[g].get(s, 0.0) for s in SUBSYSTEMS}, rack_years_in_service=rack_years,
             rma_per_rack_year=float(y["rma"]) / rack_years if rack_years > 0 else None,
             failures_per_rack_year=float(y["failures"]) / rack_years if rack_years > 0 else None,
@@ -624,7 +661,7 @@ def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = 
             onshore_share=None if r["onshore"] is None else float(r["onshore"]),
             power_per_rack_watts=None if r["power"] is None else float(r["power"]),
             power_budget_watts=r["budget_max_watts"]))
-    return a.Scorecard(generations=out)
+    return a.Scorecard(generations=out, summarised_at=summarised_at)
 
 
 # --- intent ---------------------------------------------------------------------------------
