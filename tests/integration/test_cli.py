@@ -144,7 +144,7 @@ def test_racks_beyond_one_page_are_fetched_page_after_page(twin: Any, fleet: Ten
 def test_health_and_deviation_filters_select_exactly_those_racks(twin: Any, fleet: Tenant) -> None:
     by_health = sql(fleet, "SELECT coalesce(health ->> 'overall', 'unknown') AS h, array_agg(rack_id ORDER BY rack_id)"
                            " AS ids FROM rack_state GROUP BY 1")
-    assert {r["h"] for r in by_health} >= {"ok", "unknown"}
+    assert "unknown" in {r["h"] for r in by_health} and len(by_health) >= 3, by_health
     for group in by_health:
         doc = json.loads(twin("racks", "--health", group["h"], "--limit", "1000", "--json").stdout)
         assert [r["rack_id"] for r in doc["racks"]] == group["ids"], group["h"]

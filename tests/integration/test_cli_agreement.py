@@ -106,8 +106,11 @@ def sample(world: ApiWorld) -> dict[str, str]:
                             " ORDER BY rack_id LIMIT 1").fetchone()
         generation = conn.execute("SELECT generation FROM generation_intents ORDER BY 1 LIMIT 1").fetchone()
         facility = conn.execute("SELECT facility_id FROM facilities ORDER BY 1 LIMIT 1").fetchone()
-    assert rack and generation and facility
-    return {"rack": rack["rack_id"], "generation": generation["generation"], "facility": facility["facility_id"]}
+        health = conn.execute("SELECT health ->> 'overall' AS h FROM rack_state WHERE health <> '{}'"
+                              " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()
+    assert rack and generation and facility and health
+    return {"rack": rack["rack_id"], "generation": generation["generation"], "facility": facility["facility_id"],
+            "health": health["h"]}
 
 
 def test_fleet_summary(world: ApiWorld, cli: Any, client: TwinClient) -> None:
@@ -133,12 +136,14 @@ def test_placement(world: ApiWorld, cli: Any, client: TwinClient, sample: dict[s
           client.place(g, 3, facility=f))
 
 
-def test_racks(world: ApiWorld, cli: Any, client: TwinClient) -> None:
+def test_racks(world: ApiWorld, cli: Any, client: TwinClient, sample: dict[str, str]) -> None:
     from_cli = cli("racks", "--stage", "active", "--limit", "20")
     assert len(from_cli["racks"]) == 20 and from_cli["next_cursor"]
     _same(from_cli, _http(world, "/racks", stage="active", limit=20), client.racks(stage="active", limit=20))
-    _same(cli("racks", "--health", "ok", "--limit", "1000"), _http(world, "/racks", health="ok", limit=1000),
-          client.racks(health="ok", limit=1000))
+    h = sample["health"]
+    by_health = cli("racks", "--health", h, "--limit", "1000")
+    assert by_health["racks"]
+    _same(by_health, _http(world, "/racks", health=h, limit=1000), client.racks(health=h, limit=1000))
 
 
 def test_one_rack_now_in_history_and_as_of(world: ApiWorld, cli: Any, client: TwinClient,
