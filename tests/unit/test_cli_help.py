@@ -147,3 +147,15 @@ def test_dead_letter_reasons_come_from_the_error_tree() -> None:
                    "illegal-transition", "missing-tests", "out-of-physical-range", "unknown-schema-version"):
         assert reason in reasons
     assert "rejected" not in reasons
+
+
+def test_every_verb_has_a_one_line_summary() -> None:
+    import typer.main
+
+    root = typer.main.get_command(app)
+    for path in _all_commands()[1:]:
+        command = root
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        first = (command.help or "").strip().split("\n\n")[0]
+        assert first and "\n" not in first, (path, first)

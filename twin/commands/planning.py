@@ -189,10 +189,10 @@ def scorecard(
     as_json: AsJson = False,
     as_csv: AsCsv = False,
 ) -> None:
-    """Generations side by side: in service, deviation rate per subsystem, RMA and failures per rack-year,
-    lead times per stage, onshore share, power per rack against budget.
+    """Generations side by side: in service, deviations, RMA and failures, lead times, onshore share, power.
 
-    One row per measure, one column per generation (CSV too). --json prints what GET /v1/scorecard answers.
+    Deviation rate per subsystem, RMA and failures per rack-year in service, lead time per
+    stage (median and p90), onshore share, power per rack against budget. One row per measure, one column per generation (CSV too). --json prints what GET /v1/scorecard answers.
     """
     from twin.store.queries import SUBSYSTEMS
 
