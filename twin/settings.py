@@ -95,6 +95,7 @@ class Settings(BaseSettings):
             "database_url": urlunsplit(url),
             "state_dir": str(self.state_dir),
             "worker_id": self.worker_id,
+            "api_url": self.api_url or "(none: the CLI reads the database)",
         }
 
 
