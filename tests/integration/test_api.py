@@ -91,7 +91,7 @@ def test_a_partner_cannot_read_another_partners_data_on_any_endpoint(world: ApiW
                    | {o for o in operators if o != me}
                    | {r["rack_id"] for r in placed if r["operator"] != me})
         for _, path in operations:
-            for rack_id in (mine, theirs):
+            for rack_id in (mine, theirs) if "{rack_id}" in path else (mine,):
                 url, params = _sample(world, path, rack_id, generation)
                 r = httpx.get(world.base_url + url, params=params, headers=world.headers(f"partner:{me}"))
                 if "{rack_id}" in path and rack_id == theirs:
@@ -101,9 +101,10 @@ def test_a_partner_cannot_read_another_partners_data_on_any_endpoint(world: ApiW
                 assert r.status_code == 200, (path, r.text)
                 leaked = {s for s in foreign if re.search(rf'"{re.escape(s)}"', r.text)}
                 assert not leaked, f"{me} read {sorted(leaked)[:5]} of others on {path}"
-                admin = httpx.get(world.base_url + url, params=params, headers=world.headers("admin"))
-                assert admin.status_code == 200
-                seen_by_admin |= {s for s in foreign if f'"{s}"' in admin.text}
+                if not seen_by_admin:
+                    admin = httpx.get(world.base_url + url, params=params, headers=world.headers("admin"))
+                    assert admin.status_code == 200
+                    seen_by_admin |= {s for s in foreign if f'"{s}"' in admin.text}
     assert seen_by_admin, "the same requests with an admin token do show other partners' data"
 
 
