@@ -139,7 +139,7 @@ def _p(owner: str | None, **more: Any) -> dict[str, Any]:
     return {"owner": owner, **more}
 
 
-CUBE_MAX_AGE_SECONDS = 15.0
+CUBE_MAX_AGE_SECONDS = 60.0
 """Oldest fleet cube (summary, headroom allocation, scorecard counts) a query accepts before refreshing it."""
 DURATIONS_MAX_AGE_SECONDS = 600.0
 """Oldest stage durations (lead times, rack-years) a query accepts; they move by days, not seconds."""
