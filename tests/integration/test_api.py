@@ -330,3 +330,33 @@ def test_client_answers_equal_the_shared_queries_for_admin_and_partner(world: Ap
 
     total, walked = asyncio.run(asynchronously())
     assert total == walked > 0
+
+
+# --- twin token ------------------------------------------------------------------------------
+
+import json as _json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+
+def _twin(world: ApiWorld, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from twin.cli import main; main()", *args], env=world.tenant.env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_token_made_with_twin_token_works_until_it_is_revoked(world: ApiWorld) -> None:
+    partner = next(w for w in world.tokens if w.startswith("partner:")).split(":", 1)[1]
+    made = _twin(world, "token", "create", "cli-made", "--scope", "read", "--owner", partner, "--json")
+    assert made.returncode == 0, made.stderr
+    token = _json.loads(made.stdout)
+    assert token["owner"] == partner and token["scopes"] == ["read"]
+    url, h = f"{world.base_url}/v1/racks", {"Authorization": f"Bearer {token['secret']}"}
+    assert httpx.get(url, headers=h).status_code == 200
+    listed = _twin(world, "token", "list", "--json")
+    assert token["token_id"] in listed.stdout and token["secret"] not in listed.stdout
+    assert _twin(world, "token", "revoke", token["token_id"]).returncode == 0
+    assert httpx.get(url, headers=h).status_code == 401
+    again = _twin(world, "token", "revoke", token["token_id"])
+    assert again.returncode == 2 and "no live token" in again.stderr
+    bad = _twin(world, "token", "create", "x", "--owner", "Nobody Inc")
+    assert bad.returncode == 2 and partner in bad.stderr, "an unknown owner is refused, listing the operators"
