@@ -32,8 +32,9 @@ tables rebuilt from the current state (migration 0023); a query finding one olde
 (`CUBE_MAX_AGE_SECONDS`, `DURATIONS_MAX_AGE_SECONDS`) rebuilds it first, and the answer's
 `summarised_at` says when. Racks, one rack and its history are read live.
 
-Where the racks are read from is said once, in `_RACKS` (a partner-scoped view of the
-current-state table): if the current state is split or renamed, only that changes.
+Where the racks are read from is said in `_RACKS` and `_OWNED` (partner-scoped views of the
+current-state table) and in the refresh functions of migration 0023: if the current state is
+split or renamed, only those change.
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ _RACKS = sql.SQL("""
      WHERE %(owner)s::text IS NULL
         OR facility_id IN (SELECT facility_id FROM facilities WHERE operator = %(owner)s))""")
 """The racks an owner may see: those standing in (received at, installed in) its facilities."""
+
+_OWNED = sql.SQL("""(%(owner)s::text IS NULL OR {column} IN (
+    SELECT o.rack_id FROM rack_state o JOIN facilities f USING (facility_id) WHERE f.operator = %(owner)s))""")
+"""`column` names a rack the owner may see (no scan of the racks for the whole fleet)."""
 
 _FACILITIES = sql.SQL("(SELECT * FROM facilities WHERE %(owner)s::text IS NULL OR operator = %(owner)s)")
 
@@ -134,7 +139,7 @@ def _p(owner: str | None, **more: Any) -> dict[str, Any]:
     return {"owner": owner, **more}
 
 
-CUBE_MAX_AGE_SECONDS = 15.0
+CUBE_MAX_AGE_SECONDS = 60.0
 """Oldest fleet cube (summary, headroom allocation, scorecard counts) a query accepts before refreshing it."""
 DURATIONS_MAX_AGE_SECONDS = 600.0
 """Oldest stage durations (lead times, rack-years) a query accepts; they move by days, not seconds."""
@@ -187,6 +192,16 @@ def freshness(conn: Conn) -> a.Freshness:
 # --- validation -----------------------------------------------------------------------------
 
 
+_GENERATIONS = """
+    WITH RECURSIVE g AS (  -- the distinct generations of the racks, one index probe each (a skip scan)
+        SELECT min(generation) AS v FROM rack_state
+        UNION ALL
+        SELECT (SELECT min(generation) FROM rack_state WHERE generation > g.v) FROM g WHERE g.v IS NOT NULL
+    )
+    SELECT v AS generation FROM g WHERE v IS NOT NULL UNION SELECT generation FROM generation_intents ORDER BY 1
+"""
+
+
 def valid_values(conn: Conn, field: str, *, owner: str | None = None) -> list[str]:
     """The values a filter accepts: `stage`, `generation`, `facility`, `health`, `deviation`, `operator`."""
     if field == "stage":
@@ -196,8 +211,7 @@ def valid_values(conn: Conn, field: str, *, owner: str | None = None) -> list[st
     if field == "deviation":
         return list(KNOWN_CHECKS)
     if field == "generation":
-        return [r["generation"] for r in conn.execute(
-            "SELECT generation FROM generation_intents UNION SELECT generation FROM racks ORDER BY 1")]
+        return [r["generation"] for r in conn.execute(_GENERATIONS)]
     if field == "facility":
         return [r["facility_id"] for r in conn.execute(
             sql.SQL("SELECT facility_id FROM {} f ORDER BY 1").format(_FACILITIES), _p(owner))]
@@ -240,9 +254,10 @@ def fleet_summary(conn: Conn, *, owner: str | None = None,
         SELECT {select}, sum(racks) AS racks, sum(in_service) AS in_service, sum(with_deviations) AS with_deviations,
                sum(critical) AS critical, sum(power_watts) AS power_watts,
                sum(allocated_draw_watts) AS allocated_draw_watts
-        FROM fleet_cube c WHERE %(owner)s::text IS NULL OR c.operator = %(owner)s
+        FROM {cube} c WHERE %(owner)s::text IS NULL OR c.operator = %(owner)s
         GROUP BY {group} ORDER BY {group}
-    """).format(select=select, group=sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(keys))))
+    """).format(select=select, group=sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(keys))),
+                cube=sql.Identifier("fleet_cube" if {"hall", "row"} & set(group_by) else "facility_cube"))
     rows = conn.execute(query, _p(owner)).fetchall()
     groups = [a.FleetGroup(key={k: r[k] for k in keys}, racks=r["racks"], in_service=r["in_service"],
                            with_deviations=r["with_deviations"], critical=r["critical"],
@@ -255,10 +270,8 @@ def fleet_summary(conn: Conn, *, owner: str | None = None,
 # --- headroom and placement -----------------------------------------------------------------
 
 _ALLOCATION = """
-    SELECT c.facility_id, c.hall_id, c.row_id, sum(c.standing) AS racks, sum(c.allocated_draw_watts) AS allocated
-    FROM fleet_cube c
-    WHERE c.standing > 0 AND (%(facility)s::text IS NULL OR c.facility_id = %(facility)s)
-    GROUP BY 1, 2, 3
+    SELECT facility_id, hall_id, row_id, racks, allocated_draw_watts AS allocated FROM row_allocation
+    WHERE %(facility)s::text IS NULL OR facility_id = %(facility)s
 """
 
 _ROW_PLACES = sql.SQL("""
@@ -355,17 +368,18 @@ def headroom(conn: Conn, *, owner: str | None = None, level: str = "row", facili
     places = []
     for r in _places(conn, level, owner, facility):
         c = _capacity(r)
-        places.append(a.HeadroomPlace(
-            level=level, facility_id=c.facility_id, hall_id=c.hall_id, row_id=c.row_id,  # type: ignore[arg-type]
-            operator=r["operator"], positions=c.positions, racks=c.racks,
-            power_capacity_watts=c.power_capacity_watts, cooling_capacity_watts=c.cooling_capacity_watts,
-            allocated_draw_watts=c.allocated_draw_watts,
-            measured_p95_watts=p95.get((c.facility_id, c.hall_id, c.row_id)),
-            available_power_watts=c.available_power_watts, available_cooling_watts=c.available_cooling_watts,
-            free_positions=c.free_positions))
-    places.sort(key=lambda p: (p.facility_id, p.hall_id or "", p.row_id or ""))
-    return a.Headroom(level=level, window_minutes=window_minutes, places=places,  # type: ignore[arg-type]
-                      summarised_at=summarised_at)
+        places.append({
+            "level": level, "facility_id": c.facility_id, "hall_id": c.hall_id, "row_id": c.row_id,
+            "operator": r["operator"], "positions": c.positions, "racks": c.racks,
+            "power_capacity_watts": c.power_capacity_watts, "cooling_capacity_watts": c.cooling_capacity_watts,
+            "allocated_draw_watts": c.allocated_draw_watts,
+            "measured_p95_watts": p95.get((c.facility_id, c.hall_id, c.row_id)),
+            "available_power_watts": c.available_power_watts, "available_cooling_watts": c.available_cooling_watts,
+            "free_positions": c.free_positions})
+    places.sort(key=lambda p: (p["facility_id"], p["hall_id"] or "", p["row_id"] or ""))
+    return a.Headroom.model_validate({"level": level, "window_minutes": window_minutes, "places": places,
+                                      "summarised_at": summarised_at})
+
 
 
 def place(conn: Conn, *, generation: str, count: int, owner: str | None = None,
@@ -552,13 +566,14 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
     """).format(facilities=_FACILITIES), _p(owner, revision=revision, facility=facility)):
         targets[(r["facility_id"], r["generation"])][r["quarter"]] = r["racks_in_service"]
     served: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in conn.execute(sql.SQL("""
-        SELECT s.facility_id, s.generation, to_char(s.stage_entered_at AT TIME ZONE 'UTC', 'YYYY"Q"Q') AS quarter,
-               count(*) AS n
-        FROM {racks} s WHERE s.status = ANY(%(serving)s) AND s.facility_id IS NOT NULL AND s.generation IS NOT NULL
-          AND (%(facility)s::text IS NULL OR s.facility_id = %(facility)s)
+    _fresh_summary(conn, "fleet_cube", CUBE_MAX_AGE_SECONDS)
+    for r in conn.execute("""
+        SELECT facility_id, generation, entered_quarter AS quarter, sum(in_service) AS n FROM facility_cube
+        WHERE in_service > 0 AND facility_id IS NOT NULL AND generation IS NOT NULL
+          AND (%(owner)s::text IS NULL OR operator = %(owner)s)
+          AND (%(facility)s::text IS NULL OR facility_id = %(facility)s)
         GROUP BY 1, 2, 3
-    """).format(racks=_RACKS), _p(owner, serving=_SERVING, facility=facility)):
+    """, _p(owner, facility=facility)):
         served[(r["facility_id"], r["generation"])][r["quarter"] or "0000Q0"] += r["n"]
     expected: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     if lead:
@@ -612,7 +627,7 @@ def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = 
         SELECT c.generation, d.title, d.budget_max_watts, sum(c.racks) AS racks, sum(c.in_service) AS in_service,
                sum(c.onshore_sum) / nullif(sum(c.onshore_racks), 0) AS onshore,
                sum(c.serving_power_watts) / nullif(sum(c.in_service), 0) AS power
-        FROM fleet_cube c LEFT JOIN draw d USING (generation)
+        FROM facility_cube c LEFT JOIN draw d USING (generation)
         WHERE c.generation IS NOT NULL AND (%(owner)s::text IS NULL OR c.operator = %(owner)s)
           AND (%(generation)s::text IS NULL OR c.generation = %(generation)s)
         GROUP BY 1, 2, 3 ORDER BY 1
@@ -621,30 +636,23 @@ def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = 
     for r in conn.execute(sql.SQL(f"""
         SELECT d.generation, {_SUBSYSTEM} AS subsystem, count(DISTINCT d.rack_id) AS n
         FROM deviations d
-        WHERE (%(generation)s::text IS NULL OR d.generation = %(generation)s)
-          AND (%(owner)s::text IS NULL OR d.rack_id IN (SELECT rack_id FROM {{racks}} s))
+        WHERE (%(generation)s::text IS NULL OR d.generation = %(generation)s) AND {{owned}}
         GROUP BY 1, 2
-    """).format(racks=_RACKS), p):
+    """).format(owned=_OWNED.format(column=sql.SQL("d.rack_id"))), p):
         if r["generation"] in base:
             rates[r["generation"]][r["subsystem"]] = r["n"] / base[r["generation"]]["racks"]
-    scope = sql.SQL("(%(owner)s::text IS NULL OR d.operator = %(owner)s)"
-                    " AND (%(generation)s::text IS NULL OR d.generation = %(generation)s)")
-    years = {r["generation"]: r for r in conn.execute(sql.SQL("""
-        SELECT d.generation,
-               coalesce(sum(coalesce(d.days, extract(epoch FROM now() - d.entered_at) / 86400))
-                        FILTER (WHERE d.stage = ANY(%(serving)s)), 0) / 365.25 AS rack_years,
-               count(*) FILTER (WHERE d.stage = 'rma') AS rma,
-               count(*) FILTER (WHERE d.stage = 'degraded') AS failures
-        FROM stage_durations d WHERE {scope} GROUP BY 1
-    """).format(scope=scope), p)}
+    p["who"] = owner if owner is not None else "*"
+    years = {r["generation"]: r for r in conn.execute("""
+        SELECT generation, (closed_days + (open_stays * extract(epoch FROM now()) - open_since_epoch_sum) / 86400)
+                           / 365.25 AS rack_years, rma, failures
+        FROM service_record WHERE operator = %(who)s
+          AND (%(generation)s::text IS NULL OR generation = %(generation)s)
+    """, p)}
     leads: dict[str, list[a.LeadTime]] = defaultdict(list)
-    for r in conn.execute(sql.SQL("""
-        SELECT d.generation, d.stage, count(*) AS racks,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY d.days) AS median,
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY d.days) AS p90
-        FROM stage_durations d WHERE d.days IS NOT NULL AND d.stage = ANY(%(pipeline)s) AND {scope}
-        GROUP BY 1, 2
-    """).format(scope=scope), p):
+    for r in conn.execute("""
+        SELECT generation, stage, racks, median_days AS median, p90_days AS p90 FROM stage_lead_times
+        WHERE operator = %(who)s AND (%(generation)s::text IS NULL OR generation = %(generation)s)
+    """, p):
         leads[r["generation"]].append(a.LeadTime(stage=r["stage"], racks=r["racks"], median_days=float(r["median"]),
                                                  p90_days=float(r["p90"])))
     order = {s: i for i, s in enumerate(_PIPELINE + ["active"])}
@@ -669,26 +677,26 @@ def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = 
 
 def _conformance(conn: Conn, owner: str | None, generation: str | None) -> dict[tuple[str, int], a.Conformance]:
     p = _p(owner, generation=generation)
-    judged = {(r["generation"], r["intent_revision"]): r["n"] for r in conn.execute(sql.SQL("""
-        SELECT s.generation, s.intent_revision, count(*) AS n FROM {racks} s
-        WHERE s.intent_revision IS NOT NULL AND (%(generation)s::text IS NULL OR s.generation = %(generation)s)
+    _fresh_summary(conn, "fleet_cube", CUBE_MAX_AGE_SECONDS)
+    judged = {(r["generation"], r["intent_revision"]): int(r["n"]) for r in conn.execute("""
+        SELECT generation, intent_revision, sum(racks) AS n FROM facility_cube
+        WHERE intent_revision IS NOT NULL AND (%(owner)s::text IS NULL OR operator = %(owner)s)
+          AND (%(generation)s::text IS NULL OR generation = %(generation)s)
         GROUP BY 1, 2
-    """).format(racks=_RACKS), p)}
+    """, p)}
     deviating: dict[tuple[str, int], int] = {}
     checks: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
     for r in conn.execute(sql.SQL("""
         SELECT d.generation, d.intent_revision, d.check_name, count(*) AS n FROM deviations d
-        WHERE d.rack_id IN (SELECT rack_id FROM {racks} s)
-          AND (%(generation)s::text IS NULL OR d.generation = %(generation)s)
+        WHERE {owned} AND (%(generation)s::text IS NULL OR d.generation = %(generation)s)
         GROUP BY 1, 2, 3
-    """).format(racks=_RACKS), p):
+    """).format(owned=_OWNED.format(column=sql.SQL("d.rack_id"))), p):
         checks[(r["generation"], r["intent_revision"])][r["check_name"]] = r["n"]
     for r in conn.execute(sql.SQL("""
         SELECT d.generation, d.intent_revision, count(DISTINCT d.rack_id) AS n FROM deviations d
-        JOIN {racks} s ON s.rack_id = d.rack_id AND s.intent_revision = d.intent_revision
-        WHERE (%(generation)s::text IS NULL OR d.generation = %(generation)s)
+        WHERE {owned} AND (%(generation)s::text IS NULL OR d.generation = %(generation)s)
         GROUP BY 1, 2
-    """).format(racks=_RACKS), p):
+    """).format(owned=_OWNED.format(column=sql.SQL("d.rack_id"))), p):
         deviating[(r["generation"], r["intent_revision"])] = r["n"]
     out = {}
     for key in set(judged) | set(checks):

@@ -10,19 +10,36 @@ CREATE TABLE summary_refreshes (
     seconds      double precision NOT NULL
 );
 
--- The fleet by every dimension a summary or headroom groups by; a few tens of thousands of rows.
+-- The fleet by place, generation, stage and operator (summary by hall or row, a few tens of
+-- thousands of rows), the same without hall and row but with the judging intent revision and the
+-- quarter the rack entered its stage (summary by the other dimensions, scorecard, rollout,
+-- conformance: a thousand rows or so), and per row what the standing racks allocate (headroom).
 CREATE TABLE fleet_cube (
-    facility_id text, hall_id text, row_id text, generation text, stage text NOT NULL, operator text, health text,
+    facility_id text, hall_id text, row_id text, generation text, stage text NOT NULL, operator text,
     racks integer NOT NULL,
     in_service integer NOT NULL,
     with_deviations integer NOT NULL,
     critical integer NOT NULL,
-    standing integer NOT NULL,                       -- racks standing in a position (allocating draw)
     power_watts double precision NOT NULL,           -- latest measured draw, summed
-    serving_power_watts double precision NOT NULL,   -- the same, of racks in service
-    allocated_draw_watts double precision NOT NULL,  -- design draw of the standing racks
+    allocated_draw_watts double precision NOT NULL   -- design draw of the racks standing in a position
+);
+CREATE TABLE facility_cube (
+    facility_id text, generation text, stage text NOT NULL, operator text, intent_revision integer,
+    entered_quarter text,
+    racks integer NOT NULL,
+    in_service integer NOT NULL,
+    with_deviations integer NOT NULL,
+    critical integer NOT NULL,
+    power_watts double precision NOT NULL,
+    serving_power_watts double precision NOT NULL,   -- measured draw of the racks in service
+    allocated_draw_watts double precision NOT NULL,
     onshore_sum double precision NOT NULL,           -- onshore shares summed, and how many racks have one
     onshore_racks integer NOT NULL
+);
+CREATE TABLE row_allocation (
+    facility_id text NOT NULL, hall_id text NOT NULL, row_id text NOT NULL,
+    racks integer NOT NULL, allocated_draw_watts double precision NOT NULL,
+    PRIMARY KEY (facility_id, hall_id, row_id)
 );
 
 -- Measured p95 draw per place over the default 15-minute window (other windows are computed live).
@@ -40,28 +57,42 @@ BEGIN
                AND refreshed_at > clock_timestamp() - make_interval(secs => max_age_seconds)) THEN
         RETURN false;  -- another session refreshed it while this one waited
     END IF;
-    DELETE FROM fleet_cube;
-    INSERT INTO fleet_cube
+    -- One pass over the current state, narrowed to what the summaries read.
+    CREATE TEMP TABLE fleet_scan ON COMMIT DROP AS
     WITH draw AS (
         SELECT DISTINCT ON (generation) generation,
                coalesce((body -> 'power_budget_watts' ->> 'max')::double precision,
                         (body ->> 'cooling_capacity_watts')::double precision) AS draw_watts
         FROM generation_intents ORDER BY generation, revision DESC
     )
-    SELECT s.facility_id, s.hall_id, s.row_id, s.generation, s.status, f.operator, s.health_overall,
-           count(*),
-           count(*) FILTER (WHERE s.status IN ('active', 'degraded', 'maintenance')),
-           count(*) FILTER (WHERE s.deviation_count > 0),
-           count(*) FILTER (WHERE s.health_overall = 'critical'),
-           count(*) FILTER (WHERE s.status IN ('installed', 'commissioned', 'active', 'degraded', 'maintenance')
-                            AND s.row_id IS NOT NULL),
-           coalesce(sum(s.power_watts), 0),
-           coalesce(sum(s.power_watts) FILTER (WHERE s.status IN ('active', 'degraded', 'maintenance')), 0),
-           coalesce(sum(d.draw_watts) FILTER (WHERE s.status IN ('installed', 'commissioned', 'active', 'degraded',
-                                                                'maintenance') AND s.row_id IS NOT NULL), 0),
-           coalesce(sum(s.onshore_share), 0), count(s.onshore_share)
-    FROM rack_state s LEFT JOIN facilities f USING (facility_id) LEFT JOIN draw d USING (generation)
-    GROUP BY 1, 2, 3, 4, 5, 6, 7;
+    SELECT s.facility_id, s.hall_id, s.row_id, s.generation, s.status AS stage, f.operator, s.intent_revision,
+           to_char(s.stage_entered_at AT TIME ZONE 'UTC', 'YYYY"Q"Q') AS entered_quarter,
+           s.status IN ('active', 'degraded', 'maintenance') AS serving,
+           s.deviation_count > 0 AS deviating, s.health_overall = 'critical' AS critical,
+           s.power_watts, s.onshore_share,
+           CASE WHEN s.status IN ('installed', 'commissioned', 'active', 'degraded', 'maintenance')
+                     AND s.row_id IS NOT NULL THEN d.draw_watts END AS allocated
+    FROM rack_state s LEFT JOIN facilities f USING (facility_id) LEFT JOIN draw d USING (generation);
+
+    DELETE FROM fleet_cube;
+    INSERT INTO fleet_cube
+    SELECT facility_id, hall_id, row_id, generation, stage, operator, count(*), count(*) FILTER (WHERE serving),
+           count(*) FILTER (WHERE deviating), count(*) FILTER (WHERE critical), coalesce(sum(power_watts), 0),
+           coalesce(sum(allocated), 0)
+    FROM fleet_scan GROUP BY 1, 2, 3, 4, 5, 6;
+
+    DELETE FROM facility_cube;
+    INSERT INTO facility_cube
+    SELECT facility_id, generation, stage, operator, intent_revision, entered_quarter, count(*),
+           count(*) FILTER (WHERE serving), count(*) FILTER (WHERE deviating), count(*) FILTER (WHERE critical),
+           coalesce(sum(power_watts), 0), coalesce(sum(power_watts) FILTER (WHERE serving), 0),
+           coalesce(sum(allocated), 0), coalesce(sum(onshore_share), 0), count(onshore_share)
+    FROM fleet_scan GROUP BY 1, 2, 3, 4, 5, 6;
+
+    DELETE FROM row_allocation;
+    INSERT INTO row_allocation
+    SELECT facility_id, hall_id, row_id, count(*), sum(allocated)
+    FROM fleet_scan WHERE allocated IS NOT NULL AND hall_id IS NOT NULL GROUP BY 1, 2, 3;
 
     DELETE FROM place_draw_p95;
     INSERT INTO place_draw_p95
@@ -98,6 +129,15 @@ CREATE INDEX stage_durations_generation ON stage_durations (generation, stage);
 -- Median days from entering a stage to entering service, per operator ('*': the whole fleet).
 CREATE TABLE lead_to_service (operator text NOT NULL, stage text NOT NULL, racks integer NOT NULL,
                               median_days double precision NOT NULL);
+-- Per operator ('*': all) and generation: time in each stage (median, p90) ...
+CREATE TABLE stage_lead_times (operator text NOT NULL, generation text NOT NULL, stage text NOT NULL,
+                               racks integer NOT NULL, median_days double precision NOT NULL,
+                               p90_days double precision NOT NULL);
+-- ... and time in service (closed stays in days, open ones by their start), RMAs and degradations.
+CREATE TABLE service_record (operator text NOT NULL, generation text NOT NULL,
+                             closed_days double precision NOT NULL, open_stays integer NOT NULL,
+                             open_since_epoch_sum double precision NOT NULL, rma integer NOT NULL,
+                             failures integer NOT NULL);
 
 CREATE FUNCTION refresh_stage_durations(max_age_seconds double precision DEFAULT 0) RETURNS boolean
 LANGUAGE plpgsql AS $$
@@ -143,6 +183,25 @@ BEGIN
     WHERE d.entered_at <= sv.at
       AND d.stage IN ('manufactured', 'factory-tested', 'in-transit', 'received', 'installed', 'commissioned')
     GROUP BY GROUPING SETS ((d.operator, d.stage), (d.stage));
+
+    DELETE FROM stage_lead_times;
+    INSERT INTO stage_lead_times
+    SELECT CASE WHEN grouping(operator) = 1 THEN '*' ELSE coalesce(operator, '') END, generation, stage, count(*),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY days), percentile_cont(0.9) WITHIN GROUP (ORDER BY days)
+    FROM stage_durations
+    WHERE days IS NOT NULL AND stage IN ('manufactured', 'factory-tested', 'in-transit', 'received', 'installed',
+                                         'commissioned', 'active')
+    GROUP BY GROUPING SETS ((operator, generation, stage), (generation, stage));
+
+    DELETE FROM service_record;
+    INSERT INTO service_record
+    SELECT CASE WHEN grouping(operator) = 1 THEN '*' ELSE coalesce(operator, '') END, generation,
+           coalesce(sum(days) FILTER (WHERE stage IN ('active', 'degraded', 'maintenance')), 0),
+           count(*) FILTER (WHERE days IS NULL AND stage IN ('active', 'degraded', 'maintenance')),
+           coalesce(sum(extract(epoch FROM entered_at))
+                    FILTER (WHERE days IS NULL AND stage IN ('active', 'degraded', 'maintenance')), 0),
+           count(*) FILTER (WHERE stage = 'rma'), count(*) FILTER (WHERE stage = 'degraded')
+    FROM stage_durations GROUP BY GROUPING SETS ((operator, generation), (generation));
 
     INSERT INTO summary_refreshes (name, refreshed_at, seconds)
     VALUES ('stage_durations', started, extract(epoch FROM clock_timestamp() - started))
