@@ -61,7 +61,8 @@ def fail(exc: Exception | str, code: int = 2) -> NoReturn:
 
 
 def freshness_line(answer: Any) -> str:
-    """`newest event 2026-11-29T12:00:00Z; workers committed 1.2 s before this answer`, for a table caption."""
+    """`newest event 2026-11-29T12:00:00Z; workers committed 1.2 s before this answer`, for a table caption
+    (and when the aggregates were summarised, for answers read from the summary tables)."""
     from twin.output import human
 
     f = getattr(answer, "freshness", None)
@@ -69,7 +70,9 @@ def freshness_line(answer: Any) -> str:
         return ""
     lag = "no worker commit recorded" if f.worker_lag_seconds is None else \
         f"workers committed {f.worker_lag_seconds:,.1f} s before this answer"
-    return f"newest event {human(f.newest_event_at)}; {lag}"
+    summarised = getattr(answer, "summarised_at", None)
+    return f"newest event {human(f.newest_event_at)}; {lag}" + (
+        f"; aggregates summarised at {human(summarised)}" if summarised else "")
 
 
 @contextmanager

@@ -90,11 +90,13 @@ def racks(
     (a page as long as --limit).
     """
     fmt = output_format(as_json, as_csv)
+    filters = {"facility": facility, "generation": generation, "stage": stage, "health": health,
+               "deviation": deviation, "stalled": stalled, "firmware_drift": firmware_drift,
+               "onshore_below": onshore_below}
     with answers() as source:
-        page = fetch_racks(source, limit, facility=facility, generation=generation, stage=stage, health=health,
-                           deviation=deviation, stalled=stalled, firmware_drift=firmware_drift,
-                           onshore_below=onshore_below)
-        fleet = source.fleet_summary(group_by=("stage",)).racks
+        page = fetch_racks(source, limit, **filters)
+        unfiltered = all(v is None for v in filters.values())
+        fleet = page.total if unfiltered else source.racks(limit=1).total  # live, not summarised
     rows = [r.model_dump() for r in page.racks]
     title = f"{len(rows)} of {page.total} racks" + ("" if page.total == fleet else f" (fleet: {fleet})")
     if len(rows) < page.total:
