@@ -302,7 +302,7 @@ def test_fleet_by_stage_counts_every_rack_once(twin: Any, fleet: Tenant) -> None
     assert {r["stage"]: int(r["racks"]) for r in rows} == counts
     table = twin("fleet").stdout
     assert table.splitlines()[0] == f"# {RACKS} racks by facility, generation"
-    assert "newest event " in table  # the caption says how fresh the answer is
+    assert "newest event " in table and "aggregates summarised at " in table  # how fresh the answer is
     bad = twin("fleet", "--by", "colour")
     assert bad.exit_code == 2 and "valid values: facility, hall, row, generation, stage, owner" in bad.output
 
