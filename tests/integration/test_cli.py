@@ -377,3 +377,17 @@ def test_plan_on_a_narrow_terminal_shows_every_quarter_in_runs_that_fit(twin: An
     for c in doc["cells"]:
         assert any(line.split()[:2] == [c["facility_id"], c["generation"]] and f"{c['forecast']}/{c['target']}"
                    in line for line in lines)
+
+
+def test_token_list_prints_whole_ids_and_rfc3339_in_every_format(twin: Any, fleet: Tenant) -> None:
+    from twin.store import tokens, views
+
+    with views.connect(fleet.database_url) as conn:
+        made, _ = tokens.create_token(conn, "cli-listing", ["read"])
+    piped = twin("token", "list").stdout
+    assert any(line.split()[:2] == [made.token_id, "cli-listing"] for line in piped.splitlines())
+    doc = json.loads(twin("token", "list", "--json").stdout)
+    [mine] = [t for t in doc["tokens"] if t["token_id"] == made.token_id]
+    assert _assert_rfc3339_utc(mine) == 1 and mine["revoked_at"] is None
+    rows = list(csv.DictReader(io.StringIO(twin("token", "list", "--csv").stdout)))
+    assert [r for r in rows if r["id"] == made.token_id][0]["created"] == mine["created_at"]

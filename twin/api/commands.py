@@ -76,25 +76,24 @@ def token_create(
 
 @token_app.command("list")
 def token_list(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
 ) -> None:
     """List tokens (never their secrets), revoked ones too."""
+    from twin.output import Column, emit, output_format
     from twin.store.tokens import list_tokens
 
+    fmt = output_format(as_json, as_csv)
     try:
         with _conn() as conn:
             tokens = list_tokens(conn)
     except TwinError as exc:
         _fail(exc)
-    if as_json:
-        for t in tokens:
-            print(t.model_dump_json())
-        return
-    table = Table("id", "name", "scopes", "owner", "created", "revoked", title=f"{len(tokens)} token(s)")
-    for t in tokens:
-        table.add_row(t.token_id, t.name, ",".join(t.scopes), t.owner or "-", t.created_at.isoformat(timespec="seconds"),
-                      t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "-")
-    console.print(table)
+    columns = (Column.of("token_id", "id", key=True), Column.of("name"),
+               Column("scopes", lambda t: ",".join(t["scopes"])), Column.of("owner"),
+               Column.of("created_at", "created", key=True), Column.of("revoked_at", "revoked", key=True))
+    emit([t.model_dump() for t in tokens], columns, fmt, console=console, title=f"{len(tokens)} token(s)",
+         document={"tokens": tokens})
 
 
 @token_app.command("revoke")
