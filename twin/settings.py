@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="How often the API rolls telemetry up into per-row minutes (headroom p95);"
                                         " 0 turns it off (another API replica or a cron job does it).")
     api_summary_seconds: float = Field(
-        default=15.0, ge=0, description="How often the API rebuilds its summary tables (fleet summary, headroom,"
+        default=30.0, ge=0, description="How often the API rebuilds its summary tables (fleet summary, headroom,"
                                        " scorecard); 0 = only when a query finds them older than its bound.")
     log_level: str = Field(default="info")
     topics: Topics = Field(default_factory=Topics)

@@ -98,6 +98,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="fleet twin API", version="1", description=_DESCRIPTION, lifespan=lifespan,
                   responses=errors.ERROR_RESPONSES)
     errors.install(app)
+
+    @app.middleware("http")
+    async def server_timing(request: Any, call_next: Any) -> Any:
+        """`Server-Timing: app;dur=<ms>`: time spent in the API, apart from the network and the client."""
+        import time
+
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return response
+
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
     return app
