@@ -27,7 +27,7 @@ from kafka.errors import KafkaError
 from twin.errors import TwinError
 from twin.kafka_security import kafka_python_config
 from twin.settings import KafkaSecurity, Topics, get_settings
-from twin.embedded.simulator import Message
+from twin.messages import Message
 
 __all__ = ["PublishError", "Publisher"]
 
