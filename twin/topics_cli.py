@@ -54,9 +54,11 @@ def create(
     configs: Annotated[bool, typer.Option(help="Set retention and compaction (see docs/operations.md); "
                                           "--no-configs leaves the broker's defaults.")] = True,
 ) -> None:
-    """Create the fleet topics that are missing, each with its partition count (TWIN_TOPIC_PARTITIONS for
-    telemetry, lifecycle and deviations; 1 for intent and dead letters). Safe to run again: existing
-    topics are left as they are (a different partition count is logged, not changed)."""
+    """Create the fleet topics that are missing, with partition counts, retention and compaction.
+
+    TWIN_TOPIC_PARTITIONS partitions for telemetry, lifecycle and deviations; 1 for intent and dead
+    letters. Safe to run again: existing topics are left as they are (a different partition count is
+    logged, not changed)."""
     from twin.topics import ensure_topics
 
     settings = get_settings()
@@ -76,8 +78,9 @@ def create(
 def rewind(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show where each offset would go.")] = False,
 ) -> None:
-    """After restoring the database from a backup: put the workers' consumer group (TWIN_WORKER_ID) back to
-    the offsets the database has applied, so the events after the backup are read again. Stop every
+    """After a database restore, put the workers' group back to the offsets the database applied.
+
+    The consumer group (TWIN_WORKER_ID) then reads the events after the backup again. Stop every
     worker first; start them after. Nothing is lost while Kafka still holds those events."""
     from streams.app import app as worker_app  # the workers' group protocol is Faust's assignor
     from twin.offsets import rewind_to_database
