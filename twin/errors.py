@@ -19,6 +19,7 @@
     ├── StoreError                    PostgreSQL failed; retried by workers
     │   └── StoreUnavailable          cannot connect (yet)
     ├── StackError                    the embedded broker or database would not start
+    ├── InvalidQuery                  a read query got a value it cannot answer (API: 422, CLI: exit 2)
     └── CollectorError                a Redfish source failed
         └── BmcUnreachable
 
@@ -124,6 +125,19 @@ class StoreError(TwinError):
 
 class StoreUnavailable(StoreError):
     """Raised when the database cannot be reached."""
+
+
+class InvalidQuery(TwinError):
+    """Raised when a read query is asked about an unknown value; `valid` lists what would do."""
+
+    def __init__(self, field: str, value: object, valid: list[str] | None = None, hint: str = "") -> None:
+        self.field, self.value, self.valid = field, value, valid
+        message = f"{field}={value!r} is not valid"
+        if valid is not None:
+            message += f"; valid values: {', '.join(valid) if valid else '(none)'}"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
 
 
 class StackError(TwinError):
