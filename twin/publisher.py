@@ -24,15 +24,11 @@ from typing import Self
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from twin.errors import TwinError
+from twin.errors import PublishError
 from twin.settings import Topics
 from twin.embedded.simulator import Message
 
 __all__ = ["PublishError", "Publisher"]
-
-
-class PublishError(TwinError):
-    """Raised when the broker cannot be reached or a message could not be delivered."""
 
 
 class Publisher:
