@@ -19,6 +19,10 @@ from pydantic import AwareDatetime, Field
 from schemas.envelope import RACK_ID_PATTERN, Contract, Envelope
 
 
+READING_IDENTITY = ("rack_id", "source", "occurred_at")
+"""What makes two readings one fact: the rack, the report's envelope `source`, the reading's `occurred_at`."""
+
+
 class RackReading(Contract):
     """One rack's readings at one instant, as one poll of its BMC, CDU and PDUs saw them."""
 
