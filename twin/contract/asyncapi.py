@@ -163,9 +163,12 @@ def document() -> dict[str, Any]:
     reasons = dead_letter_reasons()
     schemas, names = _schemas()
     examples: dict[str, list[dict[str, Any]]] = {}
+    steps: list[dict[str, str]] = []
     for n, example in enumerate(story(), start=1):
         examples.setdefault(example.event.type, []).append(
             {"name": f"step-{n:02d}", "summary": example.summary, "payload": _example(example.event)})
+        steps.append({"example": f"step-{n:02d}", "channel": example.channel, "message": example.event.type,
+                      "key": example.key})
     skew = clock_skew_seconds()
 
     channels: dict[str, Any] = {}
@@ -232,4 +235,5 @@ def document() -> dict[str, Any]:
         "x-lifecycle-transitions": transition_rows(),
         "x-deadletter-reasons": reasons,
         "x-examples-start": STORY_START.isoformat(),
+        "x-example-story": steps,
     }

@@ -96,6 +96,14 @@ def to_markdown(document: dict[str, Any]) -> str:
         "",
         *_table(("type", "model", "what it says"), [
             (f"`{kind}`", m["title"], m["summary"]) for kind, m in messages.items()]),
+        "## Examples",
+        "",
+        "`asyncapi.yaml` has an example of every event, and `x-example-story` lists them in the order a producer",
+        "sends them, each with its channel and Kafka key: a facility, an intent and a plan, one rack from",
+        "manufacture to service and back from maintenance, another from manufacture to RMA and retirement, and a",
+        "telemetry report. `tests/integration/test_producer_contract.py` replays it with nothing but kafka-python",
+        "and the document, and the twin takes every message.",
+        "",
         "## A first message",
         "",
         "The example story of `asyncapi.yaml` starts with this facility registration (dated "
