@@ -60,20 +60,34 @@ def _configure(
 
 
 def _settings(state_dir: Path | None = None) -> Settings:
-    s = get_settings()
+    try:
+        s = get_settings()
+    except TwinError as exc:  # a bad TWIN_* value: one line, no traceback
+        _fail(exc)
     return s.model_copy(update={"state_dir": state_dir}) if state_dir else s
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+
+    from twin.errors import PublishError, StackError, StoreError
+    from twin.settings import address_hint
+
+    hint = address_hint() if isinstance(exc, (StoreError, StackError, PublishError)) else ""
+    text = " ".join(str(exc).split())  # one line: psycopg's messages carry newlines and tabs
+    err.print(f"[bold red]error:[/] {escape(text)}" + (f" ({escape(hint)})" if hint else ""), soft_wrap=True,
+              highlight=False)
     raise typer.Exit(2)
 
 
 @app.command("settings")
 def show_settings() -> None:
-    """Print the effective settings (secrets redacted) and where each can be set."""
+    """Print every effective setting (secrets redacted), the variable that sets it, and where the addresses came from."""
+    from twin.settings import address_source
+
     for key, value in _settings().redacted().items():
-        console.print(f"[bold]{key}[/] = {value}   [dim](TWIN_{key.upper()})[/]")
+        console.print(f"[bold]{key}[/] = {value}   [dim](TWIN_{key.upper()})[/]", soft_wrap=True, highlight=False)
+    console.print(f"[dim]broker and database addresses: from {address_source()}[/]", soft_wrap=True)
 
 
 @app.command()
@@ -97,6 +111,7 @@ def worker() -> None:
     """
     import sys
 
+    _settings()  # a bad TWIN_* value: one line, before the app is built from it
     sys.argv = [sys.argv[0], "worker"]
     from streams.app import main
 
