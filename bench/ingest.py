@@ -324,7 +324,7 @@ def plain_agent_main() -> None:
     app = faust.App(
         "bench-plain-agent", broker=f"kafka://{env['BENCH_KAFKA']}", value_serializer="raw", store="memory://",
         topic_allow_declare=False, topic_disable_leader=True, consumer_auto_offset_reset="earliest",
-        # Only so the group joins within seconds on Tansu (DESIGN.md, known quirks); not a rate knob.
+        # Only so the group joins within seconds on Tansu (docs/architecture.md, "Known quirks"); not a rate knob.
         broker_session_timeout=6, broker_heartbeat_interval=1, broker_rebalance_timeout=6, broker_max_poll_interval=10,
         web_enabled=False,
     )

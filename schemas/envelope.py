@@ -1,4 +1,4 @@
-"""The envelope every event carries (DESIGN.md, "Events").
+"""The envelope every event carries (docs/architecture.md, "Events").
 
 `event_id` is the idempotency key; `seq` is the producer's per-source counter, so a consumer
 can tell a repeat or a reordering from a new fact; `occurred_at` is the source's clock, never

@@ -4,7 +4,7 @@ Each agent takes batches of raw messages (`take_events`, acked only after the ba
 transaction commits) and hands them to its pipeline (streams/pipeline.py). Telemetry arrives
 as reports of many readings, so Faust's per-message cost is paid once per poll cycle, not once
 per reading. Consumer settings are tuned for the embedded Tansu broker's slow first group
-join (DESIGN.md, "Known quirks"): a worker takes its first event within seconds.
+join (docs/architecture.md, "Known quirks"): a worker takes its first event within seconds.
 
 A batch that fails on the database is retried with backoff until it commits, never skipped;
 when the failure broke the connection (a restarted server closes it), the retry gets a fresh

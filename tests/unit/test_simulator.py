@@ -221,7 +221,7 @@ NEXT = {  # event type -> stages it may follow, and the stage it leads to (None:
 
 
 def replay(events: list[RackEvent]) -> Stage | None:
-    """Fold a history with the legal order of DESIGN.md; fail on the first illegal step."""
+    """Fold a history with the legal order of twin.domain.lifecycle.TRANSITIONS; fail on the first illegal step."""
     stage: Stage | None = None
     passed: set[str] = set()
     for event in events:

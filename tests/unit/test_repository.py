@@ -1,0 +1,35 @@
+"""The repository explains itself: no pointer to a file outside it, and the architecture page names every package."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT_FILES = ("*.py", "*.md", "*.toml", "*.yaml", "*.sql")
+OUTSIDE = re.compile(r"\.\./shared|\bDESIGN\.md\b|\bSTYLE\.md\b|\bLAYOUT\.md\b")
+
+
+def _files() -> list[Path]:
+    skip = {".git", ".venv", "node_modules", "__pycache__"}
+    return [p for pattern in TEXT_FILES for p in ROOT.rglob(pattern) if not skip & set(p.relative_to(ROOT).parts)]
+
+
+def test_nothing_points_at_a_design_file_outside_the_repository() -> None:
+    this = Path(__file__).resolve()
+    pointing = [str(p.relative_to(ROOT)) for p in _files() if p.resolve() != this and OUTSIDE.search(p.read_text())]
+    assert pointing == []
+
+
+def test_the_readme_points_at_the_architecture_page() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "docs/architecture.md" in readme and (ROOT / "docs" / "architecture.md").exists()
+
+
+def test_the_architecture_page_names_every_package() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    packages = sorted({p.parent.relative_to(ROOT).as_posix() for top in ("schemas", "twin", "streams")
+                       for p in (ROOT / top).rglob("__init__.py") if "__pycache__" not in p.parts})
+    unnamed = [pkg for pkg in packages
+               if not re.search(rf"(^|[\s`/]){re.escape(pkg.rsplit('/', 1)[-1])}/", page)]
+    assert unnamed == [], f"docs/architecture.md does not describe: {unnamed}"
