@@ -310,16 +310,16 @@ async def _dependencies() -> list[str]:
     try:
         client = app.producer._ensure_producer().client  # type: ignore[attr-defined]  # aiokafka's, no public path
         if not await asyncio.wait_for(client.force_metadata_update(), timeout=PROBE_SECONDS):
-            problems.append("broker: metadata request failed")
+            problems.append(f"broker: no answer from {settings.kafka_bootstrap} (metadata request failed)")
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported in the body
-        problems.append(f"broker: {exc or type(exc).__name__}")
+        problems.append(f"broker: no answer from {settings.kafka_bootstrap} ({exc or type(exc).__name__})")
     try:  # a connection of its own: a pipeline's may be busy in a long transaction
         conn = await psycopg.AsyncConnection.connect(settings.database_url.get_secret_value(),
                                                      autocommit=True, connect_timeout=PROBE_SECONDS)
         async with conn:
             await asyncio.wait_for(conn.execute("SELECT 1"), timeout=PROBE_SECONDS)
     except (psycopg.Error, OSError, TimeoutError) as exc:
-        problems.append(f"database: {str(exc).strip() or type(exc).__name__}")
+        problems.append(f"database: {' '.join(str(exc).split()) or type(exc).__name__}")
     if not pipelines:
         problems.append("pipelines: not started yet")
     return problems

@@ -93,7 +93,7 @@ def test_twin_down_under_a_worker_and_a_simulator(tmp_path: Path) -> None:
         assert per_kind and max(per_kind.values()) <= 5, per_kind.most_common(5)
 
         status, body = _get(f"http://127.0.0.1:{port}/readyz")
-        assert status == 503 and "database:" in body and "broker:" in body, body
+        assert status == 503 and "database:" in body and "broker: no answer from" in body, body
 
         code = simulator.wait(timeout=max(5.0, 45 - (time.monotonic() - downed_at)))
         errors = sim_err.read_text().strip().splitlines()
