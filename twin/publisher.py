@@ -43,7 +43,7 @@ class Publisher:
         linger_ms: int = 5,
         batch_size: int = 256 * 1024,
         max_block_ms: int = 10_000,
-        delivery_timeout_ms: int = 20_000,
+        delivery_timeout_ms: int = 30_000,
         check_topics: bool = True,
     ) -> None:
         self.bootstrap = bootstrap

@@ -95,7 +95,7 @@ def test_twin_down_under_a_worker_and_a_simulator(tmp_path: Path) -> None:
         status, body = _get(f"http://127.0.0.1:{port}/readyz")
         assert status == 503 and "database:" in body and "broker: no answer from" in body, body
 
-        code = simulator.wait(timeout=max(5.0, 45 - (time.monotonic() - downed_at)))
+        code = simulator.wait(timeout=max(5.0, 60 - (time.monotonic() - downed_at)))
         errors = sim_err.read_text().strip().splitlines()
         assert code != 0
         assert "Traceback" not in sim_err.read_text()
