@@ -20,12 +20,13 @@ from schemas import ALL_TYPES, INTENT_TYPES, LIFECYCLE_TYPES, TELEMETRY_TYPES, D
 from schemas.envelope import ENVELOPE_REQUIRED, MAX_CLOCK_SKEW_SECONDS
 from schemas.telemetry import READING_IDENTITY
 from twin.contract.examples import STORY_START, story
+from twin.domain.intent import IntentCatalog
 from twin.domain.lifecycle import TEST_STAGES, TRANSITIONS, RackStatus
 from twin.errors import dead_letter_reasons
 from twin.settings import Settings, Topics
 
 __all__ = ["ASYNCAPI_VERSION", "CHANNELS", "clock_skew_seconds", "document", "first_event_type", "prerequisites",
-           "transition_rows"]
+           "required_tests", "transition_rows"]
 
 ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"
@@ -113,6 +114,13 @@ def transition_rows() -> list[dict[str, Any]]:
         rows.append({"event": kind, "from": _stages(move.sources),
                      "to": move.target.value if move.target else "unchanged"})
     return rows
+
+
+def required_tests() -> dict[str, list[str]]:
+    """Tests each generation of the bundled design intent requires before service (the service gate)."""
+    catalog = IntentCatalog.default()
+    return {generation: list(catalog.latest(generation).required_tests)  # type: ignore[union-attr]
+            for generation in catalog.generations()}
 
 
 def prerequisites(reasons: Mapping[str, str]) -> list[str]:
@@ -233,6 +241,7 @@ def document() -> dict[str, Any]:
         "x-prerequisites": prerequisites(reasons),
         "x-lifecycle-stages": [s.value for s in RackStatus],
         "x-lifecycle-transitions": transition_rows(),
+        "x-required-tests": required_tests(),
         "x-deadletter-reasons": reasons,
         "x-examples-start": STORY_START.isoformat(),
         "x-example-story": steps,

@@ -86,6 +86,12 @@ def to_markdown(document: dict[str, Any]) -> str:
         "",
         *_table(("event", "legal from", "leads to"), [
             (f"`{row['event']}`", ", ".join(row["from"]), row["to"]) for row in document["x-lifecycle-transitions"]]),
+        "`rack.entered_service` passes the service gate only when every test its generation's design intent lists",
+        "in `required_tests` has a latest result that passed, taken after the rack's last RMA (else `missing-tests`).",
+        "The design intent bundled with the twin (what `twin demo` and `twin simulate` publish) requires:",
+        "",
+        *_table(("generation", "tests required before service"), [
+            (f"`{generation}`", ", ".join(tests) or "none") for generation, tests in document["x-required-tests"].items()]),
         "## Dead-letter reasons",
         "",
         "Refused input is never dropped: it goes to the dead-letter topic and table with one of these reasons",
