@@ -4,7 +4,7 @@
 
 One embedded stack (Tansu + PostgreSQL 18, in a temporary directory) serves every variant.
 The telemetry load is made once, by the simulator (`--report-shape collector`, the default: one
-report per hall collector per poll cycle, up to 50 readings, as DESIGN.md plans; `row`: one report
+report per hall collector per poll cycle, up to 50 readings, as docs/architecture.md ("Telemetry travels as reports") plans; `row`: one report
 per row, about 7 readings, the shape of earlier runs; one reading per powered rack per cycle), then published to each variant's own topics before anything is
 measured, so no variant competes with a publisher:
 

@@ -43,8 +43,9 @@ class _Channel:
 CHANNELS: dict[str, _Channel] = {
     "telemetry": _Channel(
         "telemetry", TELEMETRY_TYPES,
-        "A key that keeps every reading of a rack on one partition: the row (`facility/hall/row`), or the "
-        "collector of a fixed set of racks. Never a random key: a rack's readings must stay in order.",
+        "A key that keeps every reading of a rack on one partition: the collector of a fixed set of racks "
+        "(the simulator's `facility/hall/cNN`), or the row (`facility/hall/row`). Never a random key: a rack's "
+        "readings must stay in order.",
         "Telemetry reports: one message per collector poll cycle, with the readings of one or more racks.",
         "receive"),
     "lifecycle": _Channel(
