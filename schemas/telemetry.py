@@ -19,10 +19,6 @@ from pydantic import AwareDatetime, Field
 from schemas.envelope import RACK_ID_PATTERN, Contract, Envelope
 
 
-READING_IDENTITY = ("rack_id", "source", "occurred_at")
-"""What makes two readings one fact: the rack, the report's envelope `source`, the reading's `occurred_at`."""
-
-
 class RackReading(Contract):
     """One rack's readings at one instant, as one poll of its BMC, CDU and PDUs saw them."""
 
@@ -40,6 +36,15 @@ class RackReading(Contract):
     fan_speed_percent: float = Field(ge=0, le=100, description="Mean fan duty of the rack's trays.")
     network_links_up: int = Field(ge=0, le=10_000, description="Fabric and front-end links up.")
     network_links_down: int = Field(ge=0, le=10_000, description="Links expected up but down.")
+
+
+READING_FIELDS: tuple[str, ...] = tuple(n for n in RackReading.model_fields if n not in ("rack_id", "occurred_at"))
+"""The quantities of a reading, in declaration order: the one list the twin's window, the store's
+columns and the benchmarks take theirs from."""
+
+READING_IDENTITY: tuple[str, ...] = ("rack_id", "occurred_at", "source")
+"""What makes a reading the same fact: its rack, its time, and the source (report) that sent it.
+The same identity again with other values is a conflicting duplicate, refused."""
 
 
 class TelemetryReported(Envelope):

@@ -37,6 +37,8 @@ class RejectedEvent(TwinError):
     """Raised when an event cannot be folded; `reason` is its dead-letter slug."""
 
     reason = "rejected"
+    lettered = True
+    """False for a rejection that reports a caller's mistake to the caller and never becomes a dead letter."""
 
     def __init__(self, detail: str, *, reason: str | None = None) -> None:
         super().__init__(detail)
@@ -138,7 +140,7 @@ def dead_letter_reasons() -> dict[str, str]:
     while pending:
         cls = pending.pop(0)
         pending.extend(cls.__subclasses__())
-        if cls.__module__ == __name__ and isinstance(cls.reason, str) and _SLUG.match(cls.reason):
+        if cls.__module__ == __name__ and cls.lettered and isinstance(cls.reason, str) and _SLUG.match(cls.reason):
             doc = inspect.getdoc(cls) or cls.__name__
             found.setdefault(cls.reason, doc.removeprefix("Raised when ").split("\n")[0].rstrip("."))
     for name, value in vars(sys.modules[__name__]).items():

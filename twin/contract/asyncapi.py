@@ -146,10 +146,13 @@ def prerequisites(reasons: Mapping[str, str]) -> list[str]:
     ]
 
 
-def _identity_text() -> str:
+def _identity_text(reasons: Mapping[str, str]) -> str:
     fields = ", ".join(f"`{f}`" for f in READING_IDENTITY)
-    return (f"A reading is identified by ({fields}), `source` being the report's envelope source: the same reading "
-            "sent again, in the same report or another, is one fact.")
+    text = (f"A reading is identified by ({fields}), `source` being the report's envelope source: the same reading "
+            "sent again, in the same report or another, is one fact. An event is identified by its `event_id`.")
+    if "conflicting-duplicate" in reasons:
+        text += " The same identity again with a different body is refused as `conflicting-duplicate`."
+    return text
 
 
 def _schemas() -> tuple[dict[str, Any], dict[str, str]]:
@@ -237,7 +240,7 @@ def document() -> dict[str, Any]:
         "x-envelope-required": list(ENVELOPE_REQUIRED),
         "x-clock-skew-bound-seconds": skew,
         "x-clock-skew": _skew_text(skew, reasons),
-        "x-reading-identity": {"fields": list(READING_IDENTITY), "description": _identity_text()},
+        "x-reading-identity": {"fields": list(READING_IDENTITY), "description": _identity_text(reasons)},
         "x-first-event": first_event_type(),
         "x-prerequisites": prerequisites(reasons),
         "x-lifecycle-stages": [s.value for s in RackStatus],
