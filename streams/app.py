@@ -388,6 +388,7 @@ def _free_web_port(host: str, wanted: int) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if wanted:
         with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds: TIME_WAIT is no owner
             try:
                 probe.bind((host, wanted))
                 return wanted
