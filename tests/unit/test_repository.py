@@ -33,3 +33,21 @@ def test_the_architecture_page_names_every_package() -> None:
     unnamed = [pkg for pkg in packages
                if not re.search(rf"(^|[\s`/]){re.escape(pkg.rsplit('/', 1)[-1])}/", page)]
     assert unnamed == [], f"docs/architecture.md does not describe: {unnamed}"
+
+
+def test_the_layout_on_the_architecture_page_is_the_code_as_it_is() -> None:
+    from twin.layout import PAGE, render
+
+    assert PAGE.read_text() == render(PAGE.read_text()), "run `python -m twin.layout`"
+
+
+def test_a_new_module_shows_up_in_the_layout(tmp_path: Path) -> None:
+    from twin.layout import BEGIN, END, render
+
+    for package in ("schemas", "twin", "streams"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(f'"""The {package} package."""\n')
+    (tmp_path / "streams" / "batch.py").write_text('"""Batches and tracked offsets. More detail here."""\n')
+    page = render(f"# page\n{BEGIN}\nold\n{END}\nrest\n", root=tmp_path)
+    assert "batch.py" in page and "Batches and tracked offsets." in page and "More detail" not in page
+    assert "old" not in page and page.endswith("rest\n")
