@@ -21,7 +21,7 @@ from pathlib import Path
 
 import platformdirs
 import psycopg.conninfo
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twin.errors import TwinError
@@ -103,12 +103,18 @@ class Settings(BaseSettings):
         """Every setting, by its `TWIN_*` name less the prefix, as it may be logged: no password leaves this process."""
         out: dict[str, object] = {}
         for name in type(self).model_fields:
+            value = getattr(self, name)
             if name == "topics":
-                out.update({f"topic_{key}": value for key, value in self.topics.model_dump().items()})
+                out.update({f"topic_{key}": v for key, v in self.topics.model_dump().items()})
             elif name == "database_url":
                 out[name] = _redact_url(self.database_url.get_secret_value())
+            elif isinstance(value, SecretStr):
+                out[name] = "***" if value.get_secret_value() else ""
+            elif callable(getattr(value, "redacted", None)):  # a group of settings that redacts itself
+                out.update(value.redacted())
+            elif isinstance(value, BaseModel):  # a group without secrets: its fields under its name
+                out.update({f"{name}_{key}": v for key, v in value.model_dump(mode="json").items()})
             else:
-                value = getattr(self, name)
                 out[name] = str(value) if isinstance(value, Path) else value
         return out
 
