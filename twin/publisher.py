@@ -69,6 +69,9 @@ class Publisher:
                 # (it must cover linger and one request, hence the shorter request timeout).
                 request_timeout_ms=min(10_000, delivery_timeout_ms - linger_ms),
                 delivery_timeout_ms=delivery_timeout_ms,
+                # Its sender thread expires records only between connection attempts; kafka-python lets
+                # the wait between attempts grow to 30 s, which would hold an expired record that long.
+                reconnect_backoff_max_ms=2_000,
                 allow_auto_create_topics=False,
             )
         except KafkaError as err:
