@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 from schemas import ALL_TYPES, INTENT_TYPES, LIFECYCLE_TYPES, TELEMETRY_TYPES, DeadLetter, DeviationChanged, Envelope
 from schemas.envelope import ENVELOPE_REQUIRED, MAX_CLOCK_SKEW_SECONDS
 from schemas.telemetry import READING_IDENTITY
-from twin.contract.examples import STORY_START, story
+from twin.contract.examples import STORY_START, outputs, story
 from twin.domain.intent import IntentCatalog
 from twin.domain.lifecycle import TEST_STAGES, TRANSITIONS, RackStatus
 from twin.errors import dead_letter_reasons
@@ -164,7 +164,7 @@ def _schemas() -> tuple[dict[str, Any], dict[str, str]]:
     return top["$defs"], names
 
 
-def _example(event: Envelope) -> dict[str, Any]:
+def _example(event: Envelope | DeadLetter) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)
 
 
@@ -181,6 +181,10 @@ def document() -> dict[str, Any]:
             {"name": f"step-{n:02d}", "summary": example.summary, "payload": _example(example.event)})
         steps.append({"example": f"step-{n:02d}", "channel": example.channel, "message": example.event.type,
                       "key": example.key})
+    for n, example in enumerate(outputs(), start=1):
+        kind = "deadletter" if isinstance(example.event, DeadLetter) else example.event.type
+        examples.setdefault(kind, []).append(
+            {"name": f"output-{n:02d}", "summary": example.summary, "payload": _example(example.event)})
     skew = clock_skew_seconds()
 
     channels: dict[str, Any] = {}

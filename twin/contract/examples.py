@@ -15,14 +15,14 @@ from typing import NamedTuple
 from uuid import UUID, uuid5
 
 from schemas import (
-    Component, ComponentInstalled, ComponentReplaced, Envelope, Facility, FacilityRegistered, FirmwareUpdated, Hall,
+    Component, ComponentInstalled, DeadLetter, Deviation, DeviationChanged, ComponentReplaced, Envelope, Facility, FacilityRegistered, FirmwareUpdated, Hall,
     IntentPublished, RackCommissioned, RackDecommissioned, RackDegraded, RackEnteredService, RackInstalled,
     RackMaintenanceStarted, RackManufactured, RackReading, RackReceived, RackRmaOpened, RackShipped, RackTested,
     RolloutPlanPublished, RolloutTarget, Row, TelemetryReported,
 )
 from twin.domain.intent import IntentCatalog
 
-__all__ = ["STORY_START", "Example", "story"]
+__all__ = ["STORY_START", "Example", "outputs", "story"]
 
 STORY_START = datetime(2026, 7, 1, 8, 0, tzinfo=timezone.utc)
 """When the story begins; a producer replaying it shifts every instant to its own clock."""
@@ -35,7 +35,7 @@ class Example(NamedTuple):
 
     channel: str
     key: str
-    event: Envelope
+    event: Envelope | DeadLetter
     summary: str
 
 
@@ -131,3 +131,22 @@ def story(generation: str = "gen-a-130kw") -> list[Example]:
     out.append(Example("telemetry", "dfw1/h1/r01", report,
                        "One poll cycle of a row's collector: one reading per powered rack of the row."))
     return out
+
+
+def outputs() -> list[Example]:
+    """What the twin writes back, one example each: a dead letter and a deviation that fired."""
+    at = STORY_START + timedelta(days=7)
+    letter = DeadLetter(
+        reason="out-of-physical-range", detail="readings.0.coolant_flow_liters_per_minute=99999.0 is outside its "
+        "physical range: Input should be less than or equal to 2000", topic="fleet.telemetry.v1", partition=2,
+        offset=1841, index=0, event_id=str(uuid5(_IDS, "bad-report")), rack_id="dfw1-h1-r01-01",
+        source="collector-dfw1-h1", payload='{"rack_id": "dfw1-h1-r01-01", "coolant_flow_liters_per_minute": 99999.0}',
+        recorded_at=at)
+    fired = DeviationChanged(
+        event_id=uuid5(_IDS, "deviation-1"), occurred_at=at, source="twin-worker", seq=1, rack_id="dfw1-h1-r01-01",
+        state="firing", deviation=Deviation(
+            rack_id="dfw1-h1-r01-01", check="power-over-budget", severity="critical", measured=141_000.0,
+            allowed_min=26_000.0, allowed_max=132_000.0, unit="W", generation="gen-a-130kw", intent_revision=1,
+            detail="rack input power above its generation's budget"))
+    return [Example("deadletter", "", letter, "A reading refused for a value no sensor can read."),
+            Example("deviations", "dfw1-h1-r01-01", fired, "A rack drawing more than its design budget.")]
