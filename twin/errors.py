@@ -13,6 +13,7 @@
     │   └── ServiceGateNotMet         entering service without the required passed tests (missing-tests)
     ├── StoreError                    PostgreSQL failed; retried by workers
     │   └── StoreUnavailable          cannot connect (yet)
+    ├── SettingsError                 a TWIN_* setting cannot be read (named, its secret never shown)
     ├── StackError                    the embedded broker or database would not start
     ├── PublishError                  the broker refused or lost what a producer sent
     └── CollectorError                a Redfish source failed
@@ -107,6 +108,10 @@ class StoreError(TwinError):
 
 class StoreUnavailable(StoreError):
     """Raised when the database cannot be reached."""
+
+
+class SettingsError(TwinError):
+    """Raised when a `TWIN_*` setting cannot be read; names the variable and what is wrong, never a secret value."""
 
 
 class StackError(TwinError):

@@ -24,14 +24,12 @@ import psycopg.conninfo
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from twin.errors import TwinError
+from twin.errors import SettingsError
+
+__all__ = ["ADDRESS_VARIABLES", "Settings", "SettingsError", "Topics", "address_hint", "address_source", "get_settings"]
 
 ADDRESS_VARIABLES = ("TWIN_KAFKA_BOOTSTRAP", "TWIN_DATABASE_URL")
 """Either of these set: the caller chose its broker and database, no stack is looked for."""
-
-
-class SettingsError(TwinError):
-    """Raised when a `TWIN_*` setting cannot be read (named, with what is wrong, never its secret value)."""
 
 
 def default_state_dir() -> Path:
