@@ -152,3 +152,26 @@ def test_every_integration_test_file_carries_the_integration_marker() -> None:
         if not marks:
             unmarked.append(path.name)
     assert unmarked == []
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def test_every_reference_in_the_document_resolves(checked_in: dict[str, Any]) -> None:
+    refs = _refs(checked_in)
+    assert any(r.startswith("#/channels/") for r in refs) and any(r.startswith("#/components/schemas/") for r in refs)
+    unresolved = []
+    for ref in set(refs):
+        node: Any = checked_in
+        for part in ref.removeprefix("#/").split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or part not in node:
+                unresolved.append(ref)
+                break
+            node = node[part]
+    assert unresolved == []
