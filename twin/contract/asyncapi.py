@@ -20,6 +20,7 @@ from schemas import ALL_TYPES, INTENT_TYPES, LIFECYCLE_TYPES, TELEMETRY_TYPES, D
 from schemas.envelope import ENVELOPE_REQUIRED, MAX_CLOCK_SKEW_SECONDS
 from schemas.telemetry import READING_IDENTITY
 from twin.contract.examples import STORY_START, outputs, story
+from twin.contract.render import rules
 from twin.domain.intent import IntentCatalog
 from twin.domain.lifecycle import TEST_STAGES, TRANSITIONS, RackStatus
 from twin.errors import dead_letter_reasons
@@ -220,7 +221,7 @@ def document() -> dict[str, Any]:
                 message["examples"] = examples[kind]
             messages[kind] = message
 
-    return {
+    doc = {
         "asyncapi": ASYNCAPI_VERSION,
         "id": "urn:fleet-twin:producer-contract",
         "info": {
@@ -254,3 +255,6 @@ def document() -> dict[str, Any]:
         "x-examples-start": STORY_START.isoformat(),
         "x-example-story": steps,
     }
+    # The rules again as Markdown in the description, for AsyncAPI tools that show no `x-` field.
+    doc["info"]["description"] += "\n\n" + "\n".join(rules(doc)).strip() + "\n"
+    return doc
