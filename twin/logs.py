@@ -41,6 +41,7 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
 
 _VARYING = re.compile(r"\d+")
 _NOT_PART_OF_A_REPEAT = frozenset({"timestamp", "retry_in", "level", "logger"})
+_KINDS_KEPT = 1_000
 
 
 class Repeats:
@@ -60,6 +61,8 @@ class Repeats:
     def admit(self, kind: tuple[str, ...]) -> int | None:
         """None to hold this line back; else how many like it were held back since the last one shown."""
         now = self._clock()
+        if len(self._kinds) >= _KINDS_KEPT:  # forget kinds gone quiet, so a long run does not collect them
+            self._kinds = {k: v for k, v in self._kinds.items() if now - v[3] <= 2 * self.max_s}
         state = self._kinds.get(kind)
         if state is None or now - state[3] > 2 * self.max_s:
             self._kinds[kind] = [now + self.first_s, self.first_s, 0, now]

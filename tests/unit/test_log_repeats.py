@@ -69,3 +69,13 @@ def test_our_own_repeated_warnings_are_dropped_and_counted() -> None:
     other = {**event, "role": "lifecycle"}
     assert "held_back" not in repeats.structlog_processor(None, "warning", other)
     assert repeats.structlog_processor(None, "info", dict(event)) == event
+
+
+def test_kinds_gone_quiet_are_forgotten_once_many_were_seen() -> None:
+    clock = Clock()
+    repeats = Repeats(first_s=1.0, max_s=2.0, clock=clock)
+    for n in range(1_000):
+        repeats.admit(("kind", str(n)))
+    clock.now = 10.0
+    repeats.admit(("fresh",))
+    assert len(repeats._kinds) == 1
