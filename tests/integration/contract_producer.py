@@ -3,7 +3,7 @@
 It is what a partner team would write after reading the producer contract: it sends the
 document's example story in its order, to each channel's topic with the key the story names,
 dated by its own clock (the examples' instants moved to now, order kept) and with fresh
-event ids. `test_producer_contract.py` checks that this module imports nothing of the twin.
+event ids. `test_producer_from_contract.py` checks that this module imports nothing of the twin.
 """
 
 from __future__ import annotations

@@ -51,3 +51,11 @@ def test_a_new_module_shows_up_in_the_layout(tmp_path: Path) -> None:
     page = render(f"# page\n{BEGIN}\nold\n{END}\nrest\n", root=tmp_path)
     assert "batch.py" in page and "Batches and tracked offsets." in page and "More detail" not in page
     assert "old" not in page and page.endswith("rest\n")
+
+
+def test_no_two_test_files_share_a_name() -> None:
+    """pytest imports test files by their base name (no packages here): a second one of a name stops the suite."""
+    from collections import Counter
+
+    names = Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
+    assert [name for name, n in names.items() if n > 1] == []

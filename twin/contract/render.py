@@ -114,7 +114,7 @@ def to_markdown(document: dict[str, Any]) -> str:
         "`asyncapi.yaml` has an example of every event, and `x-example-story` lists them in the order a producer",
         "sends them, each with its channel and Kafka key: a facility, an intent and a plan, one rack from",
         "manufacture to service and back from maintenance, another from manufacture to RMA and retirement, and a",
-        "telemetry report. `tests/integration/test_producer_contract.py` replays it with nothing but kafka-python",
+        "telemetry report. `tests/integration/test_producer_from_contract.py` replays it with nothing but kafka-python",
         "and the document, and the twin takes every message.",
         "",
         "## A first message",
