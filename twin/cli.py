@@ -74,13 +74,6 @@ def _configure(
         configure(log_level)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--log-level") from None
-    from twin.settings import explain, get_settings
-
-    try:  # settings that cannot work (SASL without a password, an unreadable secret file): say which, once
-        get_settings()
-    except ValueError as exc:
-        typer.echo("error: the TWIN_* settings cannot work:" + "".join(f"\n  {p}" for p in explain(exc)), err=True)
-        raise typer.Exit(2) from None
 
 
 def main() -> Any:

@@ -16,8 +16,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from twin.commands import fail, settings as load_settings
 from twin.errors import TwinError
-from twin.settings import Topics, get_settings
+from twin.settings import Topics
 
 __all__ = ["TOPIC_CONFIGS", "topic_configs", "topics_app"]
 
@@ -61,14 +62,13 @@ def create(
     logged, not changed)."""
     from twin.topics import ensure_topics
 
-    settings = get_settings()
+    settings = load_settings()
     counts = settings.topics.partition_counts()
     try:
         created = ensure_topics(settings.kafka_bootstrap, counts, timeout, replication_factor=replication_factor,
                                 configs=topic_configs(settings.topics) if configs else None)
     except TwinError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(exc)
     for name, count in counts.items():
         state = "created" if name in created else "exists"
         console.print(f"{name}: {count} partition(s), {state}")
@@ -85,15 +85,14 @@ def rewind(
     from streams.app import app as worker_app  # the workers' group protocol is Faust's assignor
     from twin.offsets import rewind_to_database
 
-    settings = get_settings()
+    settings = load_settings()
     topics = [settings.topics.intent, settings.topics.lifecycle, settings.topics.telemetry]
     try:
         moved = rewind_to_database(settings.kafka_bootstrap, settings.database_url.get_secret_value(),
                                    settings.worker_id, topics, settings.kafka_security, dry_run=dry_run,
                                    assignor=worker_app.assignor)
     except TwinError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(exc)
     for r in moved:
         console.print(f"{r.topic}:{r.partition} -> {r.offset} ({r.source})"
                       + (f" [red]{r.lost} event(s) already gone from Kafka[/]" if r.lost else ""))

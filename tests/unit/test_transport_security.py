@@ -24,7 +24,8 @@ from datetime import datetime, timedelta, timezone
 from pydantic import ValidationError
 
 from twin.kafka_security import KafkaSecurityError, aiokafka_config, faust_credentials, kafka_python_config
-from twin.settings import KafkaSecurity, Settings, redact_url
+from twin.errors import SettingsError
+from twin.settings import KafkaSecurity, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cret-Pa55word"
@@ -185,7 +186,7 @@ def test_secrets_come_from_a_mounted_secrets_folder(tmp_path: Path, monkeypatch:
 
 def test_an_unreadable_secret_file_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWIN_DATABASE_PASSWORD_FILE", str(tmp_path / "absent"))
-    with pytest.raises(ValueError, match="TWIN_DATABASE_PASSWORD_FILE"):
+    with pytest.raises(SettingsError, match="TWIN_DATABASE_PASSWORD_FILE"):
         Settings()
 
 
@@ -205,8 +206,11 @@ def test_sslmode_and_ca_file_reach_every_database_connection_through_the_url(mon
 
 
 def test_a_url_password_is_redacted_wherever_it_sits() -> None:
-    assert redact_url("postgresql://twin:pw1@db/twin") == "postgresql://twin:***@db/twin"
-    assert redact_url("postgresql://twin@db/twin?sslmode=require&password=pw2") == \
+    def shown(url: str) -> object:
+        return Settings(database_url=url).redacted()["database_url"]
+
+    assert shown("postgresql://twin:pw1@db/twin") == "postgresql://twin:***@db/twin"
+    assert shown("postgresql://twin@db/twin?sslmode=require&password=pw2") == \
         "postgresql://twin@db/twin?sslmode=require&password=***"
 
 
@@ -273,8 +277,8 @@ def test_the_worker_start_log_line_holds_no_secret(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("env", "says"), [
     ({"TWIN_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs TWIN_KAFKA_SASL_USERNAME and TWIN_KAFKA_SASL_PASSWORD"),
-    ({"TWIN_KAFKA_SECURITY_PROTOCOL": "TLS"}, "TWIN_KAFKA_SECURITY_PROTOCOL: Input should be 'PLAINTEXT'"),
-    ({"TWIN_DATABASE_PASSWORD_FILE": "/nonexistent/db"}, "TWIN_DATABASE_PASSWORD_FILE names '/nonexistent/db'"),
+    ({"TWIN_KAFKA_SECURITY_PROTOCOL": "TLS"}, "TWIN_KAFKA_SECURITY_PROTOCOL='TLS': Input should be 'PLAINTEXT'"),
+    ({"TWIN_DATABASE_PASSWORD_FILE": "/nonexistent/db"}, "TWIN_DATABASE_PASSWORD_FILE: '/nonexistent/db' cannot be read"),
 ])
 def test_settings_that_cannot_work_are_named_in_one_clear_error(tmp_path: Path, env: dict[str, str], says: str) -> None:
     done = _twin(_clean_env() | {"COLUMNS": "300", "TWIN_STATE_DIR": str(tmp_path)} | env, "settings")
