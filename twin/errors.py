@@ -23,6 +23,7 @@
     ├── SettingsError                 a TWIN_* setting cannot be read (named, its secret never shown)
     ├── StackError                    the embedded broker or database would not start
     ├── PublishError                  the broker refused or lost what a producer sent
+    ├── InvalidQuery                  a read query got a value it cannot answer (API: 422, CLI: exit 2)
     └── CollectorError                a Redfish source failed
         └── BmcUnreachable
 
@@ -152,6 +153,19 @@ class StoreUnavailable(StoreError):
 
 class SettingsError(TwinError):
     """Raised when a `TWIN_*` setting cannot be read; names the variable and what is wrong, never a secret value."""
+
+
+class InvalidQuery(TwinError):
+    """Raised when a read query is asked about an unknown value; `valid` lists what would do."""
+
+    def __init__(self, field: str, value: object, valid: list[str] | None = None, hint: str = "") -> None:
+        self.field, self.value, self.valid = field, value, valid
+        message = f"{field}={value!r} is not valid"
+        if valid is not None:
+            message += f"; valid values: {', '.join(valid) if valid else '(none)'}"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
 
 
 class StackError(TwinError):
