@@ -151,10 +151,6 @@ class StoreUnavailable(StoreError):
     """Raised when the database cannot be reached."""
 
 
-class SettingsError(TwinError):
-    """Raised when a `TWIN_*` setting cannot be read; names the variable and what is wrong, never a secret value."""
-
-
 class InvalidQuery(TwinError):
     """Raised when a read query is asked about an unknown value; `valid` lists what would do."""
 
@@ -166,6 +162,10 @@ class InvalidQuery(TwinError):
         if hint:
             message += f"; {hint}"
         super().__init__(message)
+
+
+class SettingsError(TwinError):
+    """Raised when a `TWIN_*` setting cannot be read; names the variable and what is wrong, never a secret value."""
 
 
 class StackError(TwinError):
