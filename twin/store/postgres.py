@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 
 from schemas import DeadLetter, Deviation, Envelope, Facility, RackReading
 from twin.errors import RejectedEvent, StoreError, StoreUnavailable
+from twin.store import rollups
 
 __all__ = ["AppendedEvent", "StateRow", "TwinStore", "UnitOfWork", "READING_COLUMNS"]
 
@@ -50,7 +51,8 @@ READING_COLUMNS: tuple[str, ...] = (
 _COPY_COLUMNS = ("rack_id", "occurred_at", *READING_COLUMNS, "source")
 """A reading's fields in attribute order, then its source: a row is `_reading_fields(r) + (source,)`."""
 _VALUE_TYPES = (*("float8",) * 7, "bool", "float8", "float8", "int4", "int4")
-_COPY_TYPES = ("text", "timestamptz", *_VALUE_TYPES, "text")
+_COPY_TYPES = ("text", "timestamptz", *("float4",) * 7, "bool", "float4", "float4", "int2", "int2", "text")
+"""The telemetry table's narrow types (0010_telemetry_narrow.sql): binary COPY needs them exact."""
 _reading_fields = attrgetter("rack_id", "occurred_at", *READING_COLUMNS)
 
 # Per-connection scratch tables that a batch's rows are COPYed into (binary) before one statement
@@ -244,6 +246,7 @@ class UnitOfWork:
         if not readings:
             return 0
         await self._store.ensure_partitions(self._conn, _utc_days(r.occurred_at for _, r in readings))
+        await rollups.mark_pending(self._conn, (r.occurred_at for _, r in readings))
         rows = [_reading_fields(r) + (source,) for source, r in readings]
         async with self._conn.cursor() as cur:
             try:
