@@ -6,6 +6,8 @@
     twin simulate              publish a simulated fleet and its telemetry
     twin racks / twin rack ID  the stored twins
     twin deadletters           bad input by reason; `replay` sends it through again
+    twin rollup / twin storage telemetry rollups and retention; bytes per rack-day
+    twin grafana export|push   the fleet dashboards as code
 
 Every address is a setting: TWIN_KAFKA_BOOTSTRAP, TWIN_DATABASE_URL (see `twin settings`).
 """
@@ -23,7 +25,9 @@ from rich.console import Console
 from rich.table import Table
 
 from twin.errors import TwinError
+from twin.grafana.cli import grafana_app
 from twin.settings import Settings, get_settings
+from twin.storage_cli import register as register_storage_commands
 
 app = typer.Typer(
     help="Run the fleet twin and ask it questions. Addresses come from TWIN_* settings (see `twin settings`).",
@@ -36,6 +40,8 @@ deadletters_app = typer.Typer(help="Bad input, recorded with its precise reason.
 intent_app = typer.Typer(help="Design intent per generation.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(intent_app, name="intent")
+app.add_typer(grafana_app, name="grafana")
+register_storage_commands(app)  # twin storage, twin rollup
 
 console = Console()
 err = Console(stderr=True)

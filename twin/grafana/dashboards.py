@@ -67,8 +67,13 @@ class DashboardSpec:
     builder: dash.Dashboard
     queries: list[PanelQuery] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return self.builder.build().to_json()
+    def to_json_plain(self) -> dict[str, Any]:
+        """The dashboard as plain JSON data (what Grafana's API and provisioning read)."""
+        import json
+
+        from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+        return json.loads(json.dumps(self.builder.build(), cls=JSONEncoder))
 
 
 class _Layout:
