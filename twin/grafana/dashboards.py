@@ -175,19 +175,21 @@ def fleet_overview() -> DashboardSpec:
             WHERE f.facility_id IN ($facility)
             GROUP BY 1, 2, 3, 4 ORDER BY 1"""), ("facility_id", "ownership", "operator", "racks"))], 8)
     d.add(_ts("watt"), "Power against budget",
-          "Fleet power (mean per minute, from 1-minute rollups and raw rows beyond them) against the summed "
-          "power budget of racks holding a position.",
+          "Fleet power (the mean of the fleet's per-minute totals in each bucket: facility rollups by minute up "
+          "to 8 days, by hour beyond, raw rows past the rollups) against the summed power budget of racks "
+          "holding a position.",
           [(sql(f"""
             WITH intent AS ({LATEST_INTENT}),
             budget AS (
                 SELECT sum((i.body -> 'power_budget_watts' ->> 'max')::double precision) AS watts
                 FROM rack_state s JOIN intent i USING (generation) WHERE {FLEET} AND s.status IN {ALLOCATING}
             )
-            SELECT $__timeGroupAlias(bucket, $__interval),
-                   sum(power_watts_sum) / count(DISTINCT bucket) AS "drawn",
+            SELECT $__timeGroupAlias(bucket, $__interval), avg(watts) AS "drawn",
                    max((SELECT watts FROM budget)) AS "budget"
-            FROM facility_series($__timeFrom(), $__timeTo())
-            WHERE $__timeFilter(bucket) AND facility_id IN ($facility) AND generation IN ($generation)
+            FROM (SELECT bucket, sum(power_watts_sum) AS watts
+                  FROM facility_series($__timeFrom(), $__timeTo())
+                  WHERE $__timeFilter(bucket) AND facility_id IN ($facility) AND generation IN ($generation)
+                  GROUP BY bucket) fleet
             GROUP BY 1 ORDER BY 1""", "time_series"), ("time", "drawn", "budget"))], 24)
     d.add(_table(), "Out-of-envelope racks", "Open deviations: the measured value, the allowed range and the "
           "intent revision that judged it.",
@@ -241,12 +243,14 @@ def facility() -> DashboardSpec:
           [(sql(headroom.format(keys="w.facility_id, w.hall_id, w.row_id", cap="w", table="rows",
                                 join="s.facility_id = w.facility_id AND s.hall_id = w.hall_id AND s.row_id = w.row_id")),
             ("facility_id", "hall_id", "row_id", "power_headroom_watts"))], 12)
-    d.add(_ts("watt"), "Hall power", "Mean power per hall (1-minute rollups, raw rows beyond them).",
+    d.add(_ts("watt"), "Hall power",
+          "Mean power per hall (facility rollups by minute up to 8 days, by hour beyond; raw rows past them).",
           [(sql("""
-            SELECT $__timeGroupAlias(bucket, $__interval), facility_id || ' ' || hall_id AS metric,
-                   sum(power_watts_sum) / count(DISTINCT bucket) AS power_watts
-            FROM facility_series($__timeFrom(), $__timeTo())
-            WHERE $__timeFilter(bucket) AND facility_id IN ($facility) AND generation IN ($generation)
+            SELECT $__timeGroupAlias(bucket, $__interval), metric, avg(watts) AS power_watts
+            FROM (SELECT bucket, facility_id || ' ' || hall_id AS metric, sum(power_watts_sum) AS watts
+                  FROM facility_series($__timeFrom(), $__timeTo())
+                  WHERE $__timeFilter(bucket) AND facility_id IN ($facility) AND generation IN ($generation)
+                  GROUP BY 1, 2) hall
             GROUP BY 1, 2 ORDER BY 1""", "time_series"), ("time", "metric", "power_watts"))], 12)
     d.add(_ts("celsius"), "Hottest accelerator per hall", "The hottest accelerator of any rack in the hall.",
           [(sql("""

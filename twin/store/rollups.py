@@ -100,6 +100,10 @@ def roll_up(conn: psycopg.Connection[Any], *, settle: timedelta = timedelta(minu
             conn.execute("DELETE FROM facility_minutes WHERE bucket >= %s AND bucket < %s", (start, end))
             rows += conn.execute("INSERT INTO facility_minutes SELECT * FROM facility_minutes_from_racks(%s, %s)",
                                  (start, end)).rowcount
+        for start, end in _ranges(hours, timedelta(hours=1)):
+            conn.execute("DELETE FROM facility_hours WHERE bucket >= %s AND bucket < %s", (start, end))
+            rows += conn.execute("INSERT INTO facility_hours SELECT * FROM facility_hours_from_minutes(%s, %s)",
+                                 (start, end)).rowcount
         if pending:
             conn.execute("DELETE FROM rollup_pending WHERE id = ANY(%s)", ([i for i, _ in pending],))
         until = conn.execute("SELECT materialized_until FROM rollup_watermark").fetchone()[0]  # type: ignore[index]
@@ -126,7 +130,7 @@ def apply_retention(conn: psycopg.Connection[Any], policy: RetentionPolicy,
                 "SELECT drop_telemetry_partitions_before(%s)", (today - timedelta(days=policy.raw_days),)
             ).fetchone()[0]  # type: ignore[index]
         for table, days in (("rack_minutes", policy.minute_days), ("facility_minutes", policy.minute_days),
-                            ("rack_hours", policy.hour_days)):
+                            ("rack_hours", policy.hour_days), ("facility_hours", policy.hour_days)):
             if days is not None:
                 cutoff = datetime.combine(today - timedelta(days=days), datetime.min.time(), timezone.utc)
                 dropped[table] = conn.execute("SELECT drop_rollup_partitions_before(%s, %s)",

@@ -6,7 +6,7 @@
 --   * the worker, in its batch transaction, records which minutes got readings
 --     (`rollup_pending`, a few rows per batch: twin.store.rollups.mark_pending);
 --   * a job (`twin rollup`) recomputes those minutes from the raw rows, then the hours and the
---     facility minutes they touch, and advances `rollup_watermark`. Recomputing from raw makes
+--     facility minutes and hours they touch, and advances `rollup_watermark`. Recomputing from raw makes
 --     late and repeated readings harmless: the raw table holds each reading once;
 --   * the surface reads stored rollups below the watermark and aggregates raw rows above it, so
 --     what a dashboard sees is never behind the raw data (TimescaleDB's real-time aggregates).
@@ -255,9 +255,14 @@ BEGIN
 END
 $generate$;
 
--- One minute of a facility's hall and generation, from rack minutes (stored or live) and the
--- racks' current placement (a rack moved later keeps the minutes already rolled up).
-CREATE FUNCTION facility_minutes_from_racks(t_from timestamptz, t_to timestamptz, live boolean DEFAULT false)
+-- Facility rollups: one row per facility, hall and generation and minute (or hour). In minutes,
+-- `power_watts_sum` is the sum of the racks' mean power in that minute; in hours it is the mean
+-- of those minute sums (the group's mean power in the hour), likewise the flow. Racks are placed
+-- by their current placement (a rack moved later keeps the minutes already rolled up).
+CREATE TABLE facility_hours (LIKE facility_minutes INCLUDING ALL) PARTITION BY RANGE (bucket);
+
+-- Facility minutes from stored rack minutes (what the job stores).
+CREATE FUNCTION facility_minutes_from_racks(t_from timestamptz, t_to timestamptz)
 RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
     SELECT m.bucket, sum(m.power_watts_mean::double precision),
            sum(m.coolant_flow_liters_per_minute_mean::double precision),
@@ -265,23 +270,74 @@ RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
            max(m.coolant_return_temperature_celsius_max), max(m.hottest_accelerator_temperature_celsius_max),
            count(*)::integer, (count(*) FILTER (WHERE m.leak_detected_max))::integer,
            coalesce(s.facility_id, ''), coalesce(s.hall_id, ''), coalesce(s.generation, r.generation)
-    FROM (SELECT * FROM rack_minutes WHERE NOT live AND bucket >= t_from AND bucket < t_to
-          UNION ALL SELECT * FROM rack_minutes_from_raw(t_from, t_to) WHERE live) m
+    FROM rack_minutes m
+    JOIN racks r USING (rack_id)
+    LEFT JOIN rack_state s USING (rack_id)
+    WHERE m.bucket >= t_from AND m.bucket < t_to
+    GROUP BY m.bucket, 11, 12, 13
+$$;
+
+-- The same straight from raw readings, for the live tail above the watermark: only the columns
+-- facility rows need, so a panel does not pay for a rack minute's 49.
+CREATE FUNCTION facility_minutes_from_raw(t_from timestamptz, t_to timestamptz)
+RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
+    SELECT m.bucket, sum(m.power::double precision), sum(m.flow::double precision),
+           max(m.power_max), max(m.inlet_max), max(m.outlet_max), max(m.return_max), max(m.hottest_max),
+           count(*)::integer, (count(*) FILTER (WHERE m.leak))::integer,
+           coalesce(s.facility_id, ''), coalesce(s.hall_id, ''), coalesce(s.generation, r.generation)
+    FROM (SELECT rack_id, date_bin('1 minute', occurred_at, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+                 avg(power_watts)::real AS power, avg(coolant_flow_liters_per_minute)::real AS flow,
+                 max(power_watts) AS power_max, max(inlet_temperature_celsius) AS inlet_max,
+                 max(outlet_temperature_celsius) AS outlet_max, max(coolant_return_temperature_celsius) AS return_max,
+                 max(hottest_accelerator_temperature_celsius) AS hottest_max, bool_or(leak_detected) AS leak
+          FROM telemetry WHERE occurred_at >= t_from AND occurred_at < t_to GROUP BY 1, 2) m
     JOIN racks r USING (rack_id)
     LEFT JOIN rack_state s USING (rack_id)
     GROUP BY m.bucket, 11, 12, 13
 $$;
 
--- The query surface for fleet and facility panels: stored below the watermark, live above it.
-CREATE FUNCTION facility_series(t_from timestamptz, t_to timestamptz)
+CREATE FUNCTION facility_minutes_live(t_from timestamptz, t_to timestamptz)
 RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
     SELECT * FROM facility_minutes
     WHERE bucket >= date_bin('1 minute', t_from, timestamptz '2000-01-01 00:00:00+00')
       AND bucket < least(t_to, rollup_materialized_until())
     UNION ALL
-    SELECT * FROM facility_minutes_from_racks(
+    SELECT * FROM facility_minutes_from_raw(
         greatest(date_bin('1 minute', t_from, timestamptz '2000-01-01 00:00:00+00'), rollup_materialized_until()),
-        t_to, true)
+        t_to)
+$$;
+
+-- Facility hours from facility minutes (stored or live).
+CREATE FUNCTION facility_hours_from_minutes(t_from timestamptz, t_to timestamptz)
+RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
+    SELECT date_bin('1 hour', bucket, timestamptz '2000-01-01 00:00:00+00'), avg(power_watts_sum),
+           avg(coolant_flow_liters_per_minute_sum), max(power_watts_max), max(inlet_temperature_celsius_max),
+           max(outlet_temperature_celsius_max), max(coolant_return_temperature_celsius_max),
+           max(hottest_accelerator_temperature_celsius_max), max(racks), max(leaking_racks),
+           facility_id, hall_id, generation
+    FROM facility_minutes_live(t_from, t_to)
+    GROUP BY 1, facility_id, hall_id, generation
+$$;
+
+CREATE FUNCTION facility_hours_live(t_from timestamptz, t_to timestamptz)
+RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
+    SELECT * FROM facility_hours
+    WHERE bucket >= date_bin('1 hour', t_from, timestamptz '2000-01-01 00:00:00+00')
+      AND bucket < least(t_to, date_bin('1 hour', rollup_materialized_until(), timestamptz '2000-01-01 00:00:00+00'))
+    UNION ALL
+    SELECT * FROM facility_hours_from_minutes(
+        greatest(date_bin('1 hour', t_from, timestamptz '2000-01-01 00:00:00+00'),
+                 date_bin('1 hour', rollup_materialized_until(), timestamptz '2000-01-01 00:00:00+00')),
+        t_to)
+$$;
+
+-- The query surface for fleet and facility panels: facility minutes up to 8 days, hours beyond
+-- (the same steps as telemetry_series); stored below the watermark, live above it.
+CREATE FUNCTION facility_series(t_from timestamptz, t_to timestamptz)
+RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
+    SELECT * FROM facility_minutes_live(t_from, t_to) WHERE telemetry_resolution(t_from, t_to) <> '1h'
+    UNION ALL
+    SELECT * FROM facility_hours_live(t_from, t_to) WHERE telemetry_resolution(t_from, t_to) = '1h'
 $$;
 
 -- Rollup partitions: months for minutes, years for hours, created ahead by the job.
@@ -307,9 +363,11 @@ BEGIN
     FOR year IN SELECT generate_series(date_trunc('year', t_from AT TIME ZONE 'UTC'),
                                        date_trunc('year', t_to AT TIME ZONE 'UTC'), interval '1 year')::date
     LOOP
-        EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF rack_hours FOR VALUES FROM (%L) TO (%L)',
-                       'rack_hours_' || to_char(year, 'YYYY'),
-                       year::text || ' 00:00:00+00', (year + interval '1 year')::date::text || ' 00:00:00+00');
+        FOREACH parent IN ARRAY ARRAY['rack_hours', 'facility_hours'] LOOP
+            EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+                           parent || '_' || to_char(year, 'YYYY'), parent,
+                           year::text || ' 00:00:00+00', (year + interval '1 year')::date::text || ' 00:00:00+00');
+        END LOOP;
     END LOOP;
 END
 $$;
@@ -320,7 +378,7 @@ DECLARE
     part record;
     dropped integer := 0;
 BEGIN
-    IF parent NOT IN ('rack_minutes', 'rack_hours', 'facility_minutes') THEN
+    IF parent NOT IN ('rack_minutes', 'rack_hours', 'facility_minutes', 'facility_hours') THEN
         RAISE EXCEPTION 'not a rollup table: %', parent USING ERRCODE = '22023';
     END IF;
     FOR part IN
