@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -16,6 +16,19 @@ console = Console()
 err = Console(stderr=True)
 
 _MiB = 1024 * 1024
+
+
+def _connect() -> Any:
+    """A plain (tuple-row) autocommit connection to the twin database; errors as ours."""
+    import psycopg
+
+    from twin.errors import StoreUnavailable
+    from twin.settings import get_settings
+
+    try:
+        return psycopg.connect(get_settings().database_url.get_secret_value(), autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"cannot reach the twin database: {exc}") from exc
 
 
 def _size(n: float) -> str:
@@ -36,12 +49,10 @@ def storage(
     """Bytes per row and per rack-day of raw telemetry and its rollups, measured on the twin
     database (indexes included), and the projection to a fleet."""
     from twin.errors import TwinError
-    from twin.settings import get_settings
     from twin.store import storage as measured
-    from twin.store.views import connect
 
     try:
-        with connect(get_settings().database_url.get_secret_value()) as conn:
+        with _connect() as conn:
             tables = measured.measure(conn, exact=not estimate)
     except TwinError as exc:
         err.print(f"[bold red]error:[/] {exc}")
@@ -82,13 +93,11 @@ def rollup(
     apply retention by dropping whole partitions. Safe to run in several places: one run at a time
     holds the lock, the others skip."""
     from twin.errors import TwinError
-    from twin.settings import get_settings
     from twin.store.rollups import RetentionPolicy, apply_retention, roll_up
-    from twin.store.views import connect
 
     policy = RetentionPolicy(keep_raw_days, keep_minute_days, keep_hour_days)
     try:
-        with connect(get_settings().database_url.get_secret_value()) as conn:
+        with _connect() as conn:
             while True:
                 run = roll_up(conn, settle=timedelta(seconds=settle))
                 dropped = apply_retention(conn, policy)

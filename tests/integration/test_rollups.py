@@ -12,6 +12,7 @@ import asyncio
 import math
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -171,3 +172,27 @@ def test_retention_drops_whole_partitions_of_each_resolution(tenant: Any) -> Non
         assert dropped == {"rack_minutes": 1, "facility_minutes": 1}  # March ended before April 1st
         assert conn.execute("SELECT count(*) FROM rack_minutes").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM rack_hours").fetchone()[0] == 5  # hours are kept for ever
+
+
+def test_twin_rollup_and_twin_storage_report_what_they_did(tenant: Any) -> None:
+    """The operator's commands, run as a user runs them, against a database with readings."""
+    import subprocess
+    import sys
+
+    items = [("bmc", _reading(r, s, 3.0, False)) for r in RACKS for s in range(0, 600, 1)]
+    with psycopg.connect(tenant.database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO racks VALUES ('r-1', 'gen-a', 's1', now()), ('r-2', 'gen-a', 's2', now()),"
+                     " ('r-3', 'gen-b', 's3', now())")
+    asyncio.run(_deliver(tenant.database_url, items))
+    twin = [str(Path(sys.executable).parent / "twin")]
+    done = subprocess.run([*twin, "rollup", "--once", "--keep-raw-days", "100000"], env=tenant.env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rolled up 10 minutes, 1 hours" in " ".join(done.stdout.split())
+    done = subprocess.run([*twin, "storage", "--racks", "75000"], env=tenant.env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert "rack_minutes" in out and "Projected for 75,000 racks" in out and "TimescaleDB" in out
+    with psycopg.connect(tenant.database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM rack_minutes").fetchone()[0] == 30

@@ -8,8 +8,9 @@
 --   * a job (`twin rollup`) recomputes those minutes from the raw rows, then the hours and the
 --     facility minutes and hours they touch, and advances `rollup_watermark`. Recomputing from raw makes
 --     late and repeated readings harmless: the raw table holds each reading once;
---   * the surface reads stored rollups below the watermark and aggregates raw rows above it, so
---     what a dashboard sees is never behind the raw data (TimescaleDB's real-time aggregates).
+--   * the per-rack surface reads stored rollups below the watermark and aggregates raw rows above
+--     it, so one rack's series is never behind its raw data (TimescaleDB's real-time aggregates);
+--     the fleet surface (facility_series) reads stored rollups only (see there why).
 -- With TimescaleDB (UNTESTED HERE, it cannot be installed on the development machines): the
 -- per-rack rollups are continuous aggregates of the same names and columns, real-time
 -- (materialized_only = false), with refresh policies; see the block at the end.
@@ -307,7 +308,8 @@ RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
         t_to)
 $$;
 
--- Facility hours from facility minutes (stored or live).
+-- Facility hours from stored facility minutes (what the job stores; an hour still open holds
+-- the minutes rolled up so far).
 CREATE FUNCTION facility_hours_from_minutes(t_from timestamptz, t_to timestamptz)
 RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
     SELECT date_bin('1 hour', bucket, timestamptz '2000-01-01 00:00:00+00'), avg(power_watts_sum),
@@ -315,29 +317,25 @@ RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
            max(outlet_temperature_celsius_max), max(coolant_return_temperature_celsius_max),
            max(hottest_accelerator_temperature_celsius_max), max(racks), max(leaking_racks),
            facility_id, hall_id, generation
-    FROM facility_minutes_live(t_from, t_to)
+    FROM facility_minutes WHERE bucket >= t_from AND bucket < t_to
     GROUP BY 1, facility_id, hall_id, generation
 $$;
 
-CREATE FUNCTION facility_hours_live(t_from timestamptz, t_to timestamptz)
-RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
-    SELECT * FROM facility_hours
-    WHERE bucket >= date_bin('1 hour', t_from, timestamptz '2000-01-01 00:00:00+00')
-      AND bucket < least(t_to, date_bin('1 hour', rollup_materialized_until(), timestamptz '2000-01-01 00:00:00+00'))
-    UNION ALL
-    SELECT * FROM facility_hours_from_minutes(
-        greatest(date_bin('1 hour', t_from, timestamptz '2000-01-01 00:00:00+00'),
-                 date_bin('1 hour', rollup_materialized_until(), timestamptz '2000-01-01 00:00:00+00')),
-        t_to)
-$$;
-
 -- The query surface for fleet and facility panels: facility minutes up to 8 days, hours beyond
--- (the same steps as telemetry_series); stored below the watermark, live above it.
+-- (the same steps as telemetry_series). Stored rollups only, so up to the watermark (a minute
+-- or two behind the raw rows): aggregating the raw tail of the whole fleet on every refresh
+-- would cost a panel seconds at 10,000 racks (measured: bench/reports/grafana.md), while
+-- one rack's series (telemetry_series) reads its tail live at no cost. `facility_minutes_live`
+-- adds the tail for whoever needs it.
 CREATE FUNCTION facility_series(t_from timestamptz, t_to timestamptz)
 RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
-    SELECT * FROM facility_minutes_live(t_from, t_to) WHERE telemetry_resolution(t_from, t_to) <> '1h'
+    SELECT * FROM facility_minutes
+    WHERE telemetry_resolution(t_from, t_to) <> '1h'
+      AND bucket >= date_bin('1 minute', t_from, timestamptz '2000-01-01 00:00:00+00') AND bucket < t_to
     UNION ALL
-    SELECT * FROM facility_hours_live(t_from, t_to) WHERE telemetry_resolution(t_from, t_to) = '1h'
+    SELECT * FROM facility_hours
+    WHERE telemetry_resolution(t_from, t_to) = '1h'
+      AND bucket >= date_bin('1 hour', t_from, timestamptz '2000-01-01 00:00:00+00') AND bucket < t_to
 $$;
 
 -- Rollup partitions: months for minutes, years for hours, created ahead by the job.
