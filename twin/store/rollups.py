@@ -85,6 +85,10 @@ def roll_up(conn: psycopg.Connection[Any], *, settle: timedelta = timedelta(minu
         hours = sorted({_floor(m, timedelta(hours=1)) for m in minutes})
         if minutes:
             conn.execute("SELECT ensure_rollup_partitions(%s, %s)", (minutes[0], minutes[-1]))
+        # ahead of the data: tomorrow's raw partition and the rollup partitions it will need
+        ahead = cutoff + settle + timedelta(days=1)
+        conn.execute("SELECT ensure_telemetry_partition(%s::date), ensure_rollup_partitions(%s, %s)",
+                     (ahead.date(), cutoff, ahead))
         for start, end in minute_ranges:
             if not timescale:  # continuous aggregates refresh themselves
                 conn.execute("DELETE FROM rack_minutes WHERE bucket >= %s AND bucket < %s", (start, end))
