@@ -68,7 +68,8 @@ def roll_up(conn: psycopg.Connection[Any], *, settle: timedelta = timedelta(minu
     """Roll up every pending minute that closed at least `settle` ago, in one transaction.
 
     `settle` leaves the open minute to the surface's live path, so a minute is normally rolled
-    up once; a reading later than that marks its minute again and it is recomputed.
+    up once; a reading later than that marks its minute again and it is recomputed. Hours are
+    stored once closed (and again when a late minute touches them).
     """
     started = time.perf_counter()
     cutoff = _floor((now or datetime.now(timezone.utc)) - settle, timedelta(minutes=1))
@@ -82,7 +83,10 @@ def roll_up(conn: psycopg.Connection[Any], *, settle: timedelta = timedelta(minu
                                  ).fetchone()[0]  # type: ignore[index]
         rows = 0
         minute_ranges = _ranges(minutes, timedelta(minutes=1))
-        hours = sorted({_floor(m, timedelta(hours=1)) for m in minutes})
+        # Only closed hours are stored: the open one is read from its minutes (rack_hours_live), so
+        # it is not recomputed from all its minutes at every run, once per minute, for every rack.
+        hour = timedelta(hours=1)
+        hours = sorted({h for h in (_floor(m, hour) for m in minutes) if h + hour <= cutoff})
         if minutes:
             conn.execute("SELECT ensure_rollup_partitions(%s, %s)", (minutes[0], minutes[-1]))
         # ahead of the data: tomorrow's raw partition and the rollup partitions it will need

@@ -308,8 +308,8 @@ RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
         t_to)
 $$;
 
--- Facility hours from stored facility minutes (what the job stores; an hour still open holds
--- the minutes rolled up so far).
+-- Facility hours from stored facility minutes (the job stores closed hours; the surface reads
+-- the open one through this).
 CREATE FUNCTION facility_hours_from_minutes(t_from timestamptz, t_to timestamptz)
 RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
     SELECT date_bin('1 hour', bucket, timestamptz '2000-01-01 00:00:00+00'), avg(power_watts_sum),
@@ -335,7 +335,13 @@ RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
     UNION ALL
     SELECT * FROM facility_hours
     WHERE telemetry_resolution(t_from, t_to) = '1h'
-      AND bucket >= date_bin('1 hour', t_from, timestamptz '2000-01-01 00:00:00+00') AND bucket < t_to
+      AND bucket >= date_bin('1 hour', t_from, timestamptz '2000-01-01 00:00:00+00')
+      AND bucket < least(t_to, date_bin('1 hour', rollup_materialized_until(), timestamptz '2000-01-01 00:00:00+00'))
+    UNION ALL  -- the open hour (stored hours are closed ones), from its stored minutes
+    SELECT * FROM facility_hours_from_minutes(
+        greatest(date_bin('1 hour', t_from, timestamptz '2000-01-01 00:00:00+00'),
+                 date_bin('1 hour', rollup_materialized_until(), timestamptz '2000-01-01 00:00:00+00')), t_to)
+    WHERE telemetry_resolution(t_from, t_to) = '1h'
 $$;
 
 -- Rollup partitions: months for minutes, years for hours, created ahead by the job.
