@@ -10,8 +10,9 @@ PostgreSQL data source: `$__timeFilter`, `$__timeGroupAlias(col, $__interval)`,
 `$__timeFrom()`/`$__timeTo()`, and the template variables `$facility`, `$generation` (multi,
 with All: Grafana quotes each value) and `$rack` (single: written inside quotes). Grafana's
 PostgreSQL macros bucket by epoch seconds, so every bucket is UTC; the dashboards' time zone is
-UTC too. Time series read `facility_series` / `telemetry_series`, which pick stored rollups or
-raw rows by range and watermark.
+UTC too. Time series read the query surface: `telemetry_series` (one rack: raw, 1-minute or
+1-hour rows by range, live up to its latest reading) and `facility_series` (the fleet: facility
+minutes or hours by range, stored rollups up to the watermark).
 """
 
 from __future__ import annotations
