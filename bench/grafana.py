@@ -108,9 +108,10 @@ def load(conn: psycopg.Connection, racks: int, now: datetime, tail_s: int) -> di
     _log(f"loading {racks:,} racks x {int((watermark - first_minute).total_seconds() // 60):,} rack minutes")
     timings["load rack_minutes (s)"] = _timed(conn, insert, (first_minute, watermark))
     _log(f"  {timings['load rack_minutes (s)']:.0f} s")
-    timings["rollup job: facility minutes of the last 24 h from rack minutes (s)"] = _timed(
-        conn, "INSERT INTO facility_minutes SELECT * FROM facility_minutes_from_racks(%s, %s)", (first_minute, watermark))
-    _log(f"  facility minutes rolled up in {timings['rollup job: facility minutes of the last 24 h from rack minutes (s)']:.0f} s")
+    minutes_step = "rollup job: facility minutes of the last 24 h from rack minutes (s)"
+    timings[minutes_step] = _timed(conn, "INSERT INTO facility_minutes SELECT * FROM facility_minutes_from_racks(%s, %s)",
+                                   (first_minute, watermark))
+    _log(f"  facility minutes rolled up in {timings[minutes_step]:.0f} s")
     groups = conn.execute("SELECT count(DISTINCT (facility_id, hall_id, generation)) FROM facility_minutes"
                           ).fetchone()[0]
     conn.execute("UPDATE rollup_watermark SET materialized_until = %s", (watermark,))
@@ -165,7 +166,8 @@ def measure(conn: psycopg.Connection, now: datetime, runs: int) -> list[dict]:
         p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
         results.append({"panel": name, "range": str(span), "rows": rows, "runs": runs,
                         "p50_ms": statistics.median(times) * 1000, "p99_ms": p99 * 1000, "max_ms": times[-1] * 1000})
-        _log(f"{name} over {span}: {rows} points, p50 {results[-1]['p50_ms']:.0f} ms, p99 {results[-1]['p99_ms']:.0f} ms")
+        _log(f"{name} over {span}: {rows} points, p50 {results[-1]['p50_ms']:.0f} ms,"
+             f" p99 {results[-1]['p99_ms']:.0f} ms")
     return results
 
 

@@ -191,7 +191,8 @@ def main() -> None:
                     # the original layout, for the before figure
                     fresh.execute(WIDE)
                     for day in {r.occurred_at.date() for b in batches for _, r in b}:
-                        fresh.execute(pgsql.SQL("CREATE TABLE {} PARTITION OF telemetry_0002 FOR VALUES FROM ({}) TO ({})")
+                        fresh.execute(pgsql.SQL("CREATE TABLE {} PARTITION OF telemetry_0002"
+                                                " FOR VALUES FROM ({}) TO ({})")
                                       .format(pgsql.Identifier(f"telemetry_0002_{day:%Y%m%d}"),
                                               pgsql.Literal(f"{day} 00:00:00+00"),
                                               pgsql.Literal(f"{day + timedelta(days=1)} 00:00:00+00")))

@@ -125,7 +125,8 @@ def test_rollups_equal_aggregates_of_raw_rows_after_late_and_repeated_readings(
             "SELECT f.generation, sum(f.racks), sum(f.power_watts_sum) FROM facility_minutes f GROUP BY 1 ORDER BY 1"
         ).fetchall()
         from_racks = conn.execute(
-            "SELECT r.generation, count(*), sum(m.power_watts_mean::float8) FROM rack_minutes m JOIN racks r USING (rack_id)"
+            "SELECT r.generation, count(*), sum(m.power_watts_mean::float8)"
+            " FROM rack_minutes m JOIN racks r USING (rack_id)"
             " GROUP BY 1 ORDER BY 1").fetchall()
         assert [(g, n) for g, n, _ in per_gen] == [(g, n) for g, n, _ in from_racks]
         assert all(math.isclose(a[2], b[2], rel_tol=1e-9) for a, b in zip(per_gen, from_racks)), (per_gen, from_racks)

@@ -242,7 +242,8 @@ def facility() -> DashboardSpec:
             ("facility_id", "hall_id", "power_headroom_watts", "cooling_headroom_watts"))], 12)
     d.add(_table().unit("watt"), "Row power and cooling headroom", "The same per row.",
           [(sql(headroom.format(keys="w.facility_id, w.hall_id, w.row_id", cap="w", table="rows",
-                                join="s.facility_id = w.facility_id AND s.hall_id = w.hall_id AND s.row_id = w.row_id")),
+                                join="s.facility_id = w.facility_id AND s.hall_id = w.hall_id"
+                                     " AND s.row_id = w.row_id")),
             ("facility_id", "hall_id", "row_id", "power_headroom_watts"))], 12)
     d.add(_ts("watt"), "Hall power",
           "Mean power per hall (facility rollups by minute up to 8 days, by hour beyond; raw rows past them).",
