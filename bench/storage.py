@@ -202,11 +202,32 @@ def main() -> None:
                                   " coolant_flow_liters_per_minute, coolant_differential_pressure_kilopascals,"
                                   " leak_detected, hottest_accelerator_temperature_celsius, fan_speed_percent,"
                                   " network_links_up, network_links_down FROM telemetry ORDER BY occurred_at")
+                    # two further cuts, measured, not shipped: a time-leading identity, and integer keys
+                    fresh.execute("CREATE TABLE alt_time_key (LIKE telemetry, PRIMARY KEY (occurred_at, rack_id, source))")
+                    fresh.execute("INSERT INTO alt_time_key SELECT * FROM telemetry ORDER BY occurred_at, rack_id")
+                    fresh.execute("""
+                        CREATE TABLE alt_int_keys AS SELECT occurred_at, power_watts, inlet_temperature_celsius,
+                            outlet_temperature_celsius, coolant_supply_temperature_celsius,
+                            coolant_return_temperature_celsius, coolant_flow_liters_per_minute,
+                            coolant_differential_pressure_kilopascals, hottest_accelerator_temperature_celsius,
+                            fan_speed_percent, 0::int AS rack_key, network_links_up, network_links_down,
+                            0::smallint AS source_key, leak_detected FROM telemetry WITH NO DATA;
+                        ALTER TABLE alt_int_keys ADD PRIMARY KEY (rack_key, occurred_at, source_key);
+                        INSERT INTO alt_int_keys SELECT t.occurred_at, t.power_watts, t.inlet_temperature_celsius,
+                            t.outlet_temperature_celsius, t.coolant_supply_temperature_celsius,
+                            t.coolant_return_temperature_celsius, t.coolant_flow_liters_per_minute,
+                            t.coolant_differential_pressure_kilopascals, t.hottest_accelerator_temperature_celsius,
+                            t.fan_speed_percent, dense_rank() OVER (ORDER BY t.rack_id), t.network_links_up,
+                            t.network_links_down, dense_rank() OVER (ORDER BY t.source), t.leak_detected
+                        FROM telemetry t ORDER BY t.occurred_at, t.rack_id""")
                     fresh.execute("VACUUM ANALYZE")
                     tables = measured.measure(fresh, ("telemetry_0002", "telemetry", "rack_minutes", "rack_hours",
-                                                      "facility_minutes", "facility_hours"))
+                                                      "facility_minutes", "facility_hours", "alt_time_key",
+                                                      "alt_int_keys"))
                     heap = {t: fresh.execute("SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree(%s::regclass)",
                                              (t,)).fetchone()[0] for t in ("telemetry_0002", "telemetry")}
+                    heap |= {t: fresh.execute("SELECT pg_relation_size(%s::regclass)", (t,)).fetchone()[0]
+                             for t in ("alt_time_key", "alt_int_keys")}
                     keys = fresh.execute("SELECT avg(octet_length(rack_id)), avg(octet_length(source)) FROM telemetry"
                                          ).fetchone()
     finally:
@@ -266,6 +287,13 @@ def main() -> None:
         f"{heap['telemetry'] / tables['telemetry'].rows:.0f} B after; the rest is the primary key "
         f"(rack_id, occurred_at, source), whose text keys average {float(keys[0]):.0f} and {float(keys[1]):.0f} "
         "bytes here, and the time index (BRIN after: a few pages).", "",
+        "Two further cuts, measured on the same rows but not shipped (they change what every reader of "
+        "`telemetry` sees): a time-leading identity (occurred_at, rack_id, source), whose index fills at the right "
+        f"edge, {tables['alt_time_key'].bytes_per_row:.1f} B/row (heap {heap['alt_time_key'] / readings:.0f}) "
+        f"({tables['alt_time_key'].bytes_per_row * 86_400 / mib:.2f} MiB per rack-day; per-rack reads would rely on "
+        "PostgreSQL 18's skip scan); integer surrogate keys for rack and source, "
+        f"{tables['alt_int_keys'].bytes_per_row:.1f} B/row (heap {heap['alt_int_keys'] / readings:.0f}) "
+        f"({tables['alt_int_keys'].bytes_per_row * 86_400 / mib:.2f} MiB per rack-day).", "",
         f"Raw bytes per rack-day: {before_day / mib:.2f} MiB before, {per_day['telemetry'] / mib:.2f} MiB after "
         f"({1 - per_day['telemetry'] / before_day:.0%} less). Small tables carry a fixed overhead of pages and "
         "index roots, so a short load overstates the rollups' bytes per row a little.", "",

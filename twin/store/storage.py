@@ -2,7 +2,8 @@
 
 A table's bytes are its heap, TOAST and indexes over all its partitions
 (`pg_total_relation_size`), divided by its rows: what a row really costs on disk, indexes
-included. A rack-day is 86,400 raw readings (1 Hz), 1,440 minutes and 24 hours.
+included. (Under TimescaleDB, untested here, a hypertable's chunks are not partitions: its
+size would need `hypertable_size()`.) A rack-day is 86,400 raw readings (1 Hz), 1,440 minutes and 24 hours.
 """
 
 from __future__ import annotations
@@ -48,15 +49,18 @@ def measure(conn: psycopg.Connection[Any], tables: tuple[str, ...] = ("telemetry
     for table in tables:
         if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:  # type: ignore[index]
             continue
+        # a partitioned table's partitions, else the table itself (a partition tree of one)
         size = conn.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint FROM pg_partition_tree(%s::regclass)",
-            (table,)).fetchone()[0]  # type: ignore[index]
+            "SELECT coalesce(sum(pg_total_relation_size(relid)), pg_total_relation_size(%s::regclass))::bigint"
+            " FROM pg_partition_tree(%s::regclass)", (table, table)).fetchone()[0]  # type: ignore[index]
         if exact:
             rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
         else:
             rows = conn.execute(
-                "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_partition_tree(%s::regclass) t"
-                " JOIN pg_class c ON c.oid = t.relid", (table,)).fetchone()[0]  # type: ignore[index]
+                "SELECT coalesce(sum(greatest(c.reltuples, 0)),"
+                " (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass))::bigint"
+                " FROM pg_partition_tree(%s::regclass) t JOIN pg_class c ON c.oid = t.relid",
+                (table, table)).fetchone()[0]  # type: ignore[index]
         out[table] = TableBytes(table, int(rows), int(size))
     return out
 
