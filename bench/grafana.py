@@ -72,11 +72,12 @@ def load(conn: psycopg.Connection, racks: int, now: datetime, tail_s: int) -> di
             FROM halls, generate_series(1, %(r)s) r;
         INSERT INTO racks SELECT 'rk-' || lpad(n::text, 6, '0'), (%(g)s::text[])[1 + n %% 3], 'sn-' || n, now()
             FROM generate_series(0, %(n)s - 1) n;
-        INSERT INTO rack_state (rack_id, generation, status, facility_id, hall_id, row_id, position, power_watts)
-        SELECT r.rack_id, r.generation, 'active', w.facility_id, w.hall_id, w.row_id, n %% %(p)s + 1, 100000
+        INSERT INTO rack_lifecycle (rack_id, generation, status, facility_id, hall_id, row_id, position)
+        SELECT r.rack_id, r.generation, 'active', w.facility_id, w.hall_id, w.row_id, n %% %(p)s + 1
         FROM (SELECT rack_id, generation, row_number() OVER (ORDER BY rack_id) - 1 AS n FROM racks) r
         JOIN (SELECT facility_id, hall_id, row_id, row_number() OVER (ORDER BY facility_id, hall_id, row_id) - 1 AS k
               FROM rows) w ON w.k = r.n / %(p)s;
+        INSERT INTO rack_telemetry (rack_id, telemetry_at, power_watts) SELECT rack_id, now(), 100000 FROM racks;
     """.replace("%(f)s", str(facilities)).replace("%(h)s", str(HALLS)).replace("%(r)s", str(ROWS))
         .replace("%(p)s", str(POSITIONS)).replace("%(n)s", str(racks)).replace("%%", "%")
         .replace("%(g)s", "'{" + ",".join(GENERATIONS) + "}'"))
@@ -125,7 +126,7 @@ def load(conn: psycopg.Connection, racks: int, now: datetime, tail_s: int) -> di
         SELECT b, g.watts * (0.7 + random() * 0.3), g.racks * 150.0, 130000, 30, 45, 40, 80, g.racks, 0,
                g.facility_id, g.hall_id, g.generation
         FROM (SELECT facility_id, hall_id, generation, count(*) AS racks, count(*) * 100000.0 AS watts
-              FROM rack_state GROUP BY 1, 2, 3) g,
+              FROM rack_lifecycle GROUP BY 1, 2, 3) g,
              generate_series(%s::timestamptz, %s::timestamptz - interval '1 hour', interval '1 hour') b
     """, (first_minute.replace(minute=0) - timedelta(days=29), first_minute.replace(minute=0)))
     _log(f"  {groups} facility groups; facility hours in {timings[hours_step]:.1f} s + {timings[earlier]:.1f} s")

@@ -46,8 +46,10 @@ def storage(
     estimate: Annotated[bool, typer.Option("--estimate", help="Use the planner's row counts (instant on "
                                            "billions of rows) instead of counting.")] = False,
 ) -> None:
-    """Bytes per row and per rack-day of raw telemetry and its rollups, measured on the twin
-    database (indexes included), and the projection to a fleet."""
+    """Bytes per rack-day of raw telemetry and its rollups, and the projection to a fleet.
+
+    Measured on the twin database: bytes per row (indexes included) times the rows a rack makes
+    in a day."""
     from twin.errors import TwinError
     from twin.store import storage as measured
 
@@ -89,9 +91,11 @@ def rollup(
     keep_hour_days: Annotated[Optional[int], typer.Option(help="Drop 1-hour rollup years older than this "
                                                           "(default: keep for ever).")] = None,
 ) -> None:
-    """Roll the minutes the workers marked up into 1-minute, 1-hour and facility rollups, then
-    apply retention by dropping whole partitions. Safe to run in several places: one run at a time
-    holds the lock, the others skip."""
+    """Keep the telemetry rollups current and apply retention.
+
+    Rolls the minutes the workers marked up into 1-minute, 1-hour and facility rollups, then drops
+    whole partitions past retention. Safe to run in several places: one run at a time holds the
+    lock, the others skip."""
     from twin.errors import TwinError
     from twin.store.rollups import RetentionPolicy, apply_retention, roll_up
 
@@ -116,7 +120,7 @@ def rollup(
         return
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, rich_help_panel: str | None = None) -> None:
     """Add `storage` and `rollup` to the `twin` command."""
-    app.command("storage")(storage)
-    app.command("rollup")(rollup)
+    app.command("storage", rich_help_panel=rich_help_panel)(storage)
+    app.command("rollup", rich_help_panel=rich_help_panel)(rollup)

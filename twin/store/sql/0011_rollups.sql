@@ -268,7 +268,7 @@ $generate$;
 -- Facility rollups: one row per facility, hall and generation and minute (or hour). In minutes,
 -- `power_watts_sum` is the sum of the racks' mean power in that minute; in hours it is the mean
 -- of those minute sums (the group's mean power in the hour), likewise the flow. Racks are placed
--- by their current placement (a rack moved later keeps the minutes already rolled up).
+-- by their current placement, `rack_lifecycle` (a rack moved later keeps the minutes already rolled up).
 CREATE TABLE facility_hours (LIKE facility_minutes INCLUDING ALL) PARTITION BY RANGE (bucket);
 
 -- Facility minutes from stored rack minutes (what the job stores).
@@ -282,7 +282,7 @@ RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
            coalesce(s.facility_id, ''), coalesce(s.hall_id, ''), coalesce(s.generation, r.generation)
     FROM rack_minutes m
     JOIN racks r USING (rack_id)
-    LEFT JOIN rack_state s USING (rack_id)
+    LEFT JOIN rack_lifecycle s USING (rack_id)
     WHERE m.bucket >= t_from AND m.bucket < t_to
     GROUP BY m.bucket, 11, 12, 13
 $$;
@@ -302,7 +302,7 @@ RETURNS SETOF facility_minutes LANGUAGE sql STABLE AS $$
                  max(hottest_accelerator_temperature_celsius) AS hottest_max, bool_or(leak_detected) AS leak
           FROM telemetry WHERE occurred_at >= t_from AND occurred_at < t_to GROUP BY 1, 2) m
     JOIN racks r USING (rack_id)
-    LEFT JOIN rack_state s USING (rack_id)
+    LEFT JOIN rack_lifecycle s USING (rack_id)
     GROUP BY m.bucket, 11, 12, 13
 $$;
 
