@@ -25,8 +25,10 @@ TOKEN_ENV = "TWIN_GRAFANA_TOKEN"
 def export_command(
     out: Annotated[Path, typer.Option("--out", help="The deploy/grafana directory to write.")] = Path("deploy/grafana"),
 ) -> None:
-    """Write the five dashboards (dashboards/*.json) and Grafana's provisioning files
-    (provisioning/datasources/, provisioning/dashboards/) under OUT."""
+    """Write the five dashboards and Grafana's provisioning files under OUT.
+
+    Files: dashboards/*.json, provisioning/datasources/fleet-twin.yaml and
+    provisioning/dashboards/fleet-twin.yaml (the layout a Grafana container mounts)."""
     from twin.grafana.provisioning import export
 
     for path in export(out):
@@ -41,9 +43,11 @@ def push_command(
         "postgresql:// URL as the Grafana server sees it (its password is sent only on creation).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each request.")] = 10.0,
 ) -> None:
-    """Provision the folder, the dashboards (and with --datasource-url the data source) through
-    Grafana's HTTP API. The API token comes from TWIN_GRAFANA_TOKEN (a service account token with
-    the Editor role). Only what differs is written: pushing again creates no new dashboard versions."""
+    """Provision the dashboards through Grafana's HTTP API (token in TWIN_GRAFANA_TOKEN).
+
+    Writes the folder and the dashboards (and with --datasource-url the data source). The token is
+    a service account token with the Editor role. Only what differs is written: pushing again
+    creates no new dashboard versions."""
     from twin.errors import TwinError
     from twin.grafana.push import DataSourceTarget, push
 
