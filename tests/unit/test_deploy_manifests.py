@@ -199,6 +199,11 @@ def test_compose_mounts_the_grafana_and_alertmanager_folders() -> None:
     given = set(services["grafana"]["environment"]) | set(re.findall(r"export (TWIN_\w+)=",
                                                                       " ".join(services["grafana"]["entrypoint"])))
     assert named <= given, named - given
+    # The dashboards are mounted where the provisioned dashboard provider looks for them.
+    mounts = {v.split(":")[1] for v in services["grafana"]["volumes"] if v.startswith("./grafana/dashboards:")}
+    for provider_file in (DEPLOY / "grafana" / "provisioning" / "dashboards").glob("*.yaml"):
+        for provider in yaml.safe_load(provider_file.read_text())["providers"]:
+            assert provider["options"]["path"] in mounts, (provider_file.name, provider["options"]["path"], mounts)
     assert "./alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
     assert "--config.file=/etc/alertmanager/alertmanager.yml" in services["alertmanager"]["command"]
 
