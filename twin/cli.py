@@ -53,6 +53,8 @@ from twin.grafana.cli import grafana_app  # noqa: E402  (dashboards as code)
 from twin.storage_cli import register as _register_storage  # noqa: E402
 app.add_typer(grafana_app, name="grafana", rich_help_panel="Run the twin")
 _register_storage(app, rich_help_panel="Look after it")  # twin storage, twin rollup
+from twin.topics_cli import topics_app  # noqa: E402  (deploy: `twin topics create|rewind`, production's jobs)
+app.add_typer(topics_app, name="topics", rich_help_panel="Run the twin")
 
 
 def _version(value: bool) -> None:
