@@ -6,6 +6,7 @@
     twin simulate              publish a simulated fleet and its telemetry
     twin racks / twin rack ID  the stored twins
     twin deadletters           bad input by reason; `replay` sends it through again
+    twin alerts / twin silence firing alerts, a rack's alert history, the engine; Alertmanager silences
 
 Every address is a setting: TWIN_KAFKA_BOOTSTRAP, TWIN_DATABASE_URL (see `twin settings`).
 """
@@ -36,6 +37,8 @@ deadletters_app = typer.Typer(help="Bad input, recorded with its precise reason.
 intent_app = typer.Typer(help="Design intent per generation.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(intent_app, name="intent")
+from twin.alerting.cli import alerts_app, silence_app  # noqa: E402  (alerting's verbs live with alerting)
+app.add_typer(alerts_app, name="alerts"); app.add_typer(silence_app, name="silence")  # noqa: E702
 
 console = Console()
 err = Console(stderr=True)
