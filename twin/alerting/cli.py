@@ -122,8 +122,11 @@ def rules() -> None:
 
 @alerts_app.command("run")
 def run() -> None:
-    """Run the alert engine until Ctrl-C: rules -> alert history -> Alertmanager (+ PagerDuty) and
-    fleet.alerts.v1. Start more than one for take-over: one is active, the others stand by."""
+    """Run the alert engine until Ctrl-C: rules, alert history, Alertmanager, PagerDuty, fleet.alerts.v1.
+
+    Start more than one for take-over: one is active (it holds a database lock), the others stand by.
+    Timing: TWIN_ALERT_EVAL_SECONDS, TWIN_ALERT_RESEND_SECONDS, TWIN_ALERT_FOR_SCALE (see `twin alerts rules`).
+    """
     from twin.alerting.engine import Engine
     from twin.alerting.settings import get_alerting_settings
     from twin.logs import configure
@@ -206,10 +209,11 @@ def silence_list(
     if not found:
         console.print("no silences")
         return
-    table = Table("id", "state", "matches", "ends", "by", "comment", title="silences")
+    table = Table("state", "matches", "ends", "by", "comment", title="silences")
+    table.add_column("id", no_wrap=True, min_width=36)  # copied into `twin silence expire`: never cut
     for s in sorted(found, key=lambda s: s.ends_at):
-        table.add_row(s.id, s.state, ", ".join(f'{m.name}="{m.value}"' for m in s.matchers),
-                      s.ends_at.strftime("%Y-%m-%d %H:%M"), s.created_by, s.comment)
+        table.add_row(s.state, ", ".join(f'{m.name}="{m.value}"' for m in s.matchers),
+                      s.ends_at.strftime("%Y-%m-%d %H:%M"), s.created_by, s.comment, s.id)
     console.print(table)
 
 

@@ -379,7 +379,7 @@ def evaluate(racks: Iterable[RackFacts], fleet: FleetFacts, states: Mapping[str,
                                  links)
             if seen is not None:
                 out[seen.key] = seen
-    for seen in _observe_fleet(fleet, states, now, links):
+    for seen in _observe_fleet(fleet, states, out, now, links):
         out[seen.key] = seen
     return out
 
@@ -496,10 +496,10 @@ def _labels(**labels: str | None) -> dict[str, str]:
     return {k: v for k, v in labels.items() if v}
 
 
-def _observe_fleet(fleet: FleetFacts, states: Mapping[str, AlertState], now: datetime, links: Links
-                   ) -> Iterable[Observation]:
+def _observe_fleet(fleet: FleetFacts, states: Mapping[str, AlertState], racks: Mapping[str, Observation],
+                   now: datetime, links: Links) -> Iterable[Observation]:
     yield from _headroom(fleet.halls, states, links)
-    yield from _drift(fleet.generations, states, now, links)
+    yield from _drift(fleet.generations, states, racks, now, links)
     yield from _stale_facilities(fleet.facilities, states, links)
 
 
@@ -547,18 +547,19 @@ def _headroom(halls: Sequence[HallLoad], states: Mapping[str, AlertState], links
                     links, (rule.fire_below, None), facility=facility, hall=hall, operator=members[0].operator)
 
 
-def _drift(generations: Sequence[GenerationCount], states: Mapping[str, AlertState], now: datetime, links: Links
-           ) -> Iterable[Observation]:
-    """Racks of a generation whose rack alert on a check was live within the window, by check."""
+def _drift(generations: Sequence[GenerationCount], states: Mapping[str, AlertState], seen: Mapping[str, Observation],
+           now: datetime, links: Links) -> Iterable[Observation]:
+    """Racks of a generation deviating on a check now (seen in this evaluation, so the generation alert
+    reaches Alertmanager no later than the rack alerts it inhibits) or within the window (stored states)."""
     rule = RULES["generation-deviation-drift"]
     assert isinstance(rule, FleetRule)
     since = now - timedelta(seconds=rule.window_seconds)
     racks: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for s in states.values():
+    for s in (*states.values(), *seen.values()):
         gen, check, rack = s.labels.get("generation"), s.labels.get("check"), s.rack_id
         if s.labels.get("scope") != "rack" or not gen or not check or not rack:
             continue
-        if s.live or (s.last_true_at is not None and s.last_true_at >= since):
+        if isinstance(s, Observation) or s.live or (s.last_true_at is not None and s.last_true_at >= since):
             racks[gen, check].add(rack)
     counts = {g.generation: g for g in generations}
     for (gen, check), members in sorted(racks.items()):

@@ -1,0 +1,312 @@
+"""Alerting against a real Alertmanager (the deploy config), the real twin database and broker.
+
+The twin's current state (rack_state, deviations) is what the workers commit; here each test
+writes it directly, as a worker would, so that a test is about the alerting and takes seconds.
+bench/alerts.py measures the whole path from a telemetry event through a worker to the webhook.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from tests.conftest import Tenant
+from tests.integration.conftest import DEPLOY_CONFIG, RunningAlertmanager, Webhook, amtool_binary
+from twin.alerting.engine import Engine
+from twin.alerting.settings import AlertingSettings
+
+pytestmark = pytest.mark.integration
+
+STALE_SECONDS = 3600.0  # no rack goes stale by accident while a test runs
+QUIET_SECONDS = 2.5
+"""How long to watch for a notification that must not come: over two group intervals (1 s) plus a tick."""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class TwinDb:
+    """The twin's current state, written as the workers write it."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.conn = psycopg.connect(tenant.database_url, autocommit=True)
+        self.token = tenant.name[-6:]
+
+    def facility(self, name: str, halls: int = 1, hall_watts: float = 10e6) -> str:
+        fid = f"{name}-{self.token}"
+        self.conn.execute("INSERT INTO facilities VALUES (%s, %s, 'own', 'us', 'eu', now())", (fid, fid))
+        for h in range(1, halls + 1):
+            self.conn.execute("INSERT INTO halls VALUES (%s, %s, %s, %s)", (fid, f"h{h}", hall_watts, hall_watts))
+        return fid
+
+    def racks(self, facility: str, generation: str, n: int, *, status: str = "active", hall: str = "h1",
+              prefix: str = "r") -> list[str]:
+        ids = [f"{prefix}{i}-{self.token}" for i in range(n)]
+        for rack_id in ids:
+            self.conn.execute(
+                "INSERT INTO rack_state (rack_id, generation, status, facility_id, hall_id, telemetry_at, power_watts,"
+                " inlet_temperature_celsius, coolant_flow_liters_per_minute, network_links_down, health)"
+                " VALUES (%s, %s, %s, %s, %s, now(), 100000, 24, 150, 0, '{}')",
+                (rack_id, generation, status, facility, hall))
+        return ids
+
+    def deviate(self, rack_id: str, check: str, measured: float | str, lo: float | None, hi: float | None,
+                unit: str | None, *, severity: str = "warning", generation: str) -> None:
+        self.conn.execute(
+            "INSERT INTO deviations (rack_id, check_name, severity, measured, allowed_min, allowed_max, unit,"
+            " generation, intent_revision, since) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 3, now())"
+            " ON CONFLICT (rack_id, check_name) DO UPDATE SET measured = excluded.measured",
+            (rack_id, check, severity, str(measured), lo, hi, unit, generation))
+
+    def recover(self, rack_id: str, check: str, **readings: float) -> None:
+        self.conn.execute("DELETE FROM deviations WHERE rack_id = %s AND check_name = %s", (rack_id, check))
+        self.set(rack_id, **readings)
+
+    def set(self, rack_id: str, **readings: Any) -> None:
+        for column, value in readings.items():
+            self.conn.execute(f"UPDATE rack_state SET {column} = %s WHERE rack_id = %s", (value, rack_id))
+
+    def history(self, key_prefix: str) -> list[tuple[str, str]]:
+        return [(k, p) for k, p in self.conn.execute(
+            "SELECT alert_key, phase FROM alert_history WHERE alert_key LIKE %s ORDER BY id", (key_prefix + "%",))]
+
+
+@pytest.fixture
+def db(tenant: Tenant) -> Iterator[TwinDb]:
+    twin = TwinDb(tenant)
+    yield twin
+    twin.conn.close()
+
+
+def _settings(alertmanager: RunningAlertmanager, **overrides: Any) -> AlertingSettings:
+    return AlertingSettings(alertmanager_url=alertmanager.url, alert_eval_seconds=0.2, alert_for_scale=0.0,
+                            **overrides)
+
+
+@pytest.fixture
+def engine(tenant: Tenant, alertmanager: RunningAlertmanager) -> Iterator[Callable[[], Engine]]:
+    """Start an in-process engine on the tenant's database (a thread), stopped at the end."""
+    running: list[tuple[threading.Thread, threading.Event]] = []
+
+    def start() -> Engine:
+        e = Engine(tenant.database_url, _settings(alertmanager), stale_after_seconds=STALE_SECONDS,
+                   kafka_bootstrap=tenant.kafka_bootstrap, alerts_topic=tenant.topics.alerts)
+        stop, active = threading.Event(), threading.Event()
+        thread = threading.Thread(target=e.run, args=(stop,), kwargs={"on_active": active.set}, daemon=True)
+        thread.start()
+        assert active.wait(15), "the engine did not become active"
+        running.append((thread, stop))
+        return e
+
+    yield start
+    for thread, stop in running:
+        stop.set()
+        thread.join(10)
+
+
+def test_amtool_accepts_the_deploy_config() -> None:
+    result = subprocess.run([amtool_binary(), "check-config", str(DEPLOY_CONFIG)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 inhibit rules" in result.stdout
+
+
+def test_alerts_fire_grouped_and_resolve_only_below_the_lower_threshold(
+        db: TwinDb, engine: Callable[[], Engine], webhook: Webhook, tenant: Tenant) -> None:
+    fac = db.facility("fra")
+    gen = f"gen-{db.token}"
+    hot = db.racks(fac, gen, 20)[:2]
+    for rack_id in hot:
+        db.deviate(rack_id, "inlet-temperature-out-of-envelope", 29.5, 18, 27, "°C", generation=gen)
+    engine()
+
+    firing = webhook.wait_for(lambda: webhook.about(alertname="rack-inlet-temperature-out-of-envelope",
+                                                    facility=fac))
+    assert len(firing) == 1, "two racks of one hall failing one rule are one notification"
+    note = firing[0]
+    assert note.receiver == "fleet-ops" and note.body["status"] == "firing"
+    assert sorted(a["labels"]["rack"] for a in note.alerts) == sorted(hot)
+    alert = note.alerts[0]
+    assert {"facility", "hall", "generation", "subsystem", "owner"} <= set(note.body["groupLabels"])
+    assert "measured 29.5 °C" in alert["annotations"]["summary"]
+    assert "18 to 27 °C" in alert["annotations"]["summary"] and "intent revision 3" in alert["annotations"]["summary"]
+    assert alert["annotations"]["runbook_url"] == "docs/runbooks/rack-inlet-temperature-out-of-envelope.md"
+    assert f"var-rack={alert['labels']['rack']}" in alert["annotations"]["dashboard_url"]
+
+    for rack_id in hot:  # back inside the band, not below the lower threshold (27 - 1 °C): still firing
+        db.recover(rack_id, "inlet-temperature-out-of-envelope", inlet_temperature_celsius=26.5)
+    time.sleep(QUIET_SECONDS)
+    assert not webhook.alerts("resolved", facility=fac)
+    for rack_id in hot:
+        db.set(rack_id, inlet_temperature_celsius=24.0)
+    resolved = webhook.wait_for(lambda: [n for n in webhook.about(facility=fac) if n.body["status"] == "resolved"])
+    assert len(resolved) == 1 and sorted(a["labels"]["rack"] for a in resolved[0].alerts) == sorted(hot)
+
+    assert db.history(f"rack-inlet-temperature-out-of-envelope/{hot[0]}") == [
+        (f"rack-inlet-temperature-out-of-envelope/{hot[0]}", "firing"),
+        (f"rack-inlet-temperature-out-of-envelope/{hot[0]}", "resolved")]
+    published = _published(tenant, expect=4)
+    assert sorted((e["alert"]["labels"]["rack"], e["state"]) for e in published) == sorted(
+        (r, s) for r in hot for s in ("firing", "resolved"))
+
+
+def _published(tenant: Tenant, expect: int, timeout: float = 10) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(bootstrap_servers=tenant.kafka_bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=500)
+    tp = TopicPartition(tenant.topics.alerts, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < expect and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                found += [orjson.loads(m.value) for m in batch]
+    finally:
+        consumer.close()
+    return found
+
+
+def _spawn_engine(tenant: Tenant, alertmanager: RunningAlertmanager) -> subprocess.Popen[str]:
+    env = {**tenant.env, "TWIN_ALERTMANAGER_URL": alertmanager.url, "TWIN_ALERT_EVAL_SECONDS": "0.2",
+           "TWIN_ALERT_FOR_SCALE": "0", "TWIN_ALERT_RESEND_SECONDS": "1",
+           "TWIN_TELEMETRY_STALE_SECONDS": str(STALE_SECONDS), "TWIN_LOG_LEVEL": "warning"}
+    return subprocess.Popen([sys.executable, "-c", "from twin.cli import app; app()", "alerts", "run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_active(process: subprocess.Popen[str], timeout: float = 30) -> None:
+    result: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "alert engine active" in line:
+                result.append(line)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert result, f"engine {process.pid} did not become active within {timeout} s"
+
+
+def test_an_engine_killed_and_taken_over_pages_once(
+        db: TwinDb, tenant: Tenant, alertmanager: RunningAlertmanager, webhook: Webhook) -> None:
+    fac = db.facility("ams")
+    gen = f"gen-{db.token}"
+    (leaky,) = db.racks(fac, gen, 1)
+    first = _spawn_engine(tenant, alertmanager)
+    standby: subprocess.Popen[str] | None = None
+    try:
+        _wait_active(first)
+        standby = _spawn_engine(tenant, alertmanager)
+        time.sleep(1.0)
+        assert standby.poll() is None
+        db.deviate(leaky, "leak-detected", "detected", None, None, None, severity="critical", generation=gen)
+        assert webhook.wait_for(lambda: webhook.alerts("firing", rack=leaky))
+        first.kill()  # SIGKILL: no goodbye; the standby takes the lock once the database sees the connection gone
+        first.wait(10)
+        _wait_active(standby)
+        time.sleep(QUIET_SECONDS + 1)  # the new engine re-sends the firing alert (every 1 s): no new page
+        pages = webhook.alerts("firing", rack=leaky)
+        assert len(pages) == 1, [n.body["status"] for n, _ in pages]
+        assert pages[0][0].receiver == "oncall-facilities"
+        db.recover(leaky, "leak-detected")
+        assert webhook.wait_for(lambda: webhook.alerts("resolved", rack=leaky))
+        assert db.history(f"rack-leak-detected/{leaky}") == [
+            (f"rack-leak-detected/{leaky}", "firing"), (f"rack-leak-detected/{leaky}", "resolved")]
+    finally:
+        for p in (first, standby):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+def test_racks_in_maintenance_do_not_page_for_what_their_stage_explains(
+        db: TwinDb, engine: Callable[[], Engine], webhook: Webhook) -> None:
+    fac = db.facility("par")
+    gen = f"gen-{db.token}"
+    (working,) = db.racks(fac, gen, 1, prefix="active")
+    serviced, leaking = db.racks(fac, gen, 2, status="maintenance", prefix="maint")
+    for rack_id in (working, serviced):
+        db.deviate(rack_id, "network-links-down", 4, 0, 0, "links", generation=gen)
+    db.deviate(leaking, "leak-detected", "detected", None, None, None, severity="critical", generation=gen)
+    engine()
+
+    assert webhook.wait_for(lambda: webhook.alerts("firing", rack=working, alertname="rack-network-links-down"))
+    assert webhook.wait_for(lambda: webhook.alerts("firing", rack=leaking, alertname="rack-leak-detected")), \
+        "a leak pages even in maintenance"
+    time.sleep(QUIET_SECONDS)
+    assert webhook.about(rack=serviced) == []
+    phase = db.conn.execute("SELECT phase FROM alert_state WHERE alert_key = %s",
+                            (f"rack-network-links-down/{serviced}",)).fetchone()
+    assert phase == ("suppressed",)
+
+
+def test_a_generation_wide_alert_inhibits_the_rack_alerts_it_explains(
+        db: TwinDb, engine: Callable[[], Engine], webhook: Webhook, alertmanager: RunningAlertmanager) -> None:
+    fac = db.facility("lon", halls=2)
+    gen, other = f"gen-{db.token}", f"other-{db.token}"
+    drifting = db.racks(fac, gen, 10)[:5]
+    (lone,) = db.racks(fac, other, 1, hall="h2", prefix="o")
+    db.racks(fac, other, 19, hall="h2", prefix="p")
+    for rack_id in (*drifting, lone):
+        db.deviate(rack_id, "coolant-flow-out-of-range", 0.6, 1.0, 2.0, "L/min/kW", severity="critical",
+                   generation=gen if rack_id != lone else other)
+    engine()
+
+    design = webhook.wait_for(lambda: webhook.about(alertname="generation-deviation-drift", generation=gen))
+    assert design and design[0].receiver == "design-team"
+    assert "5 of 10 racks" in design[0].alerts[0]["annotations"]["summary"]
+    assert webhook.wait_for(lambda: webhook.alerts("firing", rack=lone)), "another generation's rack still pages"
+    time.sleep(QUIET_SECONDS)
+    assert webhook.alerts(generation=gen, scope="rack") == []
+    held = [a for a in alertmanager.api(f"/alerts?filter=generation%3D%22{gen}%22") if a["labels"]["scope"] == "rack"]
+    assert len(held) == 5
+    assert all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"] for a in held)
+
+
+def _twin(args: list[str], alertmanager: RunningAlertmanager) -> str:
+    env = {**os.environ, "TWIN_ALERTMANAGER_URL": alertmanager.url}
+    result = subprocess.run([sys.executable, "-c", "from twin.cli import app; app()", *args], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_a_silence_on_a_rack_mutes_it_until_it_is_expired(
+        db: TwinDb, engine: Callable[[], Engine], webhook: Webhook, alertmanager: RunningAlertmanager) -> None:
+    fac = db.facility("mad")
+    gen = f"gen-{db.token}"
+    quiet, loud = db.racks(fac, gen, 20)[:2]
+    out = _twin(["silence", "create", "--rack", quiet, "--for", "1h", "--comment", "replacing the CDU pump"],
+                alertmanager)
+    silence_id = out.strip().splitlines()[-1]
+    assert silence_id in _twin(["silence", "list"], alertmanager)
+    for rack_id in (quiet, loud):
+        db.deviate(rack_id, "inlet-temperature-out-of-envelope", 30, 18, 27, "°C", generation=gen)
+    engine()
+
+    assert webhook.wait_for(lambda: webhook.alerts("firing", rack=loud))
+    time.sleep(QUIET_SECONDS)
+    assert webhook.alerts(rack=quiet) == []
+    _twin(["silence", "expire", silence_id], alertmanager)
+    assert webhook.wait_for(lambda: webhook.alerts("firing", rack=quiet), timeout=10), \
+        "once the silence is expired, the rack pages"
+    assert silence_id not in _twin(["silence", "list"], alertmanager)
