@@ -11,10 +11,7 @@ that need it with a message saying so, never skips them.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,27 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
-BINARIES = ("alertmanager", "prometheus-alertmanager")
-INSTALL_HINT = ("Alertmanager is not installed: run scripts/bootstrap (it installs the Debian package "
-                "prometheus-alertmanager as root), or `apt-get install -y prometheus-alertmanager`")
-TIMINGS = {"group_wait": "100ms", "group_interval": "1s", "repeat_interval": "1h"}
-"""Short enough for tests; repeat_interval long, so any second notification of a group is a real one."""
+from twin.embedded.alertmanager import DEPLOY_CONFIG, INSTALL_HINT, LocalAlertmanager, find_binary
+from twin.errors import StackError
 
-
-def alertmanager_binary() -> str:
-    for name in BINARIES:
-        found = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
-        if found:
-            return found
-    pytest.fail(INSTALL_HINT, pytrace=False)
+__all__ = ["DEPLOY_CONFIG", "Notification", "RunningAlertmanager", "Webhook", "amtool_binary"]
 
 
 def amtool_binary() -> str:
-    found = shutil.which("amtool") or ("/usr/bin/amtool" if os.access("/usr/bin/amtool", os.X_OK) else None)
+    found = find_binary("amtool")
     if not found:
         pytest.fail(INSTALL_HINT.replace("Alertmanager is", "amtool (from prometheus-alertmanager) is"),
                     pytrace=False)
@@ -120,12 +105,6 @@ class RunningAlertmanager:
             return json.load(response)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def webhook() -> Iterator[Webhook]:
     """The test's own receiver: a tiny HTTP server in the test process that records each POST."""
@@ -152,62 +131,21 @@ def webhook() -> Iterator[Webhook]:
         server.server_close()
 
 
-def test_config(webhook_url: str) -> dict[str, Any]:
-    """The deploy config with every receiver pointed at `webhook_url/<receiver>` and short timings."""
-    config = yaml.safe_load(DEPLOY_CONFIG.read_text())
-    for receiver in config["receivers"]:
-        for hook in receiver.get("webhook_configs", []):
-            hook["url"] = f"{webhook_url}/{receiver['name']}"
-
-    def shorten(route: dict[str, Any]) -> None:
-        for key, value in TIMINGS.items():
-            if key in route or route is config["route"]:
-                route[key] = value
-        for child in route.get("routes", []):
-            shorten(child)
-
-    shorten(config["route"])
-    return config
-
-
-test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
-
-
 @pytest.fixture(scope="session")
 def alertmanager(webhook: Webhook) -> Iterator[RunningAlertmanager]:
-    """One Alertmanager for the session, on a loopback port, clustering off; stopped by its PID."""
-    binary = alertmanager_binary()
+    """One Alertmanager for the session (twin.embedded.alertmanager): the deploy config, receivers at
+    the webhook, short timings, loopback, clustering off; stopped by its PID at the end."""
+    if find_binary() is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
     state = Path(tempfile.mkdtemp(prefix="twin-test-alertmanager-"))
-    config_path = state / "alertmanager.yml"
-    config_path.write_text(yaml.safe_dump(test_config(webhook.url), sort_keys=False))
-    port = _free_port()
-    log = (state / "alertmanager.log").open("wb")
-    process = subprocess.Popen(
-        [binary, f"--config.file={config_path}", f"--storage.path={state / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    local = LocalAlertmanager(state, webhook.url)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Alertmanager exited with {process.returncode}: "
-                            f"{(state / 'alertmanager.log').read_text()[-2000:]}", pytrace=False)
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("Alertmanager did not become ready within 20 s", pytrace=False)
-                time.sleep(0.1)
-        yield RunningAlertmanager(url, config_path, webhook)
+        local.start()
+    except StackError as exc:
+        shutil.rmtree(state, ignore_errors=True)
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield RunningAlertmanager(local.url, state / "alertmanager.yml", webhook)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        local.stop()
         shutil.rmtree(state, ignore_errors=True)
