@@ -172,6 +172,7 @@ def test_racks_stalled_in_deployment_are_counted_per_facility() -> None:
              for i in range(3)]
     run = Run()
     run.at(0, racks)
+    run.at(300, racks)  # parts swapped mid-install must not page: the rule waits 5 minutes
     state = run.states["facility-deployment-stalled/fac-b"]
     assert state.phase is Phase.FIRING and state.value == 3.0 and state.labels["owner"] == "deployment"
 

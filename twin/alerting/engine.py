@@ -78,7 +78,8 @@ class Engine:
         self._facts_conn: psycopg.Connection[Any] | None = None
         self._lock_conn: psycopg.Connection[Any] | None = None
         self._producer: Any = None
-        self.alertmanager = Alertmanager(settings.alertmanager_url, attempts=3, first_backoff_s=0.1)
+        self.alertmanager = (Alertmanager(settings.alertmanager_url, attempts=3, first_backoff_s=0.1)
+                             if settings.alertmanager_url else None)
         key = settings.pagerduty_routing_key
         self.pagerduty = None if key is None else PagerDuty(key.get_secret_value(), settings.pagerduty_url)
 
@@ -145,7 +146,8 @@ class Engine:
 
     def close(self) -> None:
         self._disconnect()
-        self.alertmanager.close()
+        if self.alertmanager is not None:
+            self.alertmanager.close()
         if self.pagerduty is not None:
             self.pagerduty.close()
         if self._producer is not None:
@@ -172,7 +174,7 @@ class Engine:
                        links=self.links)
         changed, transitions = advance(self.states, seen, now, for_scale=self.settings.alert_for_scale)
         self._store.record(self._worth_writing(changed, now), transitions, source=self.source,
-                           pagerduty=self.pagerduty is not None)
+                           alertmanager=self.alertmanager is not None, pagerduty=self.pagerduty is not None)
         self.states.update(changed)
         for t in transitions:
             log.info("alert", key=t.state.key, phase=t.phase.value, previous=t.previous and t.previous.value)
@@ -217,6 +219,8 @@ class Engine:
                 log.warning("alert delivery failed; retried next tick", sink=sink.__name__, error=str(exc))
 
     def _to_alertmanager(self, now: datetime) -> None:
+        if self.alertmanager is None:
+            return
         assert self._store is not None
         rows = self._store.undelivered("alertmanager")
         ahead = now + timedelta(seconds=4 * self.settings.alert_resend_seconds)

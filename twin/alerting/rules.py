@@ -146,7 +146,7 @@ RACK_RULES: tuple[RackRule, ...] = (
     RackRule("rack-network-links-down", "deviation", "network", "network", "warning", 60,
              "fabric or front-end links down", ("network-links-down",), "network_links_down", 0.0,
              explained_by=_OUT_OF_SERVICE),
-    RackRule("rack-parts-nonconforming", "deviation", "compute", "deployment", "warning", 0,
+    RackRule("rack-parts-nonconforming", "deviation", "compute", "deployment", "warning", 600,
              "parts or firmware not as the generation requires",
              ("components-missing-", "components-extra-", "firmware-drift-"), explained_by=_SERVICE),
     RackRule("rack-telemetry-stale", "stale", "telemetry", "observability", "warning", 0,
@@ -174,7 +174,7 @@ FLEET_RULES: tuple[FleetRule, ...] = (
               min_racks=3, window_seconds=900),
     FleetRule("facility-telemetry-stale", "facility", "telemetry", "observability", "critical", 0,
               "racks of one facility stopped reporting together", fire_share=0.50, clear_share=0.25, min_racks=3),
-    FleetRule("facility-deployment-stalled", "facility", "lifecycle", "deployment", "warning", 0,
+    FleetRule("facility-deployment-stalled", "facility", "lifecycle", "deployment", "warning", 300,
               "racks stalled in deployment", fire_share=0.0, clear_share=0.0, min_racks=1),
 )
 

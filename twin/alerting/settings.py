@@ -21,7 +21,8 @@ __all__ = ["AlertingSettings", "get_alerting_settings"]
 class AlertingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TWIN_", extra="ignore")
 
-    alertmanager_url: str = Field(default="http://127.0.0.1:9093", description="Alertmanager (API v2 below it).")
+    alertmanager_url: str = Field(default="http://127.0.0.1:9093",
+                                  description="Alertmanager (API v2 below it); empty: none (history and Kafka only).")
     alert_eval_seconds: float = Field(default=0.5, gt=0, description="How often the engine evaluates the rules.")
     alert_resend_seconds: float = Field(
         default=60.0, gt=0, description="Firing alerts are re-sent this often; each is sent with endsAt four"

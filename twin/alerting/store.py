@@ -79,7 +79,7 @@ class AlertStore:
         return {r["alert_key"]: _state(r) for r in rows}
 
     def record(self, changed: Mapping[str, AlertState], transitions: Sequence[Transition], *, source: str,
-               pagerduty: bool) -> list[int]:
+               alertmanager: bool = True, pagerduty: bool = False) -> list[int]:
         """Store new states and their transitions in one transaction; the history ids, in order."""
         with self._tx() as conn:
             if changed:
@@ -107,7 +107,7 @@ class AlertStore:
                 row = conn.execute(
                     "INSERT INTO alert_history (event_id, alert_key, rule, rack_id, phase, previous, at, labels,"
                     " annotations, value, body, alertmanager_at, pagerduty_at)"
-                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {'NULL' if paging else skip},"
+                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {'NULL' if paging and alertmanager else skip},"
                     f" {'NULL' if paging and pagerduty else skip}) RETURNING id",
                     (event.event_id, t.state.key, t.state.rule, t.state.rack_id, t.phase.value,
                      None if t.previous is None else t.previous.value, t.at, Jsonb(dict(t.state.labels)),
