@@ -8,6 +8,7 @@ bench/alerts.py measures the whole path from a telemetry event through a worker 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -310,3 +311,18 @@ def test_a_silence_on_a_rack_mutes_it_until_it_is_expired(
     assert webhook.wait_for(lambda: webhook.alerts("firing", rack=quiet), timeout=10), \
         "once the silence is expired, the rack pages"
     assert silence_id not in _twin(["silence", "list"], alertmanager)
+
+
+def test_the_demo_shows_alerts_firing_and_resolving(tmp_path: Any, alertmanager: RunningAlertmanager) -> None:
+    """`twin demo` (fault injection on, its drill of transient leaks) in its line-per-5-s mode."""
+    env = {**os.environ, "TWIN_STATE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", "from twin.cli import app; app()", "demo", "--racks", "120",
+                             "--duration", "55"], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if "alerts firing=" in line]
+    assert lines, result.stdout
+    firing = [int(m) for line in lines for m in re.findall(r"alerts firing=(\d+)", line)]
+    resolved = [int(m) for line in lines for m in re.findall(r"resolved\(latest 8\)=(\d+)", line)]
+    pages = [tuple(map(int, m)) for line in lines for m in re.findall(r"pages=(\d+)/(\d+)", line)]
+    assert max(firing) > 0 and max(resolved) > 0, "\n".join(lines)
+    assert pages and pages[-1][0] > 0 and pages[-1][1] > 0, "Alertmanager notified firing and resolved alerts"
