@@ -239,7 +239,11 @@ class Engine:
                     for s in resend]
         if not payload:
             return
-        self.alertmanager.post_alerts(payload)
+        # Fleet alerts first, in a request of their own: they inhibit rack alerts, and Alertmanager's
+        # inhibitor learns of an alert asynchronously, so a source must not arrive after its targets.
+        sources = [a for a in payload if a["labels"].get("scope") != "rack"]
+        for part in (sources, [a for a in payload if a["labels"].get("scope") == "rack"]):
+            self.alertmanager.post_alerts(part)
         self._store.delivered("alertmanager", [r["id"] for r in rows], now)
         self._store.sent([*keys, *(s.key for s in resend)], now)
 
