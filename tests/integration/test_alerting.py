@@ -253,7 +253,7 @@ def test_an_engine_killed_and_taken_over_pages_once(
 
 
 def test_racks_in_maintenance_do_not_page_for_what_their_stage_explains(
-        db: TwinDb, engine: Callable[..., RunningEngine], webhook: Webhook) -> None:
+        db: TwinDb, engine: Callable[..., RunningEngine], webhook: Webhook, tenant: Tenant) -> None:
     fac = db.facility("par")
     gen = f"gen-{db.token}"
     (working,) = db.racks(fac, gen, 1, prefix="active")
@@ -271,6 +271,13 @@ def test_racks_in_maintenance_do_not_page_for_what_their_stage_explains(
     phase = db.conn.execute("SELECT phase FROM alert_state WHERE alert_key = %s",
                             (f"rack-network-links-down/{serviced}",)).fetchone()
     assert phase == ("suppressed",)
+
+    env = {**tenant.env, "COLUMNS": "250"}
+    firing = _twin(["alerts"], env=env)
+    assert working in firing and leaking in firing and serviced not in firing
+    assert serviced in _twin(["alerts", "--all"], env=env)
+    history = _twin(["alerts", "history", serviced], env=env)
+    assert "rack-network-links-down" in history and "suppressed" in history and "not a page" in history
 
 
 def test_a_generation_wide_alert_inhibits_the_rack_alerts_it_explains(
@@ -296,8 +303,10 @@ def test_a_generation_wide_alert_inhibits_the_rack_alerts_it_explains(
     assert all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"] for a in held)
 
 
-def _twin(args: list[str], alertmanager: RunningAlertmanager) -> str:
-    env = {**os.environ, "TWIN_ALERTMANAGER_URL": alertmanager.url}
+def _twin(args: list[str], alertmanager: RunningAlertmanager | None = None, env: dict[str, str] | None = None
+          ) -> str:
+    """Run the `twin` CLI as a user would; its stdout."""
+    env = {**(env or os.environ), **({"TWIN_ALERTMANAGER_URL": alertmanager.url} if alertmanager else {})}
     result = subprocess.run([sys.executable, "-c", "from twin.cli import app; app()", *args], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

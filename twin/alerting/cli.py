@@ -99,7 +99,7 @@ def history(
                   title=f"alert history{' of ' + rack if rack else ''}")
     for r in rows:
         am = r["alertmanager_at"]
-        delivered = "not a page" if am is not None and am.year < 1900 else _when(am) if am else "pending"
+        delivered = "not a page" if r["not_a_page"] else _when(am) if am else "pending"
         table.add_row(_when(r["at"]), r["rule"], r["rack_id"] or r["alert_key"].split("/", 1)[1],
                       r["previous"] or "-", r["phase"], r["annotations"].get("measured", "-"),
                       r["annotations"].get("band", "-"), delivered)

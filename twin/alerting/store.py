@@ -163,7 +163,9 @@ class AlertStore:
             where, args = ("WHERE rack_id = %s", [rack_id]) if rack_id else ("", [])
             return conn.execute(
                 f"SELECT id, alert_key, rule, rack_id, phase, previous, at, labels, annotations, value,"
-                f" alertmanager_at, pagerduty_at, published_at FROM alert_history {where}"
+                f" alertmanager_at = '-infinity' AS not_a_page,"  # -infinity: not for that sink (see the module)
+                f" nullif(alertmanager_at, '-infinity') AS alertmanager_at,"
+                f" nullif(pagerduty_at, '-infinity') AS pagerduty_at, published_at FROM alert_history {where}"
                 f" ORDER BY id DESC LIMIT %s", (*args, limit),
             ).fetchall()
 
