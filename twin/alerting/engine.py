@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -45,7 +46,9 @@ log = structlog.get_logger(__name__)
 
 LEADER_LOCK = 0x616C7274  # 'alrt': held by the active engine
 FLEET_EVERY_SECONDS = 5.0
-"""Fleet aggregates (hall loads, generation and facility counts) are read this often; rack facts every tick."""
+"""Fleet aggregates (hall loads, generation and facility counts), and the scan for racks newly critical or
+stale, run this often; racks with an open deviation or a live alert are read every tick. So a health or
+stale alert may start up to this much later than a deviation's (both are slow conditions by nature)."""
 PERSIST_EVERY_SECONDS = 10.0
 """A live alert whose phase and labels did not change is written back at most this often."""
 PRUNE_EVERY_SECONDS = 60.0
@@ -176,8 +179,12 @@ class Engine:
         self._store.record(self._worth_writing(changed, now), transitions, source=self.source,
                            alertmanager=self.alertmanager is not None, pagerduty=self.pagerduty is not None)
         self.states.update(changed)
-        for t in transitions:
-            log.info("alert", key=t.state.key, phase=t.phase.value, previous=t.previous and t.previous.value)
+        if len(transitions) <= 20:
+            for t in transitions:
+                log.info("alert", key=t.state.key, phase=t.phase.value, previous=t.previous and t.previous.value)
+        else:
+            log.info("alerts", transitions=len(transitions),
+                     phases=dict(Counter(t.phase.value for t in transitions)))
         self.deliver(now)
         if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self._prune(now)

@@ -27,15 +27,25 @@ READINGS = ("power_watts", "inlet_temperature_celsius", "coolant_supply_temperat
             "coolant_flow_liters_per_minute", "hottest_accelerator_temperature_celsius", "network_links_down")
 _POWERED = sorted(POWERED_STAGES)
 
-_RACKS = f"""
+_COLUMNS = f"""
     SELECT s.rack_id, s.generation, s.status, s.facility_id, s.hall_id, f.operator, s.telemetry_at, s.health,
            {', '.join('s.' + r for r in READINGS)}
     FROM rack_state s LEFT JOIN facilities f USING (facility_id)
+"""
+_RACKS = _COLUMNS + """
+    WHERE s.rack_id IN (SELECT rack_id FROM deviations UNION SELECT unnest(%(live)s::text[]))
+"""
+"""Every tick: racks with an open deviation or a live alert (primary-key lookups; rack_state has no
+index on health or telemetry_at, on purpose: the workers rewrite those columns every second and keep
+the updates HOT)."""
+_SCAN = _COLUMNS + """
     WHERE s.rack_id IN (SELECT rack_id FROM deviations)
        OR s.health->>'overall' = 'critical'
        OR (s.status = ANY(%(powered)s) AND s.telemetry_at < %(stale_before)s)
        OR s.rack_id = ANY(%(live)s)
 """
+"""With the fleet aggregates: also racks whose health is critical or whose newest reading is old (a
+scan of rack_state); once such a rack has an alert it is live and read every tick."""
 _DEVIATIONS = """
     SELECT rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation, intent_revision, detail
     FROM deviations WHERE rack_id = ANY(%s)
@@ -63,11 +73,12 @@ _FACILITIES = """
 
 def read_facts(conn: psycopg.Connection[Any], now: datetime, stale_before: datetime, live_racks: Iterable[str], *,
                fleet: bool = True) -> tuple[list[RackFacts], FleetFacts | None]:
-    """Rack facts of the racks that can matter, and (when `fleet`) the fleet aggregates."""
+    """Rack facts of the racks that can matter, and (when `fleet`) the fleet aggregates and the racks
+    that a scan finds critical or stale."""
     params = {"powered": _POWERED, "stale_before": stale_before, "live": sorted(set(live_racks))}
     try:
         with conn.transaction(), conn.cursor() as cur:
-            rows = cur.execute(_RACKS, params).fetchall()
+            rows = cur.execute(_SCAN if fleet else _RACKS, params).fetchall()
             ids = [r["rack_id"] for r in rows]
             devs: dict[str, dict[str, Deviation]] = {}
             for d in cur.execute(_DEVIATIONS, (ids,)).fetchall():

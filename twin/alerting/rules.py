@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Literal
 
 from schemas import Deviation
@@ -373,10 +374,22 @@ def evaluate(racks: Iterable[RackFacts], fleet: FleetFacts, states: Mapping[str,
     """Every alert condition seen now, by alert key. `states` (the alerts as stored) gives the
     hysteresis its band and the generation rule its window."""
     out: dict[str, Observation] = {}
+    live: dict[str, set[str]] = defaultdict(set)
+    for s in states.values():
+        if s.rack_id and s.live:
+            live[s.rack_id].add(s.rule)
     for rack in racks:
-        for rule in RACK_RULES:
-            seen = _observe_rack(rule, rack, states.get(_key(rule.name, rack.rack_id)), now, stale_after_seconds,
-                                 links)
+        status = _status(rack.status)
+        # Only the rules that can say something: its deviations', its live alerts', critical subsystems', stale.
+        names = {rule.name for check in rack.deviations if (rule := _rule_for(check)) is not None}
+        names.update(live.get(rack.rack_id, ()))
+        names.update(f"rack-{s}-health-critical" for s, h in rack.health.items() if h == "critical")
+        names.add("rack-telemetry-stale")
+        for name in sorted(names):
+            rule = RULES[name]
+            assert isinstance(rule, RackRule)
+            seen = _observe_rack(rule, rack, status, states.get(_key(name, rack.rack_id)), now,
+                                 stale_after_seconds, links)
             if seen is not None:
                 out[seen.key] = seen
     for seen in _observe_fleet(fleet, states, out, now, links):
@@ -389,10 +402,15 @@ def _key(rule: str, subject: str) -> str:
     return f"{rule}/{subject}"
 
 
-def _observe_rack(rule: RackRule, rack: RackFacts, state: AlertState | None, now: datetime,
-                  stale_after_seconds: float, links: Links) -> Observation | None:
+@lru_cache(maxsize=4096)
+def _rule_for(check: str) -> RackRule | None:
+    """The rack rule a deviation check feeds (None: no rule pages for it, e.g. `stalled-in-stage`)."""
+    return next((r for r in RACK_RULES if r.source == "deviation" and r.matches(check)), None)
+
+
+def _observe_rack(rule: RackRule, rack: RackFacts, status: RackStatus | None, state: AlertState | None,
+                  now: datetime, stale_after_seconds: float, links: Links) -> Observation | None:
     live = state is not None and state.live
-    status = _status(rack.status)
     explained = status in rule.explained_by
     if rule.source == "stale":
         if status not in POWERED_STAGES or rack.telemetry_at is None:
