@@ -380,3 +380,25 @@ def test_pagerduty_is_triggered_once_per_rack_and_rule_resolved_and_held_back_by
     assert all(e["routing_key"] == "ROUTING-KEY" for e in events("trigger"))
     db.recover(leaky, "leak-detected")
     assert webhook.wait_for(lambda: [e for e in events("resolve") if e["dedup_key"] == f"{leaky}/rack-leak-detected"])
+
+
+def test_a_collector_outage_is_one_facility_alert_that_holds_back_its_racks_stale_alerts(
+        db: TwinDb, engine: Callable[..., RunningEngine], webhook: Webhook, alertmanager: RunningAlertmanager) -> None:
+    fac, other = db.facility("sin"), db.facility("syd")
+    gen = f"gen-{db.token}"
+    silent = db.racks(fac, gen, 4)
+    (lone,) = db.racks(other, gen, 1, prefix="lone")
+    db.racks(other, gen, 9, prefix="ok")
+    for rack_id in (*silent, lone):
+        db.set(rack_id, telemetry_at=now() - timedelta(seconds=2 * STALE_SECONDS))
+    engine()
+
+    outage = webhook.wait_for(lambda: webhook.about(alertname="facility-telemetry-stale", facility=fac))
+    assert outage and outage[0].receiver == "oncall-observability"
+    assert "4 of 4 powered racks" in outage[0].alerts[0]["annotations"]["summary"]
+    assert webhook.wait_for(lambda: webhook.alerts("firing", rack=lone, alertname="rack-telemetry-stale")), \
+        "one stale rack of ten is the rack's own alert"
+    time.sleep(QUIET_SECONDS)
+    assert webhook.alerts(facility=fac, alertname="rack-telemetry-stale") == []
+    held = alertmanager.api(f"/alerts?filter=facility%3D%22{fac}%22&filter=alertname%3D%22rack-telemetry-stale%22")
+    assert len(held) == 4 and all(a["status"]["state"] == "suppressed" for a in held)
