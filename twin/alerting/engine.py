@@ -16,6 +16,8 @@ rare repeat (same labels; same dedup key).
 
     each tick:  read facts ─▶ rules.observe ─▶ rules.advance ─▶ store.record (one transaction)
                 ─▶ deliver: Alertmanager (transitions + periodic re-send), PagerDuty, Kafka
+    ticks:      every TWIN_ALERT_EVAL_SECONDS, and as soon as a worker commits a deviation that
+                opened or closed (LISTEN twin_deviations; at most every MIN_TICK_GAP_SECONDS)
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ stale alert may start up to this much later than a deviation's (both are slow co
 PERSIST_EVERY_SECONDS = 10.0
 """A live alert whose phase and labels did not change is written back at most this often."""
 PRUNE_EVERY_SECONDS = 60.0
+MIN_TICK_GAP_SECONDS = 0.1
+"""Woken by every deviation opened or closed, the engine still ticks at most ten times a second."""
 
 
 def utc_now() -> datetime:
@@ -102,12 +106,29 @@ class Engine:
                 while not stop.is_set():
                     started = time.monotonic()
                     self.tick()
-                    stop.wait(max(0.0, self.settings.alert_eval_seconds - (time.monotonic() - started)))
+                    self._wait(started, stop)
             except StoreError as exc:
                 log.warning("alert engine lost the database; waiting to become active again", error=str(exc))
                 self._disconnect()
                 stop.wait(1.0)
         self.close()
+
+    def _wait(self, started: float, stop: threading.Event) -> None:
+        """Until the next tick: `alert_eval_seconds` after this one started, or sooner when a worker
+        commits a deviation that opened or closed (NOTIFY twin_deviations, migration 0031), but never
+        sooner than MIN_TICK_GAP_SECONDS after this one started."""
+        assert self._lock_conn is not None
+        if stop.wait(max(0.0, MIN_TICK_GAP_SECONDS - (time.monotonic() - started))):
+            return
+        remaining = self.settings.alert_eval_seconds - (time.monotonic() - started)
+        try:
+            if remaining > 0:
+                for _ in self._lock_conn.notifies(timeout=remaining, stop_after=1):
+                    pass
+            for _ in self._lock_conn.notifies(timeout=0):  # drop the rest: one tick answers them all
+                pass
+        except psycopg.Error as exc:
+            raise StoreError(f"leader lock connection lost: {exc}") from exc
 
     def _acquire(self, stop: threading.Event) -> bool:
         """Hold the leader lock (waiting while another engine holds it); False if stopped first."""
@@ -118,6 +139,7 @@ class Engine:
                     self._lock_conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=10)
                 got = self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
                 if got and got[0]:
+                    self._lock_conn.execute("LISTEN twin_deviations")
                     return True
             except psycopg.Error as exc:
                 log.warning("database unavailable", error=str(exc))
