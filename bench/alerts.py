@@ -275,9 +275,11 @@ def tick_cost(stack: EmbeddedStack, am_url: str, racks: int, deviating: float, t
         conn.execute("INSERT INTO halls SELECT 'f' || i, 'h' || j, 1e9, 1e9 FROM generate_series(0, 9) i,"
                      " generate_series(0, 3) j")
         # telemetry_at an hour ahead: nothing goes stale while the ticks are timed
-        conn.execute("INSERT INTO rack_state (rack_id, generation, status, facility_id, hall_id, telemetry_at,"
-                     " power_watts, inlet_temperature_celsius, coolant_flow_liters_per_minute, network_links_down,"
-                     " health) SELECT 'r' || i, 'gen-' || (i %% 3), 'active', 'f' || (i %% 10), 'h' || (i / 10 %% 4),"
+        conn.execute("INSERT INTO rack_lifecycle (rack_id, generation, status, facility_id, hall_id)"
+                     " SELECT 'r' || i, 'gen-' || (i %% 3), 'active', 'f' || (i %% 10), 'h' || (i / 10 %% 4)"
+                     " FROM generate_series(1, %s) i", (racks,))
+        conn.execute("INSERT INTO rack_telemetry (rack_id, telemetry_at, power_watts, inlet_temperature_celsius,"
+                     " coolant_flow_liters_per_minute, network_links_down, health) SELECT 'r' || i,"
                      " now() + interval '1 hour', 100000, 24, 150, 0, '{\"overall\": \"ok\"}'"
                      " FROM generate_series(1, %s) i", (racks,))
         if every:

@@ -37,6 +37,8 @@ deadletters_app = typer.Typer(help="Bad input, recorded with its precise reason.
 intent_app = typer.Typer(help="Design intent per generation.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(intent_app, name="intent")
+from twin.verify_command import verify as _verify  # noqa: E402  (its own module; registered here)
+app.command("verify")(_verify)
 from twin.alerting.cli import alerts_app, silence_app  # noqa: E402  (alerting's verbs live with alerting)
 app.add_typer(alerts_app, name="alerts"); app.add_typer(silence_app, name="silence")  # noqa: E702
 
@@ -550,7 +552,7 @@ def intent_publish(
     from schemas import IntentPublished
     from twin.domain.intent import IntentCatalog
     from twin.publisher import Publisher
-    from twin.embedded.simulator import Message
+    from twin.messages import Message
 
     try:
         catalog = IntentCatalog.from_json(file.read_bytes())

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
                     " when its wait is over, as Tansu does, make this the floor of event-to-twin latency).",
     )
     telemetry_stale_seconds: float = Field(default=30.0, gt=0, description="No reading for this long: stale.")
+    clock_skew_seconds: float = Field(
+        default=300.0, gt=0,
+        description="A reading or event dated further ahead of the worker's clock than this is refused (clock-skew).",
+    )
     log_level: str = Field(default="info")
     topics: Topics = Field(default_factory=Topics)
 

@@ -55,12 +55,13 @@ class TwinDb:
     def racks(self, facility: str, generation: str, n: int, *, status: str = "active", hall: str = "h1",
               prefix: str = "r") -> list[str]:
         ids = [f"{prefix}{i}-{self.token}" for i in range(n)]
-        for rack_id in ids:
+        for rack_id in ids:  # rack_state is a view of the lifecycle path's table and the telemetry path's
+            self.conn.execute("INSERT INTO rack_lifecycle (rack_id, generation, status, facility_id, hall_id)"
+                              " VALUES (%s, %s, %s, %s, %s)", (rack_id, generation, status, facility, hall))
             self.conn.execute(
-                "INSERT INTO rack_state (rack_id, generation, status, facility_id, hall_id, telemetry_at, power_watts,"
-                " inlet_temperature_celsius, coolant_flow_liters_per_minute, network_links_down, health)"
-                " VALUES (%s, %s, %s, %s, %s, now(), 100000, 24, 150, 0, '{}')",
-                (rack_id, generation, status, facility, hall))
+                "INSERT INTO rack_telemetry (rack_id, telemetry_at, power_watts, inlet_temperature_celsius,"
+                " coolant_flow_liters_per_minute, network_links_down, health) VALUES (%s, now(), 100000, 24, 150, 0,"
+                " '{}')", (rack_id,))
         return ids
 
     def deviate(self, rack_id: str, check: str, measured: float | str, lo: float | None, hi: float | None,
@@ -77,9 +78,10 @@ class TwinDb:
             self.conn.execute("DELETE FROM deviations WHERE rack_id = %s AND check_name = %s", (rack_id, check))
             self.set(rack_id, **readings)
 
-    def set(self, rack_id: str, **readings: Any) -> None:
-        for column, value in readings.items():
-            self.conn.execute(f"UPDATE rack_state SET {column} = %s WHERE rack_id = %s", (value, rack_id))
+    def set(self, rack_id: str, **columns: Any) -> None:
+        for column, value in columns.items():
+            table = "rack_lifecycle" if column in ("status", "generation", "facility_id", "hall_id") else "rack_telemetry"
+            self.conn.execute(f"UPDATE {table} SET {column} = %s WHERE rack_id = %s", (value, rack_id))
 
     def history(self, key_prefix: str) -> list[tuple[str, str]]:
         return [(k, p) for k, p in self.conn.execute(

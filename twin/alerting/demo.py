@@ -28,7 +28,8 @@ from rich.table import Table
 from rich.text import Text
 
 from twin.embedded.alertmanager import LocalAlertmanager, find_binary
-from twin.embedded.simulator import FleetSimulator, Message
+from twin.embedded.simulator import FleetSimulator
+from twin.messages import Message
 from twin.embedded.stack import spawn_child
 from twin.errors import StackError
 
