@@ -33,52 +33,53 @@ _COLUMNS = f"""
     FROM rack_state s LEFT JOIN facilities f USING (facility_id)
 """
 _RACKS = _COLUMNS + """
-    WHERE s.rack_id IN (SELECT rack_id FROM deviations UNION SELECT unnest(%(live)s::text[]))
+    WHERE s.rack_id IN (SELECT rack_id FROM deviations UNION SELECT unnest(%(watch)s::text[]))
 """
-"""Every tick: racks with an open deviation or a live alert (primary-key lookups; rack_state has no
-index on health or telemetry_at, on purpose: the workers rewrite those columns every second and keep
-the updates HOT)."""
-_SCAN = _COLUMNS + """
-    WHERE s.rack_id IN (SELECT rack_id FROM deviations)
-       OR s.health->>'overall' = 'critical'
-       OR (s.status = ANY(%(powered)s) AND s.telemetry_at < %(stale_before)s)
-       OR s.rack_id = ANY(%(live)s)
-"""
-"""With the fleet aggregates: also racks whose health is critical or whose newest reading is old (a
-scan of rack_state); once such a rack has an alert it is live and read every tick."""
+"""Every tick: racks with an open deviation, a live alert, or found by the last fleet scan (primary-key
+lookups; rack_state has no index on health or telemetry_at, on purpose: the workers rewrite those
+columns every second and keep the updates HOT)."""
 _DEVIATIONS = """
     SELECT rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation, intent_revision, detail
     FROM deviations WHERE rack_id = ANY(%s)
 """
-_HALLS = """
-    SELECT h.facility_id, h.hall_id, h.power_capacity_watts, h.cooling_capacity_watts, f.operator,
-           coalesce(sum(s.power_watts) FILTER (WHERE s.status = ANY(%(powered)s)), 0) AS power_watts
-    FROM halls h JOIN facilities f USING (facility_id)
-    LEFT JOIN rack_state s ON s.facility_id = h.facility_id AND s.hall_id = h.hall_id
-    GROUP BY 1, 2, 3, 4, 5
+_FLEET = """
+    SELECT GROUPING(generation) = 0 AS by_generation, facility_id, hall_id, generation,
+           coalesce(sum(power_watts) FILTER (WHERE powered), 0) AS power_watts,
+           count(*) FILTER (WHERE powered) AS powered, count(*) FILTER (WHERE placed) AS placed,
+           count(*) FILTER (WHERE powered AND telemetry_at IS NOT NULL) AS reporting,
+           count(*) FILTER (WHERE powered AND old) AS stale,
+           array_agg(rack_id) FILTER (WHERE critical OR (powered AND old)) AS watch
+    FROM (SELECT rack_id, facility_id, hall_id, generation, power_watts, telemetry_at,
+                 status = ANY(%(powered)s) AS powered, status <> 'decommissioned' AS placed,
+                 telemetry_at < %(stale_before)s AS old, health->>'overall' = 'critical' AS critical
+          FROM rack_state) s
+    GROUP BY GROUPING SETS ((facility_id, hall_id), (generation))
 """
-_GENERATIONS = """
-    SELECT generation, count(*) FILTER (WHERE status = ANY(%(powered)s)) AS powered,
-           count(*) FILTER (WHERE status <> 'decommissioned') AS placed
-    FROM rack_state WHERE generation IS NOT NULL GROUP BY 1
-"""
-_FACILITIES = """
-    SELECT s.facility_id, f.operator, count(*) AS reporting,
-           count(*) FILTER (WHERE s.telemetry_at < %(stale_before)s) AS stale
-    FROM rack_state s LEFT JOIN facilities f USING (facility_id)
-    WHERE s.facility_id IS NOT NULL AND s.status = ANY(%(powered)s) AND s.telemetry_at IS NOT NULL
-    GROUP BY 1, 2
+"""The fleet in one scan of rack_state: load and staleness per hall, rack counts per generation, and
+the racks whose health is critical or whose newest reading is old (read as rack facts from then on)."""
+_PLACES = """
+    SELECT f.facility_id, f.operator, h.hall_id, h.power_capacity_watts, h.cooling_capacity_watts
+    FROM facilities f LEFT JOIN halls h USING (facility_id)
 """
 
 
 def read_facts(conn: psycopg.Connection[Any], now: datetime, stale_before: datetime, live_racks: Iterable[str], *,
                fleet: bool = True) -> tuple[list[RackFacts], FleetFacts | None]:
-    """Rack facts of the racks that can matter, and (when `fleet`) the fleet aggregates and the racks
-    that a scan finds critical or stale."""
-    params = {"powered": _POWERED, "stale_before": stale_before, "live": sorted(set(live_racks))}
+    """Rack facts of the racks that can matter, and (when `fleet`) the fleet aggregates, whose scan also
+    finds the racks newly critical or stale."""
+    params: dict[str, Any] = {"powered": _POWERED, "stale_before": stale_before}
+    watch = set(live_racks)
     try:
         with conn.transaction(), conn.cursor() as cur:
-            rows = cur.execute(_SCAN if fleet else _RACKS, params).fetchall()
+            facts = None
+            if fleet:
+                groups = cur.execute(_FLEET, params).fetchall()
+                places = cur.execute(_PLACES).fetchall()
+                facts = _fleet(groups, places)
+                for g in groups:
+                    if not g["by_generation"]:
+                        watch.update(g["watch"] or ())
+            rows = cur.execute(_RACKS, {**params, "watch": sorted(watch)}).fetchall()
             ids = [r["rack_id"] for r in rows]
             devs: dict[str, dict[str, Deviation]] = {}
             for d in cur.execute(_DEVIATIONS, (ids,)).fetchall():
@@ -87,17 +88,6 @@ def read_facts(conn: psycopg.Connection[Any], now: datetime, stale_before: datet
                     measured=_number(d["measured"]), allowed_min=d["allowed_min"], allowed_max=d["allowed_max"],
                     unit=d["unit"], generation=d["generation"], intent_revision=d["intent_revision"],
                     detail=d["detail"])
-            facts = None
-            if fleet:
-                facts = FleetFacts(
-                    halls=[HallLoad(h["facility_id"], h["hall_id"], h["power_capacity_watts"],
-                                    h["cooling_capacity_watts"], h["power_watts"], h["operator"])
-                           for h in cur.execute(_HALLS, params).fetchall()],
-                    generations=[GenerationCount(g["generation"], g["powered"], g["placed"])
-                                 for g in cur.execute(_GENERATIONS, params).fetchall()],
-                    facilities=[FacilityReporting(f["facility_id"], f["reporting"], f["stale"], f["operator"])
-                                for f in cur.execute(_FACILITIES, params).fetchall()],
-                )
     except psycopg.Error as exc:
         raise StoreError(f"reading alert facts: {exc}") from exc
     racks = [RackFacts(
@@ -108,6 +98,28 @@ def read_facts(conn: psycopg.Connection[Any], now: datetime, stale_before: datet
         deviations=devs.get(r["rack_id"], {}),
     ) for r in rows]
     return racks, facts
+
+
+def _fleet(groups: list[dict[str, Any]], places: list[dict[str, Any]]) -> FleetFacts:
+    """Join the scan's groups with the registry's halls and facilities."""
+    by_hall = {(g["facility_id"], g["hall_id"]): g for g in groups if not g["by_generation"]}
+    operators = {p["facility_id"]: p["operator"] for p in places}
+    reporting: dict[str, list[int]] = {}
+    for (facility, _), g in by_hall.items():
+        if facility is not None:
+            counts = reporting.setdefault(facility, [0, 0])
+            counts[0] += g["reporting"]
+            counts[1] += g["stale"]
+    return FleetFacts(
+        halls=[HallLoad(p["facility_id"], p["hall_id"], p["power_capacity_watts"], p["cooling_capacity_watts"],
+                        float(by_hall.get((p["facility_id"], p["hall_id"]), {}).get("power_watts") or 0.0),
+                        p["operator"])
+               for p in places if p["hall_id"] is not None],
+        generations=[GenerationCount(g["generation"], g["powered"], g["placed"])
+                     for g in groups if g["by_generation"] and g["generation"] is not None],
+        facilities=[FacilityReporting(f, n, stale, operators.get(f)) for f, (n, stale) in sorted(reporting.items())
+                    if n > 0],
+    )
 
 
 def _number(text: str | None) -> float | str | None:
