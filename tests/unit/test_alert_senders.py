@@ -72,7 +72,7 @@ def test_the_pagerduty_dedup_key_is_rack_and_rule() -> None:
 
 def test_a_pagerduty_trigger_carries_summary_links_and_details_and_a_resolve_only_the_key() -> None:
     notes = {"summary": "r-7: leak", "runbook_url": "docs/runbooks/rack-leak-detected.md",
-             "dashboard_url": "http://grafana/d/twin-rack/rack?var-rack=r-7"}
+             "dashboard_url": "http://grafana/d/fleet-rack?var-rack=r-7"}
     trigger = event_body("KEY", "trigger", LABELS, notes, "fleet-twin")
     assert trigger["payload"]["summary"] == "r-7: leak" and trigger["payload"]["severity"] == "critical"
     assert [link["text"] for link in trigger["links"]] == ["runbook", "rack dashboard"]

@@ -188,8 +188,8 @@ class Links:
     """URL templates: `{rule}`, `{rack}`, `{facility}`, `{generation}` are filled in."""
 
     runbook: str = "docs/runbooks/{rule}.md"
-    rack_dashboard: str = "http://127.0.0.1:3000/d/twin-rack/rack?var-rack={rack}"
-    fleet_dashboard: str = "http://127.0.0.1:3000/d/twin-fleet/fleet?var-facility={facility}&var-generation={generation}"
+    rack_dashboard: str = "http://127.0.0.1:3000/d/fleet-rack?var-facility={facility}&var-generation={generation}&var-rack={rack}"
+    fleet_dashboard: str = "http://127.0.0.1:3000/d/fleet-overview?var-facility={facility}&var-generation={generation}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Kept apart from the shared `Settings` so that alerting's knobs live with alerting. The Grafana
 link is a URL template: `TWIN_GRAFANA_URL` + the rack detail dashboard's uid
-(`TWIN_GRAFANA_RACK_DASHBOARD_UID`, `twin-rack` as exported to deploy/grafana/dashboards/) with
+(`TWIN_GRAFANA_RACK_DASHBOARD_UID`, `fleet-rack` as exported to deploy/grafana/dashboards/) with
 `var-rack=<rack id>`.
 """
 
@@ -35,8 +35,8 @@ class AlertingSettings(BaseSettings):
     pagerduty_routing_key: SecretStr | None = Field(default=None, description="Set to page through PagerDuty too.")
     pagerduty_url: str = Field(default="https://events.pagerduty.com/v2/enqueue")
     grafana_url: str = Field(default="http://127.0.0.1:3000", description="Grafana, for the dashboard links.")
-    grafana_rack_dashboard_uid: str = Field(default="twin-rack")
-    grafana_fleet_dashboard_uid: str = Field(default="twin-fleet")
+    grafana_rack_dashboard_uid: str = Field(default="fleet-rack")
+    grafana_fleet_dashboard_uid: str = Field(default="fleet-overview")
     runbook_url: str = Field(
         default="docs/runbooks/{rule}.md",
         description="Runbook link template; {rule} is the rule. Point it at the repository's web view in production.")
@@ -45,8 +45,9 @@ class AlertingSettings(BaseSettings):
         base = self.grafana_url.rstrip("/")
         return Links(
             runbook=self.runbook_url,
-            rack_dashboard=f"{base}/d/{self.grafana_rack_dashboard_uid}/rack?var-rack={{rack}}",
-            fleet_dashboard=f"{base}/d/{self.grafana_fleet_dashboard_uid}/fleet?var-facility={{facility}}"
+            rack_dashboard=f"{base}/d/{self.grafana_rack_dashboard_uid}?var-facility={{facility}}"
+                           "&var-generation={generation}&var-rack={rack}",
+            fleet_dashboard=f"{base}/d/{self.grafana_fleet_dashboard_uid}?var-facility={{facility}}"
                             "&var-generation={generation}",
         )
 
