@@ -32,7 +32,8 @@ __all__ = ["Sink", "SINKS", "AlertStore", "alert_event"]
 Sink = Literal["alertmanager", "pagerduty", "published"]
 SINKS: tuple[Sink, ...] = ("alertmanager", "pagerduty", "published")
 PAGING_PHASES = frozenset({Phase.FIRING, Phase.RESOLVED, Phase.SUPPRESSED})
-"""Transitions a notifier hears about: into firing, and out of it (resolved, or suppressed by a stage)."""
+"""Transitions a notifier hears about: into firing, and out of firing (resolved, or suppressed by a stage);
+an alert that was only ever pending or suppressed pages no one, so its end is no news either."""
 _STATE_COLUMNS = ("alert_key, rule, rack_id, phase, labels, annotations, value, band_min, band_max, active_since,"
                   " fired_at, resolved_at, last_true_at")
 
@@ -102,7 +103,7 @@ class AlertStore:
             ids = []
             for i, t in enumerate(transitions, start=1):
                 event = alert_event(t, source, seq + i)
-                paging = t.phase in PAGING_PHASES and not (t.phase is Phase.SUPPRESSED and t.previous is not Phase.FIRING)
+                paging = t.phase is Phase.FIRING or (t.phase in PAGING_PHASES and t.previous is Phase.FIRING)
                 skip = "'-infinity'"
                 row = conn.execute(
                     "INSERT INTO alert_history (event_id, alert_key, rule, rack_id, phase, previous, at, labels,"
