@@ -14,9 +14,11 @@ __all__ = ["verify"]
 def verify(
     limit: Annotated[int, typer.Option(min=0, help="Disagreements to list (all are counted).")] = 50,
 ) -> None:
-    """Check that every view of every rack agrees: live twin, twin rebuilt from the store, twin --as-of now,
-    fold refusals against dead letters, and the deviation counts of the rack list, rack detail, fleet
-    summary and demo header.
+    """Check that every view of every rack agrees with the others and with a rebuild from the store.
+
+    Compares the live twin, the twin rebuilt from the store, the twin --as-of now, fold refusals
+    against dead letters, and the deviation counts of the rack list, rack detail, fleet summary and
+    demo header.
 
     Lists each disagreement with its rack and field and exits 1 on any (2: the database cannot be read).
     Run it while the workers are idle: a batch committing during the check can show as a disagreement.

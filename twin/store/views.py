@@ -15,7 +15,8 @@ from psycopg.rows import dict_row
 
 from twin.errors import StoreUnavailable
 
-__all__ = ["FleetSummary", "connect", "deadletter_counts", "fleet_summary", "list_racks", "rack_detail"]
+__all__ = ["FleetSummary", "connect", "deadletter_counts", "fleet_summary", "latest_deadletters", "list_racks",
+           "rack_detail", "recorded_reasons"]
 
 
 def connect(database_url: str) -> psycopg.Connection[dict[str, Any]]:
@@ -101,6 +102,11 @@ def list_racks(
         """,
         {"facility": facility, "generation": generation, "stage": stage, "limit": limit},
     ).fetchall()
+
+
+def recorded_reasons(conn: psycopg.Connection[Any]) -> list[str]:
+    """The reasons of stored dead letters (a newer worker may record a reason this CLI does not list)."""
+    return [r["reason"] for r in conn.execute("SELECT DISTINCT reason FROM deadletters ORDER BY 1")]
 
 
 def rack_detail(conn: psycopg.Connection[Any], rack_id: str, *, history: bool = True) -> dict[str, Any] | None:
@@ -216,4 +222,13 @@ def rollout_progress(conn: psycopg.Connection[Any], quarter: str) -> list[dict[s
         ORDER BY 1, 2
         """,
         {"quarter": quarter},
+    ).fetchall()
+
+
+def latest_deadletters(conn: psycopg.Connection[Any], reason: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest open dead letters (of one reason, if given), newest first."""
+    return conn.execute(
+        "SELECT id, reason, topic, partition, \"offset\", idx, rack_id, source, detail, recorded_at FROM deadletters"
+        " WHERE replayed_at IS NULL AND (%(r)s::text IS NULL OR reason = %(r)s) ORDER BY id DESC LIMIT %(n)s",
+        {"r": reason, "n": limit},
     ).fetchall()
