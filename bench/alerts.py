@@ -181,8 +181,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "TWIN_WORKER_WEB_PORT": str(_free_port()), "TWIN_LOG_LEVEL": "warning"}
             children["worker"] = spawn_child([sys.executable, "-m", "streams", "worker"], env=env,
                                              log_path=tmp / "worker.log")
-            children["engine"] = spawn_child([sys.executable, "-c", "from twin.cli import app; app()", "alerts",
-                                              "run"], env=env, log_path=tmp / "engine.log")
+            children["engine"] = spawn_child([sys.executable, "-m", "twin.alerting"], env=env,
+                                             log_path=tmp / "engine.log")
             catalog = IntentCatalog.default()
             intents = {g: catalog.latest(g) for g in catalog.generations()}
             sim = FleetSimulator(args.seed, args.racks, datetime.now(timezone.utc), intents)

@@ -196,7 +196,7 @@ def _published(tenant: Tenant, expect: int, timeout: float = 10) -> list[dict[st
 
 def _spawn_engine(tenant: Tenant, alertmanager: RunningAlertmanager) -> subprocess.Popen[str]:
     env = {**tenant.env, "TWIN_ALERTMANAGER_URL": alertmanager.url, "TWIN_ALERT_EVAL_SECONDS": "0.2",
-           "TWIN_ALERT_FOR_SCALE": "0", "TWIN_ALERT_RESEND_SECONDS": "1",
+           "TWIN_ALERT_FOR_SCALE": "0", "TWIN_ALERT_RESEND_SECONDS": "3",  # endsAt 12 s ahead: outlives a take-over
            "TWIN_TELEMETRY_STALE_SECONDS": str(STALE_SECONDS), "TWIN_LOG_LEVEL": "warning"}
     return subprocess.Popen([sys.executable, "-c", "from twin.cli import app; app()", "alerts", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -235,7 +235,7 @@ def test_an_engine_killed_and_taken_over_pages_once(
         first.kill()  # SIGKILL: no goodbye; the standby takes the lock once the database sees the connection gone
         first.wait(10)
         _wait_active(standby)
-        time.sleep(QUIET_SECONDS + 1)  # the new engine re-sends the firing alert (every 1 s): no new page
+        time.sleep(QUIET_SECONDS + 2)  # the new engine re-sends the firing alert (every 3 s): no new page
         pages = webhook.alerts("firing", rack=leaky)
         assert len(pages) == 1, [n.body["status"] for n, _ in pages]
         assert pages[0][0].receiver == "oncall-facilities"

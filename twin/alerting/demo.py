@@ -123,7 +123,7 @@ class DemoAlerting:
         if find_binary() is not None:
             self.pages = _PageCounter()
             try:
-                self.alertmanager = LocalAlertmanager(self.state_dir / "alertmanager", self.pages.url).start()
+                self.alertmanager = LocalAlertmanager(self.state_dir / "alertmanager", self.pages.url).start(60)
                 engine_env["TWIN_ALERTMANAGER_URL"] = self.alertmanager.url
                 self.note = f"Alertmanager {self.alertmanager.url}"
             except StackError as exc:
@@ -131,8 +131,8 @@ class DemoAlerting:
                 self.alertmanager = None
         else:
             self.note = "Alertmanager not installed: alert history only"
-        children["alerts"] = spawn_child([sys.executable, "-c", "from twin.cli import app; app()", "alerts", "run"],
-                                         env=engine_env, log_path=self.log_dir / "alerts.log")
+        children["alerts"] = spawn_child([sys.executable, "-m", "twin.alerting"], env=engine_env,
+                                         log_path=self.log_dir / "alerts.log")
 
     def stop(self) -> None:
         if self.alertmanager is not None:
