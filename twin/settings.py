@@ -124,6 +124,8 @@ class Settings(BaseSettings):
                 out.update({f"topic_{key}": v for key, v in self.topics.model_dump().items()})
             elif name == "database_url":
                 out[name] = _redact_url(self.database_url.get_secret_value())
+            elif value is None:
+                out[name] = "(not set)"
             elif isinstance(value, SecretStr):
                 out[name] = "***" if value.get_secret_value() else ""
             elif callable(getattr(value, "redacted", None)):  # a group of settings that redacts itself
