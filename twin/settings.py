@@ -171,6 +171,7 @@ class Topics(BaseSettings):
     intent: str = "fleet.intent.v1"
     deadletter: str = "fleet.deadletter.v1"
     deviations: str = "fleet.deviations.v1"
+    alerts: str = "fleet.alerts.v1"
     partitions: int = Field(default=4, ge=1, description="Partitions of telemetry and lifecycle (scale-out unit).")
 
     def partition_counts(self) -> dict[str, int]:
@@ -181,6 +182,7 @@ class Topics(BaseSettings):
             self.intent: 1,
             self.deadletter: 1,
             self.deviations: self.partitions,
+            self.alerts: 1,  # alert transitions stay in the order the one active engine made them
         }
 
 
