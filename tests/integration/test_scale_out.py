@@ -1,5 +1,5 @@
 """Scale: workers share a consumer group, a slow database holds them back without filling their
-memory, and one worker holds a fleet's worth of twins within its budget (DESIGN.md, "Performance").
+memory, and one worker holds a fleet's worth of twins within its budget (docs/architecture.md, "Performance targets").
 
 All against real worker processes, the real broker and the real database.
 """
