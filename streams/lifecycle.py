@@ -217,7 +217,6 @@ class LifecyclePipeline(Pipeline):
                                           source=e.source))
                 versions = {a.event_id: a.stream_version for a in appended.new}
                 late: set[str] = set()  # racks a late event sends back to their whole history
-                versions_of: dict[str, int] = {}
                 for event, m in accepted:
                     version = versions.pop(str(event.event_id), None)
                     if version is None or event.rack_id in late:
@@ -231,15 +230,14 @@ class LifecyclePipeline(Pipeline):
                         letters.append(letter(m, rejection, rack_id=event.rack_id, event_id=str(event.event_id),
                                               source=event.source))
                     touched[event.rack_id] = twin
-                    versions_of[event.rack_id] = version
+                    rows[event.rack_id] = state_row(twin, version)
                 if late:  # their letters of this batch come from the replay, each under its own message
                     letters = [d for d in letters if not (d.rack_id in late and d.reason in FOLD_REASONS)]
                     for rack_id in sorted(late):
                         twin, version, changed = await self._refold(uow, rack_id)
                         touched[rack_id] = twin
-                        versions_of[rack_id] = version
+                        rows[rack_id] = state_row(twin, version)
                         letters += changed
-                rows = {r: state_row(touched[r], v) for r, v in versions_of.items()}  # once per rack and batch
                 await uow.project_lifecycle(rows.values())
                 await judge_lifecycle(uow, self.state.catalog, touched.values())
                 await uow.record_deadletters([d for d in letters if not (d.rack_id in late
