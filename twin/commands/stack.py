@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 
 from twin.commands import RUN, StateDir, console, err, fail, settings
@@ -128,6 +129,9 @@ def simulate(
                                          "stalled installs.")] = True,
     history: Annotated[bool, typer.Option(help="Publish facilities, intent and lifecycle histories first.")] = True,
     realtime: Annotated[bool, typer.Option(help="Pace cycles in real time (off: as fast as the broker takes them).")] = True,
+    report_shape: Annotated[str, typer.Option(click_type=click.Choice(["collector", "row"]),
+                                              help="collector: one report per hall collector per cycle (up to 50 "
+                                                   "readings, the fleet's shape); row: one per row (about 7).")] = "collector",
 ) -> None:
     """Publish a simulated fleet to Kafka: facilities, intent, lifecycle histories, then telemetry reports.
 
@@ -143,7 +147,7 @@ def simulate(
     s = settings()
     now = datetime.now(timezone.utc)
     sim = FleetSimulator(seed, racks, now, intents(), faults=FaultPlan.typical() if faults else None,
-                         malformed_share=malformed_share)
+                         malformed_share=malformed_share, report_shape=report_shape)  # type: ignore[arg-type]
     n = 0
     started = time.monotonic()
     try:
