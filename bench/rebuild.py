@@ -1,0 +1,105 @@
+"""Rebuild speed: every rack twin folded again from the event store, in events per second.
+
+    python -m bench.rebuild [--racks 20000] [--workers 1,2] [--out bench/reports/rebuild.json]
+
+One embedded stack (Tansu + PostgreSQL 18, in a temporary directory). The fleet's lifecycle is
+seeded in bulk (`bench.seed`: histories COPY-ed into the event store, lifecycle state projected
+with the store's own methods). Then `twin.store.rebuild.rebuild` runs in compare mode: each run
+must find the rebuilt twin of every rack equal to the live one, or the bench fails. Variants:
+
+  validate  the way before issue 13: every stored body through `model_validate`, stdlib json,
+            one process (the baseline);
+  wN        the shipped path (stored events constructed, orjson) in N processes.
+
+Rates are events folded and compared per second of wall time, stream read included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.ingest import console
+from bench.seed import bench_database, seed_fleet
+from schemas import LIFECYCLE_TYPES
+from twin.embedded.stack import EmbeddedStack
+from twin.store import rebuild as rebuild_module
+
+__all__ = ["run"]
+
+
+def _validate_path() -> Any:
+    """Put the pre-issue-13 decoding back (validate every stored body, stdlib json); return an undo."""
+    saved = rebuild_module.stored_event, rebuild_module.fast_json
+    rebuild_module.stored_event = lambda kind, body: LIFECYCLE_TYPES[kind].model_validate(body)  # type: ignore[assignment]
+    rebuild_module.fast_json = lambda conn: None  # type: ignore[assignment]
+
+    def undo() -> None:
+        rebuild_module.stored_event, rebuild_module.fast_json = saved
+    return undo
+
+
+def _timed(url: str, workers: int) -> dict[str, Any]:
+    result = rebuild_module.rebuild(url, workers=workers)
+    if not result.equal:
+        raise SystemExit(f"rebuild disagrees with the live state: {len(result.mismatched)} mismatched "
+                         f"(e.g. {result.mismatched[:3]}), {len(result.missing)} missing")
+    return {"events": result.events, "racks": result.racks, "seconds": result.seconds,
+            "per_second": result.events / result.seconds}
+
+
+def run(stack: EmbeddedStack, racks: int, workers: list[int], *, baseline: bool = True) -> dict[str, Any]:
+    """Seed `racks` racks and time the rebuild variants; every variant must equal the live state."""
+    url = bench_database(stack, "bench_rebuild")
+    seeded = seed_fleet(url, racks)
+    console.log(f"seeded {seeded.racks:,} racks, {seeded.events:,} events in {seeded.seconds:.1f} s")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE events")
+        conn.execute("SELECT count(*) FROM events").fetchone()  # warm the cache for every variant alike
+    out: dict[str, Any] = {"racks": racks, "events": seeded.events, "seed_seconds": seeded.seconds, "variants": {}}
+    if baseline:
+        undo = _validate_path()
+        try:
+            out["variants"]["validate"] = _timed(url, 1)
+        finally:
+            undo()
+        console.log(f"  validate, 1 process: {out['variants']['validate']['per_second']:,.0f} events/s")
+    for n in workers:
+        out["variants"][f"w{n}"] = v = _timed(url, n)
+        console.log(f"  construct, {n} process(es): {v['per_second']:,.0f} events/s")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--racks", type=int, default=20_000, help="racks seeded (about 70 events each)")
+    parser.add_argument("--workers", default="1,2", help="comma-separated process counts to time")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the validate-every-event baseline")
+    parser.add_argument("--out", type=Path, default=Path("bench/reports/rebuild.json"))
+    args = parser.parse_args()
+    workers = [int(w) for w in args.workers.split(",") if w]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-rebuild-"))
+    load = os.getloadavg()
+    with EmbeddedStack(tmp / "stack") as stack:
+        result = run(stack, args.racks, workers, baseline=not args.no_baseline)
+    result["command"] = "python -m bench.rebuild " + " ".join(sys.argv[1:])
+    result["loadavg_before"] = load
+    result["loadavg_after"] = os.getloadavg()
+    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    result["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    console.log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
