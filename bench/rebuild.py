@@ -11,7 +11,9 @@ must find the rebuilt twin of every rack equal to the live one, or the bench fai
             one process (the baseline);
   wN        the shipped path (stored events constructed, orjson) in N processes.
 
-Rates are events folded and compared per second of wall time, stream read included.
+Rates are events folded and compared per second of wall time, stream read included; beside them,
+events per CPU-second of the Python side (this process and its rebuild processes; PostgreSQL's
+backends not counted), which is what a loaded shared machine distorts least.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -48,13 +51,22 @@ def _validate_path() -> Any:
     return undo
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the rebuild's worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _timed(url: str, workers: int) -> dict[str, Any]:
+    cpu = _cpu()
     result = rebuild_module.rebuild(url, workers=workers)
+    cpu = _cpu() - cpu
     if not result.equal:
         raise SystemExit(f"rebuild disagrees with the live state: {len(result.mismatched)} mismatched "
                          f"(e.g. {result.mismatched[:3]}), {len(result.missing)} missing")
     return {"events": result.events, "racks": result.racks, "seconds": result.seconds,
-            "per_second": result.events / result.seconds}
+            "per_second": result.events / result.seconds, "python_cpu_seconds": cpu,
+            "per_cpu_second": result.events / cpu if cpu > 0 else 0.0}
 
 
 def run(stack: EmbeddedStack, racks: int, workers: list[int], *, baseline: bool = True) -> dict[str, Any]:
@@ -72,10 +84,12 @@ def run(stack: EmbeddedStack, racks: int, workers: list[int], *, baseline: bool 
             out["variants"]["validate"] = _timed(url, 1)
         finally:
             undo()
-        console.log(f"  validate, 1 process: {out['variants']['validate']['per_second']:,.0f} events/s")
+        v = out["variants"]["validate"]
+        console.log(f"  validate, 1 process: {v['per_second']:,.0f} events/s, {v['per_cpu_second']:,.0f} per CPU-s")
     for n in workers:
         out["variants"][f"w{n}"] = v = _timed(url, n)
-        console.log(f"  construct, {n} process(es): {v['per_second']:,.0f} events/s")
+        console.log(f"  construct, {n} process(es): {v['per_second']:,.0f} events/s, "
+                    f"{v['per_cpu_second']:,.0f} per CPU-s")
     return out
 
 
