@@ -1,0 +1,238 @@
+"""Run every benchmark and write bench/REPORT.md with its plots.
+
+    python -m bench                    # the full set: 3 ingest runs, rebuild at 20,000 racks
+    python -m bench --quick            # one small ingest run, rebuild at 2,000 racks (minutes, not an hour)
+    python -m bench --report-only      # rewrite REPORT.md from the JSON already in bench/reports/
+
+What runs, each as its own process (so one failing does not lose the others' figures):
+
+- `bench/ingest.py` N times (3 by default) on the fleet-shaped load: (a) bare limit, (b) plain Faust
+  agent, (c) our worker, latency at a steady rate; the ratios c/a and c/b are reported as the median
+  of the runs and their spread, since the machine is shared;
+- `python -m bench.rebuild`: rebuild speed against the validate-every-event baseline, in 1 and 2
+  processes, on a bulk-seeded fleet (every run checks the rebuilt twins equal the live ones).
+
+The report then takes in what other benches left in bench/reports/ (API latency, alert latency,
+Grafana, storage, collector: their JSON when they write one, else a link to their markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPORTS = BENCH / "reports"
+PLOTS = BENCH / "plots"
+OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json"}
+
+
+def _run(cmd: list[str], log: Path) -> bool:
+    """Run one bench as a child process (its output to `log`); True when it succeeded."""
+    print("$", " ".join(cmd), flush=True)
+    with log.open("w") as out:
+        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=BENCH.parent).returncode
+    if code != 0:
+        print(f"  failed ({code}); see {log}", flush=True)
+    return code == 0
+
+
+def run_all(quick: bool, ingest_runs: int, rebuild_racks: int) -> None:
+    REPORTS.mkdir(exist_ok=True)
+    logs = REPORTS / "logs"
+    logs.mkdir(exist_ok=True)
+    py = sys.executable
+    ingest_args = ["--readings", "60000", "--racks", "2000"] if quick else []
+    for i in range(1, ingest_runs + 1):
+        _run([py, "bench/ingest.py", *ingest_args, "--out", f"bench/reports/ingest-run{i}.md"],
+             logs / f"ingest-run{i}.log")
+    _run([py, "-m", "bench.rebuild", "--racks", str(rebuild_racks), "--workers", "1,2"], logs / "rebuild.log")
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("faust-streaming", "aiokafka", "psycopg", "pydantic", "orjson", "matplotlib"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _median_spread(values: list[float]) -> str:
+    if not values:
+        return "not measured"
+    med = statistics.median(values)
+    return f"**{med:.2f}** (min {min(values):.2f}, max {max(values):.2f}, {len(values)} run(s))"
+
+
+def _plot_rebuild(rebuild: dict[str, Any]) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = rebuild["variants"]
+    labels = list(variants)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    wall = [variants[k]["per_second"] for k in labels]
+    cpu = [variants[k]["per_cpu_second"] for k in labels]
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], wall, width=0.4, label="events / wall second")
+    ax.bar([i + 0.2 for i in x], cpu, width=0.4, label="events / Python CPU-second")
+    ax.axhline(500_000, color="red", linestyle="--", linewidth=1, label="target 500,000/s")
+    ax.set_xticks(list(x), [{"validate": "validate\n(before)"}.get(k, f"construct\n{k[1:]} proc.") for k in labels])
+    ax.set_yscale("log")
+    ax.set_ylabel("events/s")
+    ax.set_title(f"Rebuild, {rebuild['racks']:,} racks, {rebuild['events']:,} events")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    PLOTS.mkdir(exist_ok=True)
+    path = PLOTS / "rebuild.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_latency(runs: list[dict[str, Any]]) -> Path | None:
+    """Latency CDF of the ingest runs, from the quantiles each run recorded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    for run in runs:
+        lat = run.get("latency") or {}
+        qs = [(q, lat.get(k)) for q, k in ((0.5, "p50"), (0.99, "p99"), (1.0, "max"))
+              if isinstance(lat.get(k), (int, float))]
+        if qs:
+            points.append(qs)
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, qs in enumerate(points, 1):
+        ax.plot([v * 1000 for _, v in qs], [q for q, _ in qs], marker="o", label=f"run {i}")
+    ax.set_xlabel("reading to visible twin (ms)")
+    ax.set_ylabel("share of readings")
+    ax.set_title("Latency: p50, p99 and max of each ingest run (steady load)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    PLOTS.mkdir(exist_ok=True)
+    path = PLOTS / "latency-cdf.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(command: str) -> Path:
+    lines = ["# Benchmarks", "", f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""]
+    lines += [f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; load average now "
+              f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (the machine is shared: figures taken under load "
+              "are noisy; each section says when and how it was taken).  ",
+              "Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()), ""]
+
+    # Ratios: median of the ingest runs.
+    runs = [r for p in sorted(REPORTS.glob("ingest-run*.json")) if (r := _load(p))]
+    lines += ["## Ingest ratios on the fleet-shaped load", ""]
+    if runs:
+        ca = [r["ratios"]["c_a"] for r in runs]
+        cb = [r["ratios"]["c_b"] for r in runs]
+        lines += ["| ratio | median (spread) | target |", "|---|---|---|",
+                  f"| c / a | {_median_spread(ca)} | ≥ 0.5 |", f"| c / b | {_median_spread(cb)} | ≥ 20 |", "",
+                  "| run | command | shape | a readings/s | b | c | c/a | c/b | load avg at start |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        for i, r in enumerate(runs, 1):
+            rates = r["rates"]
+            lines.append(f"| {i} | `{r['command']}` | {r['load'].get('shape', '?')} | {rates['a']['per_second']:,.0f} | "
+                         f"{rates['b']['per_second']:,.0f} | {rates['c']['per_second']:,.0f} | {r['ratios']['c_a']:.2f} | "
+                         f"{r['ratios']['c_b']:.1f} | {r.get('load_average_at_start', ['?'])[0]} |")
+        lines += ["", "Each run's full report: " + ", ".join(
+            f"[{p.name}](reports/{p.name})" for p in sorted(REPORTS.glob("ingest-run*.md"))), ""]
+        cdf = _plot_latency(runs)
+        if cdf:
+            lines += [f"![latency CDF](plots/{cdf.name})", ""]
+    else:
+        lines += ["Not measured in this report (no `bench/reports/ingest-run*.json`): run `python -m bench`.", ""]
+
+    # Rebuild.
+    rebuild = _load(REPORTS / "rebuild.json")
+    lines += ["## Rebuild", ""]
+    if rebuild:
+        lines += [f"Command: `{rebuild['command']}` at {rebuild['at']}, load average "
+                  f"{rebuild['loadavg_before'][0]:.2f} before and {rebuild['loadavg_after'][0]:.2f} after. "
+                  f"{rebuild['racks']:,} racks, {rebuild['events']:,} events, seeded in bulk in "
+                  f"{rebuild['seed_seconds']:.0f} s. Every variant's rebuilt twins equal the live ones "
+                  "(the bench fails otherwise).", "",
+                  "| variant | events/s (wall) | events per Python CPU-second | seconds |", "|---|---:|---:|---:|"]
+        for k, v in rebuild["variants"].items():
+            what = "validate every event, 1 process (before)" if k == "validate" else f"construct, {k[1:]} process(es)"
+            lines.append(f"| {what} | {v['per_second']:,.0f} | {v['per_cpu_second']:,.0f} | {v['seconds']:.1f} |")
+        plot = _plot_rebuild(rebuild)
+        if plot:
+            lines += ["", f"![rebuild](plots/{plot.name})", ""]
+    else:
+        lines += ["Not measured (no `bench/reports/rebuild.json`): `python -m bench.rebuild`.", ""]
+
+    lines += ["## Steady state at fleet size", "",
+              "Not measured: the steady-state bench (N racks at 1 Hz for 60 s, N = 20,000 to 100,000; lag, p50/p99, "
+              "worker and PostgreSQL CPU, resident memory, workers needed) is not written yet. Throughput against "
+              "fleet size, against workers (1 and 2) and memory against twins come from it.", ""]
+
+    # Other benches' figures.
+    others = sorted(p for p in REPORTS.glob("*") if p.is_file() and p.name not in OWN
+                    and not p.name.startswith("ingest-run") and p.suffix in (".md", ".json"))
+    lines += ["## Other benches", ""]
+    if others:
+        for p in others:
+            data = _load(p) if p.suffix == ".json" else None
+            if data is not None:
+                summary = ", ".join(f"{k}: {v}" for k, v in data.items() if isinstance(v, (int, float, str)))[:400]
+                lines.append(f"- [{p.name}](reports/{p.name}): {summary}")
+            elif not (p.with_suffix(".json")).exists():
+                lines.append(f"- [{p.name}](reports/{p.name})")
+    else:
+        lines.append("None found in bench/reports/ (API latency, alert latency, storage, collector write theirs there).")
+    lines.append("")
+    path = BENCH / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one small ingest run and a 2,000-rack rebuild")
+    parser.add_argument("--ingest-runs", type=int, help="ingest runs for the ratios' median (default 3, quick 1)")
+    parser.add_argument("--rebuild-racks", type=int, help="racks seeded for the rebuild (default 20,000, quick 2,000)")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite REPORT.md from bench/reports/")
+    args = parser.parse_args()
+    command = "python -m bench " + " ".join(sys.argv[1:])
+    if not args.report_only:
+        runs = args.ingest_runs if args.ingest_runs is not None else (1 if args.quick else 3)
+        racks = args.rebuild_racks or (2_000 if args.quick else 20_000)
+        run_all(args.quick, runs, racks)
+    print(f"wrote {write_report(command.strip())}")
+
+
+if __name__ == "__main__":
+    main()
