@@ -32,7 +32,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPORTS = BENCH / "reports"
 PLOTS = BENCH / "plots"
-OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json"}
+OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json", "steady.json", "rebuild-profile.md"}
 
 
 def _run(cmd: list[str], log: Path) -> bool:
@@ -55,6 +55,8 @@ def run_all(quick: bool, ingest_runs: int, rebuild_racks: int) -> None:
         _run([py, "bench/ingest.py", *ingest_args, "--out", f"bench/reports/ingest-run{i}.md"],
              logs / f"ingest-run{i}.log")
     _run([py, "-m", "bench.rebuild", "--racks", str(rebuild_racks), "--workers", "1,2"], logs / "rebuild.log")
+    _run([py, "-m", "bench.profile_rebuild", "--racks", "2000"], logs / "profile.log")
+    _run([py, "-m", "bench.steady", *(["--quick"] if quick else [])], logs / "steady.log")
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -145,6 +147,35 @@ def _plot_latency(runs: list[dict[str, Any]]) -> Path | None:
     return path
 
 
+def _plot_steady(steady: dict[str, Any]) -> Path | None:
+    """Throughput and memory against fleet size, from the steady-state runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = steady["sizes"]
+    n = [r["racks"] for r in sizes]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(n, [r["offered_readings_per_second"] for r in sizes], marker="o", label="offered readings/s")
+    left.plot(n, [r["worker_cpu"] * 100 for r in sizes], marker="s", label="worker CPU (% of a core)")
+    left.set_xlabel("racks (1 Hz each)")
+    left.set_title("Throughput and CPU against fleet size")
+    left.legend(fontsize=7)
+    right.plot(n, [r["worker_rss_mb"] for r in sizes], marker="o")
+    right.axhline(500, color="red", linestyle="--", linewidth=1, label="target 500 MB")
+    right.set_xlabel("twins held")
+    right.set_ylabel("worker resident MB")
+    right.set_title("Memory against twins")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    PLOTS.mkdir(exist_ok=True)
+    path = PLOTS / "steady.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(command: str) -> Path:
     lines = ["# Benchmarks", "", f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""]
     lines += [f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; load average now "
@@ -194,10 +225,32 @@ def write_report(command: str) -> Path:
     else:
         lines += ["Not measured (no `bench/reports/rebuild.json`): `python -m bench.rebuild`.", ""]
 
-    lines += ["## Steady state at fleet size", "",
-              "Not measured: the steady-state bench (N racks at 1 Hz for 60 s, N = 20,000 to 100,000; lag, p50/p99, "
-              "worker and PostgreSQL CPU, resident memory, workers needed) is not written yet. Throughput against "
-              "fleet size, against workers (1 and 2) and memory against twins come from it.", ""]
+    profile = REPORTS / "rebuild-profile.md"
+    lines += ["## Rebuild hot path, before and after", ""]
+    if profile.exists():
+        lines += [profile.read_text().split("\n", 1)[1].replace("\n## ", "\n### "), ""]
+    else:
+        lines += ["Not measured (no `bench/reports/rebuild-profile.md`): `python -m bench.profile_rebuild`.", ""]
+
+    steady = _load(REPORTS / "steady.json")
+    lines += ["## Steady state at fleet size (one worker, 1 Hz a rack, fleet-shaped reports)", ""]
+    if steady and steady.get("sizes"):
+        lines += [f"Command: `{steady['command']}`; load average {steady['loadavg_before'][0]:.2f} before.", "",
+                  "| racks | readings/s offered | p50 | p99 | max | worker CPU | PostgreSQL CPU | worker RSS | "
+                  "lag after grace (messages) | keeps up (p99 < 1 s) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in steady["sizes"]:
+            lines.append(f"| {r['racks']:,} | {r['offered_readings_per_second']:,.0f} | {r['p50_s']*1000:.0f} ms | "
+                         f"{r['p99_s']*1000:.0f} ms | {r['max_s']*1000:.0f} ms | {r['worker_cpu']:.0%} | "
+                         f"{r['postgres_cpu']:.0%} | {r['worker_rss_mb']:.0f} MB | {r['lag_messages_after_grace']:,} | "
+                         f"{'yes' if r['keeps_up'] else 'no'} |")
+        lines += ["", f"Workers needed at the largest size measured: {steady.get('workers_needed_for_largest')} "
+                  "(its worker CPU share, rounded up to whole cores).", ""]
+        plot = _plot_steady(steady)
+        if plot:
+            lines += [f"![steady](plots/{plot.name})", ""]
+    else:
+        lines += ["Not measured (no `bench/reports/steady.json`): `python -m bench.steady`.", ""]
 
     # Other benches' figures.
     others = sorted(p for p in REPORTS.glob("*") if p.is_file() and p.name not in OWN
