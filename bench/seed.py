@@ -10,10 +10,11 @@ lifecycle path, which the steady-state and rebuild benches are not about. Here:
   as its stream (stream_version 1..n, the body as the simulator's JSON);
 - each rack is folded with the one fold (`RackTwin.replay`), registered (`register_racks`) and
   its lifecycle side projected with `UnitOfWork.project_lifecycle` (via the lifecycle
-  pipeline's own `state_row`), so `rack_state` holds what a worker would have written.
+  pipeline's own `state_row`), and judged with its `judge_lifecycle` (stage, parts and firmware
+  deviations), so `rack_state` and `deviations` hold what a worker would have written.
 
 The database then satisfies `twin rebuild`: the rebuilt twin of every rack equals its live one.
-Deviations and dead letters are not written (no bench here reads them).
+Dead letters are not written: the seeded histories are the simulator's good events only.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import orjson
 import psycopg
 
 from schemas import FacilityRegistered, IntentPublished, RolloutPlanPublished
-from streams.lifecycle import state_row
+from streams.lifecycle import judge_lifecycle, state_row
 from twin.domain.intent import IntentCatalog
 from twin.domain.rack import RackTwin
 from twin.embedded.simulator import FaultPlan, FleetSimulator
@@ -119,6 +120,7 @@ async def _seed(url: str, sim: FleetSimulator) -> int:
                 await uow.register_racks((rid, e.generation, e.serial_number, e.occurred_at)  # type: ignore[attr-defined]
                                          for rid, e in first.items())
                 await uow.project_lifecycle(state_row(twins[rid], len(histories[rid])) for rid in chunk)
+                await judge_lifecycle(uow, catalog, twins.values())  # stage, parts, firmware deviations
     finally:
         await store.close()
     return events
