@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -127,7 +128,7 @@ def _plot_latency(runs: list[dict[str, Any]]) -> Path | None:
     for run in runs:
         lat = run.get("latency") or {}
         qs = [(q, lat.get(k)) for q, k in ((0.5, "p50"), (0.99, "p99"), (1.0, "max"))
-              if isinstance(lat.get(k), (int, float))]
+              if isinstance(lat.get(k), (int, float)) and math.isfinite(lat[k])]  # inf: never became visible
         if qs:
             points.append(qs)
     if not points:
@@ -197,7 +198,7 @@ def write_report(command: str) -> Path:
             rates = r["rates"]
             lines.append(f"| {i} | `{r['command']}` | {r['load'].get('shape', '?')} | {rates['a']['per_second']:,.0f} | "
                          f"{rates['b']['per_second']:,.0f} | {rates['c']['per_second']:,.0f} | {r['ratios']['c_a']:.2f} | "
-                         f"{r['ratios']['c_b']:.1f} | {r.get('load_average_at_start', ['?'])[0]} |")
+                         f"{r['ratios']['c_b']:.1f} | {float(r.get('load_average_at_start', [float('nan')])[0]):.2f} |")
         lines += ["", "Each run's full report: " + ", ".join(
             f"[{p.name}](reports/{p.name})" for p in sorted(REPORTS.glob("ingest-run*.md"))), ""]
         cdf = _plot_latency(runs)
