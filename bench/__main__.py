@@ -82,6 +82,10 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms" if math.isfinite(seconds) else "never visible in the grace time"
+
+
 def _median_spread(values: list[float]) -> str:
     if not values:
         return "not measured"
@@ -192,13 +196,15 @@ def write_report(command: str) -> Path:
         cb = [r["ratios"]["c_b"] for r in runs]
         lines += ["| ratio | median (spread) | target |", "|---|---|---|",
                   f"| c / a | {_median_spread(ca)} | ≥ 0.5 |", f"| c / b | {_median_spread(cb)} | ≥ 20 |", "",
-                  "| run | command | shape | a readings/s | b | c | c/a | c/b | load avg at start |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+                  "| run | command | shape | a readings/s | b | c | c/a | c/b | latency p50 / p99 (steady rate) "
+                  "| load avg at start |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
         for i, r in enumerate(runs, 1):
             rates = r["rates"]
             lines.append(f"| {i} | `{r['command']}` | {r['load'].get('shape', '?')} | {rates['a']['per_second']:,.0f} | "
                          f"{rates['b']['per_second']:,.0f} | {rates['c']['per_second']:,.0f} | {r['ratios']['c_a']:.2f} | "
-                         f"{r['ratios']['c_b']:.1f} | {float(r.get('load_average_at_start', [float('nan')])[0]):.2f} |")
+                         f"{r['ratios']['c_b']:.1f} | {_ms(r['latency']['p50'])} / {_ms(r['latency']['p99'])} at "
+                         f"{r['latency']['rate']:,.0f}/s | {float(r.get('load_average_at_start', [float('nan')])[0]):.2f} |")
         lines += ["", "Each run's full report: " + ", ".join(
             f"[{p.name}](reports/{p.name})" for p in sorted(REPORTS.glob("ingest-run*.md"))), ""]
         cdf = _plot_latency(runs)
