@@ -61,8 +61,8 @@ def main() -> None:
     lines = ["# Rebuild hot path: top frames by own time (cProfile)", "",
              f"Command: `python -m bench.profile_rebuild {' '.join(sys.argv[1:])}`. cProfile inflates the cost "
              "of small Python calls; read the order, not the absolute times.", ""]
-    for label, (text, events, total) in (("Before: every stored event validated (`model_validate`, stdlib json)", before),
-                                         ("After: stored events constructed (`twin.store.stored`, orjson)", after)):
+    for label, (text, events, total) in (("Before: events row by row, stdlib json, every stored event validated (`model_validate`)", before),
+                                         ("After: one row a rack (`json_agg`), orjson, stored events constructed (`twin.store.stored`)", after)):
         lines += [f"## {label}", "", f"{events:,} events, {total:.2f} s profiled "
                   f"({total / events * 1e6:.1f} µs an event under the profiler)", "", "```", text.rstrip(), "```", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,10 @@ seeded in bulk (`bench.seed`: histories COPY-ed into the event store, lifecycle 
 with the store's own methods). Then `twin.store.rebuild.rebuild` runs in compare mode: each run
 must find the rebuilt twin of every rack equal to the live one, or the bench fails. Variants:
 
-  validate  the way before issue 13: every stored body through `model_validate`, stdlib json,
-            one process (the baseline);
-  wN        the shipped path (stored events constructed, orjson) in N processes.
+  validate  the way before issue 13: events row by row, stdlib json, every stored body through
+            `model_validate`, one process (the baseline);
+  wN        the shipped path (one row a rack with its bodies as one JSON array, orjson, stored
+            events constructed) in N processes.
 
 Rates are events folded and compared per second of wall time, stream read included; beside them,
 events per CPU-second of the Python side (this process and its rebuild processes; PostgreSQL's
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -40,14 +42,34 @@ from twin.store import rebuild as rebuild_module
 __all__ = ["run"]
 
 
+def _rack_streams_before(conn: psycopg.Connection[Any], batch: int = 5_000, *, first: str | None = None,
+                         after: str | None = None) -> Iterator[tuple[str, list[Any]]]:
+    """`twin.store.rebuild.rack_streams` as it was before issue 13 (commit 5ed6df1): row by row, stdlib
+    json, every body validated. Ranges are ignored: the baseline runs in one process."""
+    with conn.cursor(name="rebuild") as cur:
+        cur.itersize = batch
+        cur.execute("SELECT stream_id, type, body FROM events WHERE stream_id NOT LIKE '%%:%%' AND stream_id <> 'rollout'"
+                    " ORDER BY stream_id, stream_version")
+        current: str | None = None
+        events: list[Any] = []
+        for stream_id, kind, body in cur:
+            if stream_id != current:
+                if current is not None:
+                    yield current, events
+                current, events = stream_id, []
+            events.append(LIFECYCLE_TYPES[kind].model_validate(body))
+        if current is not None:
+            yield current, events
+
+
 def _validate_path() -> Any:
-    """Put the pre-issue-13 decoding back (validate every stored body, stdlib json); return an undo."""
-    saved = rebuild_module.stored_event, rebuild_module.fast_json
-    rebuild_module.stored_event = lambda kind, body: LIFECYCLE_TYPES[kind].model_validate(body)  # type: ignore[assignment]
+    """Put the pre-issue-13 stream reading back (`_rack_streams_before`); return an undo."""
+    saved = rebuild_module.rack_streams, rebuild_module.fast_json
+    rebuild_module.rack_streams = _rack_streams_before  # type: ignore[assignment]
     rebuild_module.fast_json = lambda conn: None  # type: ignore[assignment]
 
     def undo() -> None:
-        rebuild_module.stored_event, rebuild_module.fast_json = saved
+        rebuild_module.rack_streams, rebuild_module.fast_json = saved
     return undo
 
 

@@ -52,14 +52,16 @@ def fast_json(conn: psycopg.Connection[Any]) -> None:
     set_json_loads(orjson.loads, conn)
 
 
-def rack_streams(conn: psycopg.Connection[Any], batch: int = 5_000, *, first: str | None = None,
+def rack_streams(conn: psycopg.Connection[Any], batch: int = 200, *, first: str | None = None,
                  after: str | None = None) -> Iterator[tuple[str, list[Any]]]:
     """(rack_id, its events as contract models) for every rack stream, via a server-side cursor.
 
-    Stored events were validated on the way in, so they are constructed, not validated again
-    (`twin.store.stored`). `first` and `after` bound the rack ids taken (`first <= id`, `id < after`).
+    One row a rack, its bodies aggregated in stream order into one JSON array (`json_agg`) that
+    orjson parses in one call: row by row, psycopg's per-row cost was about 15 µs an event, five
+    times the fold's. Stored events were validated on the way in, so they are constructed, not
+    validated again (`twin.store.stored`). `first` and `after` bound the rack ids taken
+    (`first <= id`, `id < after`); `batch` is racks per fetch.
     """
-    fast_json(conn)
     where, params = _RACK_STREAMS, []
     if first is not None:
         where += " AND stream_id >= %s"
@@ -69,18 +71,10 @@ def rack_streams(conn: psycopg.Connection[Any], batch: int = 5_000, *, first: st
         params.append(after)
     with conn.cursor(name="rebuild") as cur:
         cur.itersize = batch
-        cur.execute(f"SELECT stream_id, type, body FROM events WHERE {where} ORDER BY stream_id, stream_version",
-                    params)
-        current: str | None = None
-        events: list[Any] = []
-        for stream_id, kind, body in cur:
-            if stream_id != current:
-                if current is not None:
-                    yield current, events
-                current, events = stream_id, []
-            events.append(stored_event(kind, body))
-        if current is not None:
-            yield current, events
+        cur.execute(f"SELECT stream_id, json_agg(body ORDER BY stream_version)::text FROM events WHERE {where}"
+                    " GROUP BY stream_id ORDER BY stream_id", params)
+        for stream_id, bodies in cur:
+            yield stream_id, [stored_event(body["type"], body) for body in orjson.loads(bodies)]
 
 
 def _rebuild_range(database_url: str, write: bool, first: str | None, after: str | None,
