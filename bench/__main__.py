@@ -181,6 +181,38 @@ def _plot_steady(steady: dict[str, Any]) -> Path | None:
     return path
 
 
+def _closing(runs: list[dict[str, Any]], rebuild: dict[str, Any] | None, steady: dict[str, Any] | None) -> list[str]:
+    """Which of issue 13's targets these figures meet, computed from them (not written by hand)."""
+    out = ["## Targets (issue 13), from the figures above", "", "| target | measured | met |", "|---|---|---|"]
+
+    def row(target: str, measured: str, met: bool | None) -> None:
+        out.append(f"| {target} | {measured} | {'yes' if met else 'no' if met is not None else 'not measured'} |")
+
+    if runs:
+        ca = statistics.median(r["ratios"]["c_a"] for r in runs)
+        cb = statistics.median(r["ratios"]["c_b"] for r in runs)
+        row("c/a ≥ 0.5 (median)", f"{ca:.2f}", ca >= 0.5)
+        row("c/b ≥ 20 (median)", f"{cb:.1f}", cb >= 20)
+    else:
+        row("c/a ≥ 0.5, c/b ≥ 20", "-", None)
+    if rebuild:
+        best = max(v["per_second"] for k, v in rebuild["variants"].items() if k != "validate")
+        row("rebuild ≥ 500,000 events/s", f"{best:,.0f} events/s at {rebuild['racks']:,} racks", best >= 500_000)
+    else:
+        row("rebuild ≥ 500,000 events/s", "-", None)
+    sizes = {r["racks"]: r for r in (steady or {}).get("sizes", [])}
+    at75 = sizes.get(75_000)
+    row("one worker keeps up with 75,000 racks at p99 < 1 s",
+        f"p99 {at75['p99_s'] * 1000:,.0f} ms" if at75 else f"sizes measured: {sorted(sizes) or 'none'}",
+        at75["keeps_up"] if at75 else None)
+    at100 = sizes.get(100_000)
+    row("worker with 100,000 twins < 500 MB resident",
+        f"{at100['worker_rss_mb']:.0f} MB" if at100 else "100,000 not measured here", at100["worker_rss_mb"] < 500
+        if at100 else None)
+    out.append("")
+    return out
+
+
 def write_report(command: str) -> Path:
     lines = ["# Benchmarks", "", f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""]
     lines += [f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; load average now "
@@ -251,8 +283,14 @@ def write_report(command: str) -> Path:
                          f"{r['p99_s']*1000:.0f} ms | {r['max_s']*1000:.0f} ms | {r['worker_cpu']:.0%} | "
                          f"{r['postgres_cpu']:.0%} | {r['worker_rss_mb']:.0f} MB | {r['lag_messages_after_grace']:,} | "
                          f"{'yes' if r['keeps_up'] else 'no'} |")
-        lines += ["", f"Workers needed at the largest size measured: {steady.get('workers_needed_for_largest')} "
-                  "(its worker CPU share, rounded up to whole cores).", ""]
+        largest = steady["sizes"][-1]
+        if largest["keeps_up"]:
+            lines += ["", f"Workers needed at the largest size measured ({largest['racks']:,} racks): "
+                      f"{steady.get('workers_needed_for_largest')} (its worker CPU share, rounded up to whole cores).", ""]
+        else:
+            lines += ["", f"Workers needed: not derivable from this run. At {largest['racks']:,} racks one worker did "
+                      f"not keep up (p99 {largest['p99_s'] * 1000:,.0f} ms) while using {largest['worker_cpu']:.0%} of a "
+                      "core, so it was not CPU-bound: more workers would not be what it lacks.", ""]
         plot = _plot_steady(steady)
         if plot:
             lines += [f"![steady](plots/{plot.name})", ""]
@@ -274,6 +312,7 @@ def write_report(command: str) -> Path:
     else:
         lines.append("None found in bench/reports/ (API latency, alert latency, storage, collector write theirs there).")
     lines.append("")
+    lines += _closing(runs, rebuild, steady)
     path = BENCH / "REPORT.md"
     path.write_text("\n".join(lines))
     return path
