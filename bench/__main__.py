@@ -33,7 +33,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPORTS = BENCH / "reports"
 PLOTS = BENCH / "plots"
-OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json", "steady.json", "rebuild-profile.md"}
+OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json", "rebuild-profile.md"}
 
 
 def _run(cmd: list[str], log: Path) -> bool:
@@ -271,10 +271,16 @@ def write_report(command: str) -> Path:
     else:
         lines += ["Not measured (no `bench/reports/rebuild-profile.md`): `python -m bench.profile_rebuild`.", ""]
 
-    steady = _load(REPORTS / "steady.json")
+    steady_runs = [r for p in sorted(REPORTS.glob("steady*.json")) if (r := _load(p)) and r.get("sizes")]
+    steady = {"command": "`, `".join(r["command"] for r in steady_runs),
+              "loadavg_before": max((r["loadavg_before"] for r in steady_runs), default=[float("nan")]),
+              "sizes": sorted((s for r in steady_runs for s in r["sizes"]), key=lambda s: s["racks"])} \
+        if steady_runs else None
+    if steady and steady["sizes"][-1]["keeps_up"]:
+        steady["workers_needed_for_largest"] = max(1, math.ceil(steady["sizes"][-1]["worker_cpu"]))
     lines += ["## Steady state at fleet size (one worker, 1 Hz a rack, fleet-shaped reports)", ""]
     if steady and steady.get("sizes"):
-        lines += [f"Command: `{steady['command']}`; load average {steady['loadavg_before'][0]:.2f} before.", "",
+        lines += [f"Commands: `{steady['command']}`; highest load average before a run {steady['loadavg_before'][0]:.2f}.", "",
                   "| racks | readings/s offered | p50 | p99 | max | worker CPU | PostgreSQL CPU | worker RSS | "
                   "lag after grace (messages) | keeps up (p99 < 1 s) |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -299,7 +305,7 @@ def write_report(command: str) -> Path:
 
     # Other benches' figures.
     others = sorted(p for p in REPORTS.glob("*") if p.is_file() and p.name not in OWN
-                    and not p.name.startswith("ingest-run") and p.suffix in (".md", ".json"))
+                    and not p.name.startswith(("ingest-run", "steady")) and p.suffix in (".md", ".json"))
     lines += ["## Other benches", ""]
     if others:
         for p in others:
