@@ -285,9 +285,10 @@ def write_report(command: str) -> Path:
                   "lag after grace (messages) | keeps up (p99 < 1 s) |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in steady["sizes"]:
-            lines.append(f"| {r['racks']:,} | {r['offered_readings_per_second']:,.0f} | {r['p50_s']*1000:.0f} ms | "
+            short = " (pacer fell behind: " + f"{r['offered_share']:.0%} of 1 Hz)" if r.get("offered_share", 1) < 0.95 else ""
+            lines.append(f"| {r['racks']:,} | {r['offered_readings_per_second']:,.0f}{short} | {r['p50_s']*1000:.0f} ms | "
                          f"{r['p99_s']*1000:.0f} ms | {r['max_s']*1000:.0f} ms | {r['worker_cpu']:.0%} | "
-                         f"{r['postgres_cpu']:.0%} | {r['worker_rss_mb']:.0f} MB | {r['lag_messages_after_grace']:,} | "
+                         f"{r['postgres_cpu']:.0%} | {r['worker_rss_mb']:.0f} MB | {'not valid in this run' if r['lag_messages_after_grace'] is None else format(r['lag_messages_after_grace'], ',')} | "
                          f"{'yes' if r['keeps_up'] else 'no'} |")
         largest = steady["sizes"][-1]
         if largest["keeps_up"]:

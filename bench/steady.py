@@ -23,6 +23,7 @@ Workers needed for the fleet = ceil(worker CPU share at N / (1 core)), from the 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -42,6 +43,25 @@ from twin.embedded.stack import EmbeddedStack
 from twin.topics import ensure_topics
 
 __all__ = ["run_size"]
+
+
+def _published(bootstrap: str, topic: str) -> int:
+    """Messages on `topic` (the sum of its partitions' end offsets): what the pacer really sent."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    async def ends() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            if not parts:
+                await consumer.topics()  # fetch metadata once
+                parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            return sum((await consumer.end_offsets(parts)).values())
+        finally:
+            await consumer.stop()
+    return asyncio.run(ends())
 
 
 def _committed(url: str, group: str, topic: str) -> int:
@@ -67,8 +87,7 @@ def run_size(stack: EmbeddedStack, racks: int, seconds: float, warmup: float, wo
         lat = run_latency(stack.kafka_bootstrap, url, topics.telemetry, port, load, float(load.powered), child,
                           log_path, stack.pids["postgres"])
         rss = psutil.Process(child.pid).memory_info().rss
-        cycles = math.floor((warmup + seconds) / 1.0) + 1
-        sent_messages = cycles * per_cycle
+        sent_messages = _published(stack.kafka_bootstrap, topics.telemetry)
         committed = _committed(url, f"bench-{name}", topics.telemetry)
     finally:
         stop_worker(child)
@@ -77,6 +96,7 @@ def run_size(stack: EmbeddedStack, racks: int, seconds: float, warmup: float, wo
             "offered_readings_per_second": lat.rate, "p50_s": lat.p50, "p99_s": lat.p99, "max_s": lat.max,
             "worker_cpu": lat.worker_cpu, "postgres_cpu": lat.postgres_cpu, "bench_cpu": lat.bench_cpu,
             "worker_rss_mb": rss / 2**20, "lag_messages_after_grace": max(0, sent_messages - committed),
+            "offered_share": lat.rate / load.powered,  # < 1: the load generator could not keep the 1 Hz pace
             "all_visible": visible, "keeps_up": visible and lat.p99 < 1.0,
             "seed_seconds": seeded.seconds, "seed_events": seeded.events}
 
