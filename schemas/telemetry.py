@@ -8,6 +8,10 @@ same reading in two reports, is one fact.
 Field names are Redfish names in snake case with their unit (`power_watts`,
 `inlet_temperature_celsius`); the ranges are physical limits, not operating envelopes (those
 are design intent, judged by conformance).
+
+A quantity is `null` when no source of the report measures it (a rack whose BMC has no
+Thermal resource, an air-cooled rack without a CDU): the key is still required, so a
+producer that forgets a field is still told so, but "not measured" is never faked as a value.
 """
 
 from __future__ import annotations
@@ -19,23 +23,43 @@ from pydantic import AwareDatetime, Field
 from schemas.envelope import RACK_ID_PATTERN, Contract, Envelope
 
 
+HEALTH_WORDS = ("ok", "warning", "critical")
+
+
+class CoolingUnitStatus(Contract):
+    """The CDU feeding a rack, as the same poll saw it: its Redfish `Status.Health` and why.
+
+    Carried on each reading of a rack the CDU feeds, so the rack's cooling health can name the
+    CDU that degrades it (the CDU's own condition, one for all its racks, is derived from these).
+    """
+
+    cooling_unit_id: str = Field(pattern=RACK_ID_PATTERN, description="The CDU, as its targets entry names it.")
+    health: Literal["ok", "warning", "critical"] = Field(description="Worst of Status.Health, HealthRollup, pumps.")
+    reasons: tuple[str, ...] = Field(default=(), max_length=32, description="What is not ok, e.g. `pump Pump2 failed`.")
+
+
 class RackReading(Contract):
     """One rack's readings at one instant, as one poll of its BMC, CDU and PDUs saw them."""
 
     rack_id: str = Field(pattern=RACK_ID_PATTERN)
     occurred_at: AwareDatetime = Field(description="When the readings were taken, by the source's clock.")
-    power_watts: float = Field(ge=0, le=1_500_000, description="Total rack input power.")
-    inlet_temperature_celsius: float = Field(ge=-20, le=80, description="Front (inlet) air temperature.")
-    outlet_temperature_celsius: float = Field(ge=-20, le=120, description="Rear (exhaust) air temperature.")
-    coolant_supply_temperature_celsius: float = Field(ge=0, le=100, description="Secondary loop supply to the rack.")
-    coolant_return_temperature_celsius: float = Field(ge=0, le=100, description="Secondary loop return from the rack.")
-    coolant_flow_liters_per_minute: float = Field(ge=0, le=2_000, description="Secondary loop flow through the rack.")
-    coolant_differential_pressure_kilopascals: float = Field(ge=0, le=1_000, description="Supply minus return pressure.")
-    leak_detected: bool = Field(description="Any leak sensor of the rack or its manifold tripped.")
-    hottest_accelerator_temperature_celsius: float = Field(ge=0, le=150, description="Max over all GPUs/accelerators.")
-    fan_speed_percent: float = Field(ge=0, le=100, description="Mean fan duty of the rack's trays.")
-    network_links_up: int = Field(ge=0, le=10_000, description="Fabric and front-end links up.")
-    network_links_down: int = Field(ge=0, le=10_000, description="Links expected up but down.")
+    power_watts: float | None = Field(ge=0, le=1_500_000, description="Total rack input power.")
+    inlet_temperature_celsius: float | None = Field(ge=-20, le=80, description="Front (inlet) air temperature.")
+    outlet_temperature_celsius: float | None = Field(ge=-20, le=120, description="Rear (exhaust) air temperature.")
+    coolant_supply_temperature_celsius: float | None = Field(ge=0, le=100, description="Secondary loop supply to the rack.")
+    coolant_return_temperature_celsius: float | None = Field(ge=0, le=100, description="Secondary loop return from the rack.")
+    coolant_flow_liters_per_minute: float | None = Field(ge=0, le=2_000, description="Secondary loop flow through the rack.")
+    coolant_differential_pressure_kilopascals: float | None = Field(ge=0, le=1_000, description="Supply minus return pressure.")
+    leak_detected: bool | None = Field(description="Any leak sensor of the rack or its manifold tripped.")
+    hottest_accelerator_temperature_celsius: float | None = Field(ge=0, le=150, description="Max over all GPUs/accelerators.")
+    fan_speed_percent: float | None = Field(ge=0, le=100, description="Mean fan duty of the rack's trays.")
+    network_links_up: int | None = Field(ge=0, le=10_000, description="Fabric and front-end links up.")
+    network_links_down: int | None = Field(ge=0, le=10_000, description="Links expected up but down.")
+    unreachable_endpoints: tuple[str, ...] = Field(
+        default=(), max_length=64,
+        description="Endpoints that measure this rack but did not answer this poll (their quantities are null): "
+                    "the rack is telemetry-stale with reason `endpoint-unreachable`.")
+    cooling_unit: CoolingUnitStatus | None = Field(default=None, description="The CDU feeding this rack, if polled.")
 
 
 class TelemetryReported(Envelope):

@@ -36,12 +36,14 @@ from psycopg.types.json import Jsonb
 from schemas import (
     INTENT_TYPES,
     LIFECYCLE_TYPES,
+    CoolantLoopDeclared,
     DeadLetter,
     Deviation,
     DeviationChanged,
     FacilityRegistered,
     GenerationIntent,
     IntentPublished,
+    PowerFeedDeclared,
     RackEvent,
     RackManufactured,
     RackReading,
@@ -57,6 +59,7 @@ from twin.domain.health import assess
 from twin.domain.intent import IntentCatalog
 from twin.domain.rack import RackTwin, ReadingWindow, event_key
 from twin.store import StateRow, TwinStore, UnitOfWork
+from twin.store.topology import declare as declare_topology
 
 __all__ = ["Emit", "IntentPipeline", "LifecyclePipeline", "TelemetryPipeline", "WorkerState"]
 
@@ -749,6 +752,8 @@ class IntentPipeline(_Pipeline):
                     )
                 elif isinstance(event, FacilityRegistered):
                     await uow.register_facility(event.facility, event.occurred_at)
+                elif isinstance(event, (CoolantLoopDeclared, PowerFeedDeclared)):
+                    await declare_topology(uow, event)
                 elif isinstance(event, RolloutPlanPublished):
                     await uow.upsert_reference(
                         "INSERT INTO rollout_targets (revision, facility_id, generation, quarter, racks_in_service)"
@@ -792,4 +797,8 @@ def _intent_stream(event: Any) -> str:
         return f"intent:{event.intent.generation}"
     if isinstance(event, FacilityRegistered):
         return f"facility:{event.facility.facility_id}"
+    if isinstance(event, CoolantLoopDeclared):
+        return f"coolant-loop:{event.loop_id}"
+    if isinstance(event, PowerFeedDeclared):
+        return f"power-feed:{event.feed_id}"
     return "rollout"

@@ -31,7 +31,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from schemas import Component, GenerationIntent, RackEvent, RackReading
+from schemas import Component, CoolingUnitStatus, GenerationIntent, RackEvent, RackReading
 from twin.domain.components import EMPTY_BOM, BillOfMaterials
 from twin.errors import IllegalTransition, RejectedEvent
 from twin.domain.intent import IntentCatalog, intent_for
@@ -101,23 +101,24 @@ _WIDTH = 1 + len(READING_FIELDS)
 
 
 class Sample(NamedTuple):
-    """One reading as the window holds it: `RackReading`'s fields but `rack_id`, cheap to build."""
+    """One reading as the window holds it: `RackReading`'s quantities (None: not measured), cheap to build."""
 
     occurred_at: datetime
-    power_watts: float
-    inlet_temperature_celsius: float
-    outlet_temperature_celsius: float
-    coolant_supply_temperature_celsius: float
-    coolant_return_temperature_celsius: float
-    coolant_flow_liters_per_minute: float
-    coolant_differential_pressure_kilopascals: float
-    leak_detected: bool
-    hottest_accelerator_temperature_celsius: float
-    fan_speed_percent: float
-    network_links_up: int
-    network_links_down: int
+    power_watts: float | None
+    inlet_temperature_celsius: float | None
+    outlet_temperature_celsius: float | None
+    coolant_supply_temperature_celsius: float | None
+    coolant_return_temperature_celsius: float | None
+    coolant_flow_liters_per_minute: float | None
+    coolant_differential_pressure_kilopascals: float | None
+    leak_detected: bool | None
+    hottest_accelerator_temperature_celsius: float | None
+    fan_speed_percent: float | None
+    network_links_up: int | None
+    network_links_down: int | None
 
 
+_NAN = float("nan")
 _LEAK, _UP, _DOWN = (1 + READING_FIELDS.index(f) for f in ("leak_detected", "network_links_up", "network_links_down"))
 
 
@@ -150,8 +151,11 @@ class ReadingWindow:
         row = (t, r.power_watts, r.inlet_temperature_celsius, r.outlet_temperature_celsius,
                r.coolant_supply_temperature_celsius, r.coolant_return_temperature_celsius,
                r.coolant_flow_liters_per_minute, r.coolant_differential_pressure_kilopascals,
-               1.0 if r.leak_detected else 0.0, r.hottest_accelerator_temperature_celsius, r.fan_speed_percent,
-               float(r.network_links_up), float(r.network_links_down))
+               _NAN if r.leak_detected is None else 1.0 if r.leak_detected else 0.0,
+               r.hottest_accelerator_temperature_celsius, r.fan_speed_percent,
+               r.network_links_up, r.network_links_down)
+        if None in row:  # a quantity no source measured: NaN in the window, None again when read
+            row = tuple(_NAN if v is None else v for v in row)
         a, w = self._rows, _WIDTH
         n = len(a) // w
         if n == 0 or t > a[len(a) - w]:
@@ -205,10 +209,14 @@ class ReadingWindow:
             raise IndexError(f"window holds {n} readings")
         start = (i % n) * _WIDTH
         row: list[Any] = self._rows[start:start + _WIDTH].tolist()
+        if any(v != v for v in row):  # NaN: not measured
+            row = [None if v != v else v for v in row]
         row[0] = _at(int(row[0]))
-        row[_LEAK] = row[_LEAK] != 0.0
-        row[_UP] = int(row[_UP])
-        row[_DOWN] = int(row[_DOWN])
+        if row[_LEAK] is not None:
+            row[_LEAK] = row[_LEAK] != 0.0
+        for col in (_UP, _DOWN):
+            if row[col] is not None:
+                row[col] = int(row[col])
         return Sample._make(row)
 
     def reading(self, rack_id: str, i: int = -1) -> RackReading:
@@ -264,6 +272,10 @@ class RackTwin:
     """Per stage, µs since the epoch of its latest entry, then of its latest exit (`stage_entered_at`)."""
     test_stamps: array | None = None
     """Per test kind, µs of the latest result and whether it passed (`tests`)."""
+    unreachable: tuple[str, ...] = ()
+    """Endpoints that did not answer the poll of the newest reading (the rack is then stale)."""
+    cooling_unit: CoolingUnitStatus | None = None
+    """The CDU feeding the rack, as the poll of the newest reading saw it."""
 
     # --- reading the state ----------------------------------------------------------------
 
@@ -496,7 +508,12 @@ class RackTwin:
         w = self.window
         if w is None:
             w = self.window = ReadingWindow()
-        return w.insert(reading)
+        if not w.insert(reading):
+            return False
+        if w.latest_us == _us(reading.occurred_at):  # the newest: its poll's view of endpoints and CDU
+            self.unreachable = reading.unreachable_endpoints
+            self.cooling_unit = reading.cooling_unit
+        return True
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -529,6 +546,10 @@ class RackTwin:
         }
         if readings:
             out["readings"] = self.window.to_json() if self.window else []
+        if self.unreachable:
+            out["unreachable"] = list(self.unreachable)
+        if self.cooling_unit is not None:
+            out["cooling_unit"] = self.cooling_unit.model_dump(mode="json")
         return out
 
     @classmethod
@@ -566,4 +587,7 @@ class RackTwin:
             twin.last_key = (_us(datetime.fromisoformat(last["occurred_at"])), last["seq"], UUID(last["event_id"]).int)
         if data.get("readings"):
             twin.window = ReadingWindow.from_json(data["readings"], twin.rack_id)
+        twin.unreachable = tuple(data.get("unreachable", ()))
+        if data.get("cooling_unit"):
+            twin.cooling_unit = CoolingUnitStatus.model_validate(data["cooling_unit"])
         return twin
