@@ -13,7 +13,10 @@
     │   └── StoreUnavailable          cannot connect (yet)
     ├── StackError                    the embedded broker or database would not start
     └── CollectorError                a Redfish source failed
-        └── BmcUnreachable
+        ├── EndpointUnreachable       no answer after retries: its racks go stale (endpoint-unreachable)
+        │   └── BmcUnreachable
+        ├── EndpointAnswerRefused     an answer we cannot use: dead-lettered    (endpoint-http-error, malformed-json)
+        └── TargetsError              the targets file is unreadable or wrong (twin.collect.targets)
 
 Each rejection carries a `reason` slug: it is the dead-letter reason and the counter label.
 """
@@ -95,5 +98,22 @@ class CollectorError(TwinError):
     """Raised when a Redfish source cannot be read."""
 
 
-class BmcUnreachable(CollectorError):
+class EndpointUnreachable(CollectorError):
+    """Raised when a Redfish endpoint does not answer (refused, timed out) after its retries."""
+
+    reason = "endpoint-unreachable"
+
+
+class BmcUnreachable(EndpointUnreachable):
     """Raised when a BMC does not answer."""
+
+
+class EndpointAnswerRefused(CollectorError):
+    """Raised when an endpoint answers with an error status or a body that is not JSON.
+
+    `reason` is the dead-letter slug; `url` and `payload` say what was asked and what came back.
+    """
+
+    def __init__(self, detail: str, *, reason: str, url: str, payload: str) -> None:
+        super().__init__(detail)
+        self.detail, self.reason, self.url, self.payload = detail, reason, url, payload

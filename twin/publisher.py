@@ -50,7 +50,8 @@ class Publisher:
         check_topics: bool = True,
     ) -> None:
         self.bootstrap = bootstrap
-        self._topic = {"intent": topics.intent, "lifecycle": topics.lifecycle, "telemetry": topics.telemetry}
+        self._topic = {"intent": topics.intent, "lifecycle": topics.lifecycle, "telemetry": topics.telemetry,
+                       "deadletter": topics.deadletter}  # the Redfish collector reports endpoints it could not use
         self.sent: Counter[str] = Counter()
         """Messages handed to the producer, per role."""
         self._failures: list[BaseException] = []

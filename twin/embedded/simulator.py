@@ -75,7 +75,7 @@ OUR_COMPANY = "Fleet Twin Inc."
 QUARTERS: tuple[str, ...] = tuple(f"{y}Q{q}" for y in range(2026, 2030) for q in range(1, 5))[2:]
 """Quarters the rollout plan covers: 2026Q3 through 2029Q4."""
 
-Role = Literal["intent", "lifecycle", "telemetry"]
+Role = Literal["intent", "lifecycle", "telemetry", "deadletter"]
 
 
 class Message(NamedTuple):
