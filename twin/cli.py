@@ -6,6 +6,8 @@
     twin simulate              publish a simulated fleet and its telemetry
     twin racks / twin rack ID  the stored twins
     twin deadletters           bad input by reason; `replay` sends it through again
+    twin collect redfish       poll BMCs, CDUs and rack PDUs (a targets file)
+    twin topology ...          which racks a CDU or a power feed serves
 
 Every address is a setting: TWIN_KAFKA_BOOTSTRAP, TWIN_DATABASE_URL (see `twin settings`).
 """
@@ -22,8 +24,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from twin.collect.commands import collect_app
 from twin.errors import TwinError
 from twin.settings import Settings, get_settings
+from twin.topology_commands import topology_app
 
 app = typer.Typer(
     help="Run the fleet twin and ask it questions. Addresses come from TWIN_* settings (see `twin settings`).",
@@ -36,6 +40,8 @@ deadletters_app = typer.Typer(help="Bad input, recorded with its precise reason.
 intent_app = typer.Typer(help="Design intent per generation.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(intent_app, name="intent")
+app.add_typer(collect_app, name="collect")
+app.add_typer(topology_app, name="topology")
 
 console = Console()
 err = Console(stderr=True)

@@ -80,7 +80,8 @@ def _condition(get: Get, cdu: dict[str, Any], cooling_unit_id: str) -> CoolingUn
     states: list[str | None] = []
     own = health_of(cdu)
     if own and own != "ok":
-        reasons.append(f"status {own}")
+        status = cdu.get("Status") or {}
+        reasons.append(f"Status.Health {status.get('Health')}, HealthRollup {status.get('HealthRollup')}")
         states.append(own)
     for path, pump in members(get, link(cdu, "Pumps")):
         name = pump.get("Id") or path.rsplit("/", 1)[-1]

@@ -129,8 +129,14 @@ class RedfishClient:
 
 
 def _cause(exc: BaseException) -> str:
-    root = exc.__cause__ or exc.__context__ or exc
-    return type(root).__name__ if not str(root) else f"{type(root).__name__}: {str(root)[:200]}"
+    """The innermost cause, short: `ConnectionRefusedError`, `ReadTimeout`, ..."""
+    root: BaseException = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    if isinstance(root, requests.ConnectionError) and "refused" in str(root):
+        return "connection refused"
+    text = str(root).split("(Caused by", 1)[0].strip()
+    return type(root).__name__ + (f": {text[:160]}" if text else "")
 
 
 def _text(resp: Any) -> str:

@@ -17,6 +17,7 @@ readings (`unreachable_endpoints`): the twin marks them stale, `endpoint-unreach
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +29,7 @@ from typing import Any
 from uuid import uuid4
 
 import structlog
+from pydantic import ValidationError
 
 from schemas import DeadLetter, RackReading, TelemetryReported
 from twin.collect.bmc import read_bmc
@@ -36,7 +38,8 @@ from twin.collect.client import RedfishClient
 from twin.collect.pdu import read_pdu
 from twin.collect.resources import Get, Measured
 from twin.collect.targets import Endpoint, Targets
-from twin.errors import EndpointAnswerRefused, EndpointUnreachable
+from twin.domain.decoding import reason_for
+from twin.errors import EndpointAnswerRefused, EndpointUnreachable, RejectedEvent
 
 __all__ = ["Collector", "Cycle", "merge"]
 
@@ -112,7 +115,12 @@ class Collector:
             cycle.measured[ep.name] = m
             if m.missing:
                 log.debug("resources missing", endpoint=ep.name, missing=m.missing)
-        readings = merge(self.targets.endpoints, cycle.measured, cycle.unreachable, started)
+        readings, rejected = merge(self.targets.endpoints, cycle.measured, cycle.unreachable, started)
+        for rack, error, payload in rejected:  # a value no sensor can read: dead-lettered, the rest goes on
+            cycle.deadletters.append(DeadLetter(
+                reason=error.reason, detail=f"rack {rack}: {error.detail}"[:2_000], topic="redfish:merge",
+                partition=0, offset=seq, rack_id=rack, source=self.targets.collector, payload=payload,
+                recorded_at=started))
         if readings:
             cycle.report = TelemetryReported(
                 event_id=uuid4(), occurred_at=started, source=self.targets.collector, seq=seq,
@@ -157,8 +165,9 @@ class Collector:
 
 
 def merge(endpoints: Iterable[Endpoint], measured: Mapping[str, Measured], unreachable: Mapping[str, str],
-          polled_at: datetime) -> list[RackReading]:
-    """One reading per rack from what its endpoints measured this cycle (see the module docstring)."""
+          polled_at: datetime) -> tuple[list[RackReading], list[tuple[str, RejectedEvent, str]]]:
+    """One reading per rack from what its endpoints measured this cycle (see the module docstring),
+    and the racks whose values break the contract (rack, why, the values as JSON)."""
     by_rack: dict[str, list[tuple[Endpoint, Measured | None]]] = {}
     for ep in endpoints:
         m = measured.get(ep.name)
@@ -166,7 +175,8 @@ def merge(endpoints: Iterable[Endpoint], measured: Mapping[str, Measured], unrea
             continue  # refused: dead-lettered, says nothing about its racks
         for rack in ep.racks:
             by_rack.setdefault(rack, []).append((ep, m))
-    readings = []
+    readings: list[RackReading] = []
+    rejected: list[tuple[str, RejectedEvent, str]] = []
     for rack, sources in by_rack.items():
         got = {ep.kind: [] for ep, _ in sources}  # type: dict[str, list[dict[str, Any]]]
         times = []
@@ -179,12 +189,15 @@ def merge(endpoints: Iterable[Endpoint], measured: Mapping[str, Measured], unrea
                 times.append(m.taken_at)
             if m.cooling_unit is not None and cooling_unit is None:
                 cooling_unit = m.cooling_unit
-        values = _combine(got)
-        readings.append(RackReading(
-            rack_id=rack, occurred_at=max(times, default=polled_at), **values,
-            unreachable_endpoints=tuple(ep.name for ep, m in sources if m is None),
-            cooling_unit=cooling_unit))
-    return readings
+        fields = {"rack_id": rack, "occurred_at": max(times, default=polled_at), **_combine(got),
+                  "unreachable_endpoints": tuple(ep.name for ep, m in sources if m is None),
+                  "cooling_unit": cooling_unit}
+        try:
+            readings.append(RackReading(**fields))
+        except ValidationError as exc:
+            rejected.append((rack, reason_for(exc, what=f"reading of rack {rack}"),
+                             json.dumps(fields, default=str)[:_PAYLOAD_LIMIT]))
+    return readings, rejected
 
 
 _FIELDS = tuple(f for f in RackReading.model_fields
