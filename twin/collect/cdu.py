@@ -43,9 +43,10 @@ def read_cdu(get: Get, endpoint: Endpoint) -> Measured:
         connector = connectors.get(feeding.get(rack, ""))
         if connector is not None:
             values = {f: v for f, key in _QUANTITIES.items() if (v := reading_of(connector, key)) is not None}
+        elif rack in feeding:  # its connector is named but absent: not measured, not someone else's values
+            out.missing.append(f"{cdu_path}/SecondaryCoolantConnectors/{feeding[rack]} (feeds {rack})")
+            values = {}
         else:
-            if rack in feeding:
-                out.missing.append(f"{cdu_path}/SecondaryCoolantConnectors/{feeding[rack]} (feeds {rack})")
             values = dict(shared)
         out.values[rack] = values
     out.cooling_unit = _condition(get, cdu, endpoint.cooling_unit_id or endpoint.name)

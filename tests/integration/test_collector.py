@@ -1,0 +1,227 @@
+"""The Redfish collector against real servers: sushy-static serving DMTF's rackmount mockup and
+our CDU and rack PDU mockups, a real broker, a real worker and the real database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kafka import KafkaConsumer, TopicPartition
+from redfish_servers import LocalRedfishService, combined_tree, sushy_static
+from worker_process import free_port, query, running_worker, scalar, wait_for
+
+from twin.collect.poll import Collector
+from twin.collect.targets import Targets
+from twin.domain.intent import IntentCatalog
+from twin.embedded.simulator import FleetSimulator, Message
+from twin.publisher import Publisher
+from twin.topology_commands import declarations
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redfish(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One sushy-static for the module, serving the BMC, CDU and PDU mockups side by side."""
+    where = tmp_path_factory.mktemp("redfish")
+    with sushy_static(combined_tree(where), where / "sushy.log") as url:
+        yield url
+
+
+def closed_port_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+def fleet(racks: int) -> tuple[list[str], list[Message]]:
+    """Rack ids the fleet knows (registered with their lifecycle) and the messages that register them."""
+    catalog = IntentCatalog.default()
+    sim = FleetSimulator(7, racks, datetime.now(timezone.utc) - timedelta(seconds=10),
+                         {g: catalog.latest(g) for g in catalog.generations()})
+    return sorted(sim.racks), [*sim.reference_messages(), *sim.history_messages()]
+
+
+def publish(tenant: Any, messages: list[Message]) -> None:
+    with Publisher(tenant.kafka_bootstrap, tenant.topics) as publisher:
+        publisher.send_all(messages)
+        publisher.flush()
+
+
+def twin(tenant: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "twin.cli", *args], env=tenant.env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_collector_events_reach_the_twin_with_the_mockup_values_and_the_topology_answers(
+        redfish: str, tenant: Any, tmp_path: Path) -> None:
+    racks, registration = fleet(5)
+    a, b, c, d, e = racks
+    topology = {
+        "coolant_loops": [{"loop_id": "loop-1", "cooling_unit_id": "cdu-1", "racks": [a, b]},
+                          {"loop_id": "loop-2", "cooling_unit_id": "cdu-2", "racks": [c, d, e]}],
+        "power_feeds": [{"feed_id": "feed-a1", "side": "A", "racks": [a, b, c]},
+                        {"feed_id": "feed-b1", "side": "B", "racks": [a, b]}],
+    }
+    now = datetime.now(timezone.utc)
+    declared = [Message("intent", b"topology", ev.model_dump_json().encode())
+                for ev in declarations(topology, source="test", now=now)]
+    targets = Targets.model_validate({"collector": "hall-1", "retries": 1, "backoff_seconds": 0.05, "endpoints": [
+        {"name": "bmc-1", "url": redfish, "kind": "bmc", "racks": [a], "resource": "1U", "auth": "basic",
+         "credentials": {"username": "root", "password_env": "BMC_PASSWORD"}},
+        {"name": "cdu-1", "url": redfish, "kind": "cdu", "racks": [a, b], "resource": "1"},
+        {"name": "pdu-1", "url": redfish, "kind": "pdu", "racks": [b], "resource": "1"},
+        {"name": "cdu-2", "url": redfish, "kind": "cdu", "racks": [c, d, e], "resource": "2"},
+        {"name": "bmc-gone", "url": closed_port_url(), "kind": "bmc", "racks": [d], "timeout_seconds": 1},
+    ]})
+    with Collector(targets, environ={"BMC_PASSWORD": "not-checked-by-sushy"}) as collector:
+        cycle = collector.poll_once()
+    assert cycle.report is not None and set(cycle.unreachable) == {"bmc-gone"}
+    report = Message("telemetry", b"hall-1", cycle.report.model_dump_json().encode())
+    publish(tenant, [*registration, *declared, report])
+
+    log = tmp_path / "worker.log"
+    with running_worker(tenant.env, log) as proc:
+        wait_for("the report's five readings", lambda: scalar(tenant.database_url, "SELECT count(*) FROM telemetry"),
+                 lambda n: n == 5, log_path=log, proc=proc, timeout=90)
+        wait_for("the topology", lambda: scalar(tenant.database_url, "SELECT count(*) FROM power_feed_racks"),
+                 lambda n: n == 5, log_path=log, proc=proc)
+        health = dict(wait_for("health of the polled racks", lambda: query(
+            tenant.database_url, "SELECT rack_id, health FROM rack_state WHERE telemetry_at IS NOT NULL"),
+            lambda rows: len(rows) == 5, log_path=log, proc=proc))
+
+    row = query(tenant.database_url, "SELECT power_watts, inlet_temperature_celsius, outlet_temperature_celsius,"
+                " fan_speed_percent, coolant_supply_temperature_celsius, coolant_flow_liters_per_minute,"
+                " hottest_accelerator_temperature_celsius, network_links_up FROM telemetry WHERE rack_id = %s", (a,))
+    # DMTF rackmount1: Sensors/TotalPower 374 W, IntakeTemp 24.8 °C, ExhaustTemp 40.5 °C, fans 45/55/..;
+    # our CDU 1 connector A: 30.1 °C supply, 40.2 L/min. No GPU sensor, no links: not measured, null.
+    assert row == [(374.0, 24.8, 40.5, pytest.approx(row[0][3]), 30.1, 40.2, None, None)]
+    assert 0 < row[0][3] <= 100
+    assert scalar(tenant.database_url, "SELECT power_watts FROM telemetry WHERE rack_id = %s", (b,)) == 6100.0
+
+    for rack in (c, d, e):  # CDU 2 is Warning / rollup Critical with pump 2 failed: named on every rack it feeds
+        assert health[rack]["cooling"]["state"] == "critical"
+        assert "cooling unit cdu-2 is critical" in health[rack]["cooling"]["reason"]
+        assert "pump 2 failed" in health[rack]["cooling"]["reason"]
+    assert health[a]["cooling_unit"]["health"] == "ok" and "cdu" not in health[a]["cooling"]["reason"]
+    assert health[d]["stale"] is True and health[d]["stale_reason"] == "endpoint-unreachable"
+    assert "bmc-gone did not answer" in health[d]["power"]["reason"]
+    assert health[c]["stale_reason"] is None
+
+    fed = twin(tenant, "topology", "cdu", "cdu-2")
+    assert fed.returncode == 0, fed.stderr
+    assert fed.stdout.split(":", 1)[1].split() == [c, d, e]
+    loss = twin(tenant, "topology", "feed-loss", "A")
+    assert loss.returncode == 0, loss.stderr
+    lines = loss.stdout.splitlines()
+    assert lines[1].split(":", 1)[1].split() == sorted([a, b]) and lines[2].split(":", 1)[1].split() == [c]
+    conditions = twin(tenant, "topology", "cdus")
+    assert conditions.returncode == 0, conditions.stderr
+    assert conditions.stdout.count("cdu-2") == 1 and "cdu-1" not in conditions.stdout  # one condition, not three
+    unknown = twin(tenant, "topology", "cdu", "cdu-9")
+    assert unknown.returncode == 2 and "known CDUs: cdu-1, cdu-2" in unknown.stderr
+
+
+def read_topic(tenant: Any, topic: str) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(bootstrap_servers=tenant.kafka_bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=3000)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        return [json.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
+def test_endpoints_answering_500_or_malformed_json_get_dead_letters_and_the_collector_goes_on_broken_service(
+        redfish: str, tenant: Any, tmp_path: Path) -> None:
+    with LocalRedfishService(status=500) as broken:
+        targets = {"collector": "hall-2", "interval_seconds": 0.2, "retries": 0, "endpoints": [
+            {"name": "bmc-500", "url": broken.url, "kind": "bmc", "racks": ["r-500"]},
+            {"name": "pdu-garbled", "url": redfish, "kind": "pdu", "racks": ["r-garbled"], "resource": "broken"},
+            {"name": "pdu-1", "url": redfish, "kind": "pdu", "racks": ["r-ok"], "resource": "1",
+             "auth": "basic", "credentials": {"username_env": "PDU_USER", "password_file": str(tmp_path / "pw")}},
+        ]}
+        (tmp_path / "pw").write_text("s3cret-never-logged\n")
+        (tmp_path / "targets.yaml").write_text(yaml.safe_dump(targets))
+        run = subprocess.run([sys.executable, "-m", "twin.cli", "--log-level", "debug", "collect", "redfish",
+                              "--targets", str(tmp_path / "targets.yaml"), "--cycles", "2"],
+                             env={**tenant.env, "PDU_USER": "monitor"}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "s3cret-never-logged" not in run.stdout + run.stderr
+
+    letters = read_topic(tenant, tenant.topics.deadletter)
+    by_reason = {(l["reason"], l["topic"]) for l in letters}
+    assert by_reason == {("endpoint-http-error", "redfish:bmc-500"), ("malformed-json", "redfish:pdu-garbled")}
+    assert len(letters) == 4  # both endpoints, both cycles: the collector kept going
+    http = next(l for l in letters if l["reason"] == "endpoint-http-error")
+    assert "answered HTTP 500" in http["detail"] and "bad day" in http["payload"] and http["rack_id"] == "r-500"
+    garbled = next(l for l in letters if l["reason"] == "malformed-json")
+    assert "/PowerEquipment/RackPDUs/broken" in garbled["detail"] and garbled["payload"].startswith('{"@odata.id"')
+
+    reports = read_topic(tenant, tenant.topics.telemetry)
+    assert len(reports) == 2
+    assert [[(r["rack_id"], r["power_watts"]) for r in rep["readings"]] for rep in reports] == [[("r-ok", 6100.0)]] * 2
+    assert reports[0]["seq"] < reports[1]["seq"] and reports[0]["source"] == "hall-2"
+
+
+def test_resources_missing_from_a_mockup_are_left_null_without_errors(redfish: str) -> None:
+    targets = Targets.model_validate({"endpoints": [
+        {"name": "bmc-bare", "url": redfish, "kind": "bmc", "racks": ["r1"], "resource": "Bare"},
+        {"name": "bmc-none", "url": redfish, "kind": "bmc", "racks": ["r2"], "resource": "NoSuchChassis"},
+        {"name": "pdu-3", "url": redfish, "kind": "pdu", "racks": ["r3"], "resource": "3"},
+        {"name": "cdu-1", "url": redfish, "kind": "cdu", "racks": ["r3", "r4"], "resource": "1",
+         "connectors": {"r3": "B", "r4": "Z"}},
+    ]})
+    with Collector(targets) as collector:
+        cycle = collector.poll_once()
+    assert cycle.deadletters == [] and cycle.unreachable == {} and cycle.refused == {}
+    assert cycle.report is not None
+    got = {r.rack_id: r for r in cycle.report.readings}
+    quantities = lambda r: {k: v for k, v in r.model_dump().items()  # noqa: E731
+                            if k not in ("rack_id", "occurred_at", "unreachable_endpoints", "cooling_unit")}
+    assert set(quantities(got["r1"]).values()) == {None} and set(quantities(got["r2"]).values()) == {None}
+    assert got["r3"].power_watts == 4700.0  # PDU 3 has no Metrics: its mains circuit says 2400 + 2300 W
+    assert got["r3"].coolant_flow_liters_per_minute == 38.7  # connector B
+    assert got["r4"].coolant_flow_liters_per_minute is None  # connector Z does not exist: not measured
+    assert any("NoSuchChassis" in m for m in cycle.measured["bmc-none"].missing)
+    assert any("SecondaryCoolantConnectors/Z" in m for m in cycle.measured["cdu-1"].missing)
+
+
+def test_redfish_session_login_and_logout_fake_session_service() -> None:
+    with LocalRedfishService(user="monitor", password="pw-1") as service:
+        targets = Targets.model_validate({"endpoints": [
+            {"name": "bmc-s", "url": service.url, "kind": "bmc", "racks": ["r1"], "auth": "session",
+             "credentials": {"username": "monitor", "password_env": "PW"}},
+            {"name": "bmc-wrong", "url": service.url, "kind": "bmc", "racks": ["r2"], "auth": "session",
+             "credentials": {"username": "monitor", "password_env": "WRONG"}}]})
+        with Collector(targets, environ={"PW": "pw-1", "WRONG": "nope"}) as collector:
+            first, second = collector.poll_once(), collector.poll_once()
+        assert service.logins == 1 and service.logouts == 1  # one session over both cycles, deleted at close
+    assert [(r.rack_id, r.power_watts) for r in first.report.readings] == [("r1", 512.0)]  # type: ignore[union-attr]
+    assert [(r.rack_id, r.power_watts) for r in second.report.readings] == [("r1", 512.0)]  # type: ignore[union-attr]
+    assert [l.reason for l in first.deadletters] == ["login-refused"]
+    assert "nope" not in first.deadletters[0].model_dump_json()
+
+
+def test_a_dropped_connection_is_retried_with_backoff_broken_service() -> None:
+    with LocalRedfishService(drop_first=2) as flaky:
+        ok = Targets.model_validate({"retries": 2, "backoff_seconds": 0.01, "endpoints": [
+            {"name": "bmc-flaky", "url": flaky.url, "kind": "bmc", "racks": ["r1"]}]})
+        with Collector(ok) as collector:
+            cycle = collector.poll_once()
+        assert cycle.unreachable == {} and cycle.report is not None and cycle.report.readings[0].power_watts == 512.0
+    with LocalRedfishService(drop_first=10) as down:
+        few = Targets.model_validate({"retries": 2, "backoff_seconds": 0.01, "endpoints": [
+            {"name": "bmc-down", "url": down.url, "kind": "bmc", "racks": ["r1"]}]})
+        with Collector(few) as collector:
+            cycle = collector.poll_once()
+        assert down.requests == 3  # the first try and two retries
+    assert list(cycle.unreachable) == ["bmc-down"]
+    assert cycle.report is not None and cycle.report.readings[0].unreachable_endpoints == ("bmc-down",)
