@@ -25,6 +25,7 @@ from twin.publisher import Publisher
 from twin.topology_commands import declarations
 
 pytestmark = pytest.mark.integration
+TWIN = str(Path(sys.executable).with_name("twin"))  # the console script; PYTHONPATH in the env keeps this tree first
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def publish(tenant: Any, messages: list[Message]) -> None:
 
 
 def twin(tenant: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "twin.cli", *args], env=tenant.env, capture_output=True, text=True,
+    return subprocess.run([TWIN, *args], env=tenant.env, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -150,7 +151,7 @@ def test_endpoints_answering_500_or_malformed_json_get_dead_letters_and_the_coll
         ]}
         (tmp_path / "pw").write_text("s3cret-never-logged\n")
         (tmp_path / "targets.yaml").write_text(yaml.safe_dump(targets))
-        run = subprocess.run([sys.executable, "-m", "twin.cli", "--log-level", "debug", "collect", "redfish",
+        run = subprocess.run([TWIN, "--log-level", "debug", "collect", "redfish",
                               "--targets", str(tmp_path / "targets.yaml"), "--cycles", "2"],
                              env={**tenant.env, "PDU_USER": "monitor"}, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
