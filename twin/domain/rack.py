@@ -140,7 +140,8 @@ class ReadingWindow:
         return len(self._rows) // _WIDTH
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ReadingWindow) and self._rows == other._rows
+        # bytes, not floats: an unmeasured quantity is NaN, and NaN != NaN
+        return isinstance(other, ReadingWindow) and self._rows.tobytes() == other._rows.tobytes()
 
     def __repr__(self) -> str:
         return f"ReadingWindow({len(self)} readings)"
