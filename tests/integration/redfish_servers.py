@@ -34,8 +34,11 @@ def combined_tree(into: Path) -> Path:
     a chassis with nothing but its name, and a rack PDU whose body is not JSON."""
     tree = into / "redfish"
     shutil.copytree(DMTF, tree)
+    root = json.loads((tree / "index.json").read_text())
     for part in ("ThermalEquipment", "PowerEquipment"):
         shutil.copytree(FACILITY / part, tree / part)
+        root[part] = {"@odata.id": f"/redfish/v1/{part}"}
+    (tree / "index.json").write_text(json.dumps(root))  # the service root links them, as a real one would
     bare = tree / "Chassis" / "Bare"
     bare.mkdir()
     (bare / "index.json").write_text(json.dumps({

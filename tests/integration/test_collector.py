@@ -226,3 +226,31 @@ def test_a_dropped_connection_is_retried_with_backoff_broken_service() -> None:
         assert down.requests == 3  # the first try and two retries
     assert list(cycle.unreachable) == ["bmc-down"]
     assert cycle.report is not None and cycle.report.readings[0].unreachable_endpoints == ("bmc-down",)
+
+
+def test_dmtf_redfish_utilities_reads_our_cdu_and_pdu_mockups(redfish: str) -> None:
+    """DMTF's own tooling (redfish_utilities, the library of its rf_thermal_equipment.py and
+    rf_power_equipment.py) walks our mockups and finds what we put there. (DMTF's service
+    validator also runs offline, but without the DSP8010 schema bundle, downloaded from
+    dmtf.org at run time, it validates no property; see README.)"""
+    import redfish as dmtf
+    from redfish_utilities import power_equipment as pe
+    from redfish_utilities import thermal_equipment as te
+
+    client = dmtf.redfish_client(redfish, "root", "x", max_retry=0)
+    client.login(auth="basic")
+    summary = te.get_thermal_equipment_summary(client)
+    assert [(s["Id"], s["Health"]) for s in summary["CDUs"]] == [("1", "OK"), ("2", "Warning")]
+    cdu = te.get_thermal_equipment(client, te.thermal_equipment_types.CDU, "2", get_secondary_connectors=True,
+                                   get_pumps=True, get_filters=True, get_reservoirs=True, get_leak_detection=True,
+                                   get_leak_detectors=True)
+    body = lambda found: [r.dict for r in found]  # noqa: E731 - it hands back the library's responses
+    assert [(p["Id"], p["Status"]["Health"]) for p in body(cdu["Pumps"])] == [("1", "OK"), ("2", "Critical")]
+    assert [c["FlowLitersPerMinute"]["Reading"] for c in body(cdu["SecondaryCoolantConnectors"])] == [22.0, 21.5, 20.9]
+    assert [d["DetectorState"] for d in body(cdu["LeakDetectors"])] == ["OK"]
+    assert len(cdu["Filters"]) == 1 and len(cdu["Reservoirs"]) == 1
+    pdu = pe.get_power_equipment(client, pe.power_equipment_types.RACK_PDU, "3", get_metrics=True, get_mains=True,
+                                 get_branches=True, get_outlets=True)
+    assert pdu["Metrics"] is None  # PDU 3 has none, as the collector's missing-resource test relies on
+    assert [m["PowerWatts"]["Reading"] for m in body(pdu["Mains"])] == [4700.0]
+    assert [o["PowerWatts"]["Reading"] for o in body(pdu["Outlets"])] == [2400.0, 2300.0]
