@@ -55,6 +55,9 @@ class DemoOptions:
     malformed_share: float = 0.01
     refresh_s: float = 1.0
     keep_data: bool = False
+    redfish: bool = False
+    """Also run a Redfish collector against sushy-static for the racks of one row (twin.collect.demo)."""
+    redfish_mockups: Path | None = None
 
 
 @dataclass(slots=True)
@@ -98,17 +101,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _feed(sim: FleetSimulator, publisher: Publisher, interval_s: float, stop: threading.Event) -> None:
-    """Publish reference data and histories, then one telemetry cycle per interval, in real time."""
+def _feed(sim: FleetSimulator, publisher: Publisher, interval_s: float, stop: threading.Event,
+          redfish: Any = None) -> None:
+    """Publish reference data and histories, then one telemetry cycle per interval, in real time.
+
+    With `redfish` (a `DemoCollector`), its topology goes out with the reference data, its
+    collector starts once the racks are known, and the simulator leaves its racks to it."""
     for message in sim.reference_messages():
         publisher.send(message)
     publisher.flush()
     for message in sim.history_messages():
         publisher.send(message)
     publisher.flush()
+    if redfish is not None:
+        publisher.send_all(redfish.topology)
+        redfish.thread.start()
     next_at = time.monotonic()
     while not stop.is_set():
         for message in sim.telemetry_messages(datetime.now(timezone.utc)):
+            if redfish is not None and (message := redfish.without_collected(message)) is None:
+                continue
             publisher.send(message)
         publisher.flush()
         next_at += interval_s
@@ -187,8 +199,16 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         sim = FleetSimulator(options.seed, options.racks, datetime.now(timezone.utc), intents,
                              faults=FaultPlan.typical(), malformed_share=options.malformed_share)
         publisher = Publisher(stack.kafka_bootstrap, settings.topics)
-        feeder = threading.Thread(target=_feed, args=(sim, publisher, options.interval_s, stop), daemon=True,
-                                  name="simulator")
+        redfish = None
+        if options.redfish:
+            from twin.collect.demo import DEFAULT_MOCKUPS, start_demo_collector
+
+            redfish = start_demo_collector(sim, options.redfish_mockups or DEFAULT_MOCKUPS, state_dir, children,
+                                           publisher.send, stop)
+            console.print(f"Redfish collector (sushy-static) reports racks {', '.join(sorted(redfish.racks))};"
+                          " try `twin topology cdus`")
+        feeder = threading.Thread(target=_feed, args=(sim, publisher, options.interval_s, stop, redfish),
+                                  daemon=True, name="simulator")
         feeder.start()
         rates = _Rates(f"http://127.0.0.1:{web_port}/metrics")
         first_racks_at: float | None = None

@@ -9,7 +9,6 @@ Tests using it say so in their names (`..._fake_session_service`, `..._broken_se
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,21 +23,15 @@ from typing import Any
 
 from worker_process import free_port
 
+from twin.collect.demo import combined_mockup
+
 DATA = Path(__file__).parent.parent / "data" / "redfish"
-DMTF = DATA / "dmtf-public-rackmount1"
-FACILITY = DATA / "facility-cdu-pdu"
 
 
 def combined_tree(into: Path) -> Path:
     """DMTF's rackmount BMC mockup plus our CDUs and rack PDUs, plus two resources for error paths:
     a chassis with nothing but its name, and a rack PDU whose body is not JSON."""
-    tree = into / "redfish"
-    shutil.copytree(DMTF, tree)
-    root = json.loads((tree / "index.json").read_text())
-    for part in ("ThermalEquipment", "PowerEquipment"):
-        shutil.copytree(FACILITY / part, tree / part)
-        root[part] = {"@odata.id": f"/redfish/v1/{part}"}
-    (tree / "index.json").write_text(json.dumps(root))  # the service root links them, as a real one would
+    tree = combined_mockup(DATA, into)
     bare = tree / "Chassis" / "Bare"
     bare.mkdir()
     (bare / "index.json").write_text(json.dumps({

@@ -220,3 +220,24 @@ def test_a_value_no_sensor_can_read_is_rejected_for_its_rack_only() -> None:
     (rack, error, payload), = rejected
     assert rack == "r1" and error.reason == "out-of-physical-range" and "inlet_temperature_celsius" in error.detail
     assert '"inlet_temperature_celsius": 900.0' in payload
+
+
+def test_a_resource_of_an_impossible_shape_is_a_dead_letter_not_a_crash() -> None:
+    from twin.collect import poll
+
+    targets = Targets.model_validate({"endpoints": [
+        {"name": "odd", "url": "http://127.0.0.1:1", "kind": "cdu", "racks": ["r1"]},
+        {"name": "fine", "url": "http://127.0.0.1:1", "kind": "pdu", "racks": ["r2"]}]})
+    answers = {"odd": {"/redfish/v1/ThermalEquipment/CDUs": {"Members": [ref("/c")]}, "/c": {"Status": "broken"}},
+               "fine": {"/redfish/v1/PowerEquipment/RackPDUs": {"Members": [ref("/p")]},
+                        "/p": {"Metrics": ref("/p/m")}, "/p/m": {"PowerWatts": {"Reading": 10.0}}}}
+    collector = poll.Collector(targets)
+    try:
+        for name, client in collector.clients.items():
+            client.get = answers[name].get  # type: ignore[method-assign]  # the network is not the subject here
+        cycle = collector.poll_once()
+    finally:
+        collector.close()
+    (letter,) = cycle.deadletters
+    assert letter.reason == "unexpected-shape" and letter.topic == "redfish:odd" and "AttributeError" in letter.detail
+    assert cycle.report is not None and [(r.rack_id, r.power_watts) for r in cycle.report.readings] == [("r2", 10.0)]

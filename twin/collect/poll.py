@@ -112,6 +112,14 @@ class Collector:
                 cycle.deadletters.append(self._letter(ep, exc, seq, started))
                 log.warning("endpoint answer refused", endpoint=ep.name, reason=exc.reason, detail=exc.detail)
                 continue
+            except Exception as exc:  # noqa: BLE001 - JSON of a shape no schema allows: dead-lettered, never a crash
+                refused = EndpointAnswerRefused(
+                    f"a resource has a shape the Redfish schema does not allow: {type(exc).__name__}: {exc}",
+                    reason="unexpected-shape", url=ep.base_url, payload="")
+                cycle.refused[ep.name] = refused
+                cycle.deadletters.append(self._letter(ep, refused, seq, started))
+                log.warning("endpoint answer refused", endpoint=ep.name, reason=refused.reason, detail=refused.detail)
+                continue
             cycle.measured[ep.name] = m
             if m.missing:
                 log.debug("resources missing", endpoint=ep.name, missing=m.missing)
