@@ -185,6 +185,7 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
     stack = EmbeddedStack(state_dir, topics=settings.topics)
     feeder: threading.Thread | None = None
     publisher: Publisher | None = None
+    redfish = None
     try:
         console.print(f"starting the embedded stack in {state_dir} …")
         stack.start()
@@ -199,7 +200,6 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         sim = FleetSimulator(options.seed, options.racks, datetime.now(timezone.utc), intents,
                              faults=FaultPlan.typical(), malformed_share=options.malformed_share)
         publisher = Publisher(stack.kafka_bootstrap, settings.topics)
-        redfish = None
         if options.redfish:
             from twin.collect.demo import DEFAULT_MOCKUPS, start_demo_collector
 
@@ -260,6 +260,8 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         stop.set()
         if feeder is not None:
             feeder.join(timeout=5)
+        if redfish is not None and redfish.thread.is_alive():
+            redfish.thread.join(timeout=10)  # its cycle in flight publishes before the publisher closes
         if publisher is not None:
             publisher.close(timeout_s=2)
         stop_children(children)

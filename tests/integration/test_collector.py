@@ -254,3 +254,43 @@ def test_dmtf_redfish_utilities_reads_our_cdu_and_pdu_mockups(redfish: str) -> N
     assert pdu["Metrics"] is None  # PDU 3 has none, as the collector's missing-resource test relies on
     assert [m["PowerWatts"]["Reading"] for m in body(pdu["Mains"])] == [4700.0]
     assert [o["PowerWatts"]["Reading"] for o in body(pdu["Outlets"])] == [2400.0, 2300.0]
+
+
+def test_demo_with_redfish_polls_the_mockups_for_a_few_racks_and_exits_cleanly(tmp_path: Path) -> None:
+    """`twin demo --redfish`: the racks of one row report through a real collector polling
+    sushy-static; the rest of the fleet stays simulated; nothing is left running afterwards."""
+    import os
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen([TWIN, "demo", "--racks", "40", "--duration", "35", "--redfish"],
+                            env={**os.environ, "TWIN_STATE_DIR": str(tmp_path)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    children: list[psutil.Process] = []
+    collected: list[tuple[Any, ...]] = []
+    served = False
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not collected:
+        children = psutil.Process(proc.pid).children(recursive=True) or children
+        for child in children:
+            try:
+                served = served or "sushy-static" in " ".join(child.cmdline())
+            except psutil.Error:
+                pass
+        stack = tmp_path / "demo" / "stack.json"
+        if stack.exists():
+            try:
+                collected = query(json.loads(stack.read_text())["database_url"],
+                                  "SELECT rack_id, power_watts FROM telemetry WHERE source = 'demo-redfish'"
+                                  " AND power_watts = 6100.0")  # rack PDU 1 of our mockup
+            except Exception:  # noqa: BLE001 - the database or its tables are still coming up
+                pass
+        time.sleep(1)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert collected, out
+    assert "Redfish collector (sushy-static) reports racks" in out and "Traceback" not in out, out
+    assert served, "no sushy-static under the demo"
+    still = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not still, f"left behind: {still}"

@@ -184,7 +184,7 @@ def measured(name: str, values: dict[str, dict[str, Any]], taken_at: datetime | 
 def test_pdus_measure_a_racks_power_over_its_bmcs_and_temperatures_take_the_hottest() -> None:
     eps = [Endpoint(name=n, url="http://h", kind=k, racks=r)  # type: ignore[arg-type]
            for n, k, r in (("b1", "bmc", ("r1", "r2")), ("b2", "bmc", ("r1",)), ("pa", "pdu", ("r1",)),
-                           ("pb", "pdu", ("r1",)), ("c", "cdu", ("r1", "r2")))]
+                           ("pb", "pdu", ("r1",)), ("c", "cdu", ("r1", "r2")), ("b3", "bmc", ("r3",)))]
     got = {
         "b1": measured("b1", {"r1": {"power_watts": 500.0, "inlet_temperature_celsius": 24.0, "fan_speed_percent": 40.0},
                               "r2": {"power_watts": 700.0, "leak_detected": False}}),
@@ -193,14 +193,16 @@ def test_pdus_measure_a_racks_power_over_its_bmcs_and_temperatures_take_the_hott
         "pa": measured("pa", {"r1": {"power_watts": 6100.0}}),
         "pb": measured("pb", {"r1": {"power_watts": 5900.0}}),
         "c": measured("c", {"r1": {"coolant_flow_liters_per_minute": 40.0}, "r2": {}}),
+        "b3": measured("b3", {"r3": {"power_watts": 374.0}}, taken_at=T.replace(year=2019)),
     }
     readings, rejected = merge(eps, got, {}, T)
-    r1, r2 = readings
+    r1, r2, r3 = readings
     assert rejected == []
     assert (r1.power_watts, r1.inlet_temperature_celsius, r1.fan_speed_percent, r1.leak_detected) == (
         12000.0, 27.5, 50.0, True)
     assert r1.coolant_flow_liters_per_minute == 40.0 and r1.outlet_temperature_celsius is None
-    assert r1.occurred_at == T.replace(hour=11)  # a sensor's ReadingTime is the reading's time
+    assert r1.occurred_at == T  # the newest of its sources' times: b2's ReadingTime, the others' poll
+    assert r3.occurred_at == T.replace(year=2019)  # its only source's ReadingTime: a BMC stuck in 2019 goes stale
     assert (r2.power_watts, r2.leak_detected, r2.occurred_at) == (700.0, False, T)
 
 

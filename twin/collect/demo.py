@@ -23,14 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from twin.collect.poll import Collector, Cycle
 from twin.collect.targets import Targets
 from twin.embedded.simulator import FleetSimulator, Message
 from twin.embedded.stack import spawn_child
-from twin.errors import StackError
+from twin.errors import StackError, TwinError
 
 __all__ = ["DEFAULT_MOCKUPS", "DemoCollector", "combined_mockup", "start_demo_collector"]
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_MOCKUPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "redfish"
 """The mockups in a checkout of this repository (they are test data, not shipped in the wheel)."""
@@ -62,9 +65,12 @@ class DemoCollector:
 
     def without_collected(self, message: Message) -> Message | None:
         """The simulator's message minus readings of racks the collector reports (None: nothing left)."""
-        if message.role != "telemetry":
+        if message.role != "telemetry" or message.bad is not None:
+            return message  # crafted bad input goes through as it is: the worker must dead-letter it
+        try:
+            body = orjson.loads(message.value)
+        except orjson.JSONDecodeError:
             return message
-        body = orjson.loads(message.value)
         readings = body.get("readings")
         if not isinstance(readings, list) or not any(r.get("rack_id") in self.racks for r in readings
                                                      if isinstance(r, dict)):
@@ -115,7 +121,11 @@ def start_demo_collector(sim: FleetSimulator, mockups: Path, state_dir: Path, ch
 
     def run() -> None:
         with Collector(targets) as collector:
-            collector.run(send, stop=stop)
+            try:
+                collector.run(send, stop=stop)
+            except TwinError as exc:  # the broker went away: the demo is stopping, or will say why
+                if not stop.is_set():
+                    log.error("the demo's Redfish collector stopped", error=str(exc))
 
     thread = threading.Thread(target=run, name="redfish-collector", daemon=True)
     return DemoCollector(frozenset(chosen), declared, thread)

@@ -193,8 +193,7 @@ def merge(endpoints: Iterable[Endpoint], measured: Mapping[str, Measured], unrea
             if m is None:
                 continue
             got[ep.kind].append(m.values.get(rack, {}))
-            if m.taken_at is not None:
-                times.append(m.taken_at)
+            times.append(m.taken_at or polled_at)  # a source without ReadingTime was read at the poll
             if m.cooling_unit is not None and cooling_unit is None:
                 cooling_unit = m.cooling_unit
         fields = {"rack_id": rack, "occurred_at": max(times, default=polled_at), **_combine(got),
