@@ -3,8 +3,9 @@
     python bench/ingest.py [--readings 200000] [--racks 1000] [--out bench/reports/ingest.md]
 
 One embedded stack (Tansu + PostgreSQL 18, in a temporary directory) serves every variant.
-The telemetry load is made once, by the simulator (one report per row per poll cycle, one
-reading per powered rack), then published to each variant's own topics before anything is
+The telemetry load is made once, by the simulator (`--report-shape collector`, the default: one
+report per hall collector per poll cycle, up to 50 readings, as DESIGN.md plans; `row`: one report
+per row, about 7 readings, the shape of earlier runs; one reading per powered rack per cycle), then published to each variant's own topics before anything is
 measured, so no variant competes with a publisher:
 
   (a) bare limit: aiokafka `getmany` + orjson + one `COPY` per batch into the telemetry table;
@@ -70,7 +71,7 @@ from rich.table import Table
 from twin.domain.intent import IntentCatalog
 from twin.store.migrations import migrate
 from twin.settings import Settings, Topics
-from twin.embedded.simulator import FaultPlan, FleetSimulator
+from twin.embedded.simulator import FaultPlan, FleetSimulator, ReportShape
 from twin.embedded.stack import EmbeddedStack, _dies_with_parent, spawn_child, stop_children
 from twin.store import READING_COLUMNS
 from twin.topics import ensure_topics
@@ -114,14 +115,15 @@ class Load:
     templates: list[list[tuple[bytes, dict[str, Any]]]]  # recent cycles as (key, report dict), for pacing
 
 
-def make_load(racks: int, readings: int, seed: int = 7) -> Load:
+def make_load(racks: int, readings: int, seed: int = 7, report_shape: ReportShape = "collector") -> Load:
     catalog = IntentCatalog.default()
     intents = {g: catalog.latest(g) for g in catalog.generations()}
-    sim0 = FleetSimulator(seed, racks, datetime.now(timezone.utc), intents, faults=FaultPlan.typical())
+    sim0 = FleetSimulator(seed, racks, datetime.now(timezone.utc), intents, faults=FaultPlan.typical(),
+                          report_shape=report_shape)
     cycles = -(-readings // len(sim0.powered_racks))
     # The load ends a little before now, as a collector's backlog would.
     start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=cycles * POLL_INTERVAL_S + 60)
-    sim = FleetSimulator(seed, racks, start, intents, faults=FaultPlan.typical())
+    sim = FleetSimulator(seed, racks, start, intents, faults=FaultPlan.typical(), report_shape=report_shape)
     lifecycle = [(m.role, m.key, m.value) for m in (*sim.reference_messages(), *sim.history_messages())]
     reports: list[tuple[bytes, bytes, int]] = []
     singles: list[tuple[bytes, bytes, int]] = []
@@ -855,8 +857,8 @@ def write_report(path: Path, results: dict[str, Any], baseline: dict[str, Any] |
            f"`{baseline['command']}`)" if baseline else ""),
         "",
         f"Load: the simulator's fleet of {load['racks']:,} racks ({load['powered']:,} powered and reporting, in "
-        f"{load['rows']} rows), {load['cycles']} poll cycles 1 s apart: {load['readings']:,} readings in "
-        f"{load['messages']:,} reports, one per row per cycle, so {load['readings'] / load['messages']:.1f} readings "
+        f"{load['rows']} reports a cycle), {load['cycles']} poll cycles 1 s apart: {load['readings']:,} readings in "
+        f"{load['messages']:,} reports, one per {'row' if load.get('shape') == 'row' else 'hall collector'} per cycle, so {load['readings'] / load['messages']:.1f} readings "
         "a report. Made once; each variant consumes the same messages from its own topics (4 partitions), published "
         "before it starts. A rate counts the readings committed after the first commit, over the time from the "
         "first commit to the last (start-up and group join excluded, the same rule for every variant). The worker "
@@ -1012,6 +1014,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readings", type=int, default=200_000, help="telemetry readings in the load")
     parser.add_argument("--racks", type=int, default=1_000, help="racks in the simulated fleet")
+    parser.add_argument("--report-shape", choices=("collector", "row"), default="collector",
+                        help="collector: one report per hall collector, up to 50 readings (default); row: one per row")
     parser.add_argument("--rate", type=float, default=20_000, help="readings/s of the steady latency load")
     parser.add_argument("--out", type=Path, default=Path("bench/reports/ingest.md"))
     parser.add_argument("--baseline", type=Path, help="JSON of an earlier run, shown beside this one")
@@ -1063,9 +1067,9 @@ def main() -> None:
         with EmbeddedStack(tmp / "stack") as stack:
             console.log(f"stack up: Kafka {stack.kafka_bootstrap}, PostgreSQL {stack.database_url}")
             with console.status("generating the load"):
-                load = make_load(args.racks, args.readings)
+                load = make_load(args.racks, args.readings, report_shape=args.report_shape)
             console.log(f"load: {load.readings:,} readings in {len(load.reports):,} reports "
-                        f"({load.powered} of {load.racks} racks powered, {load.rows} rows, {load.cycles} cycles); "
+                        f"({load.powered} of {load.racks} racks powered, {load.rows} reports a cycle, {load.cycles} cycles); "
                         f"{len(load.lifecycle):,} reference and lifecycle events")
             bootstrap = stack.kafka_bootstrap
             machine = _machine(stack.database_url)
@@ -1164,7 +1168,7 @@ def main() -> None:
         "total_seconds": time.monotonic() - began,
         "machine": machine,
         "fetch_max_wait_ms": shipped_wait,    # the workers' as shipped; None: no setting, Faust's 1500 ms
-        "load": {"racks": load.racks, "powered": load.powered, "rows": load.rows, "cycles": load.cycles,
+        "load": {"racks": load.racks, "powered": load.powered, "rows": load.rows, "shape": args.report_shape, "cycles": load.cycles,
                  "readings": load.readings, "messages": len(load.reports)},
         "rates": {k: {**asdict(v), "per_second": v.per_second} for k, v in rates.items()},
         "ratios": {"c_a": ps["c"] / ps["a"], "c_b": ps["c"] / ps["b"], "c1_a": ps["c1"] / ps["a"],

@@ -11,8 +11,8 @@ history, telemetry, bad input), so asking for telemetry first does not change a 
 
 What it emits is what producers put on Kafka: `Message(role, key, value)`, value being the
 JSON of a `schemas` event (or, for bad input, crafted bytes). Keys keep order where order
-matters: a rack's lifecycle events are keyed by rack id, a row's telemetry report by the row
-(`dfw1/h1/r03`), everything on the one-partition intent topic by what it describes.
+matters: a rack's lifecycle events are keyed by rack id, a collector's telemetry report by
+the collector (`dfw1/h1/c01`, or the row `dfw1/h1/r03` in the `row` shape), everything on the one-partition intent topic by what it describes.
 
 Bad input is added beside the good messages, never in place of them: dropping a good fact
 would change the fleet the twin should end with (a lost `rack.manufactured` would turn a whole
@@ -65,8 +65,8 @@ from schemas import (
 from twin.domain.lifecycle import POWERED_STAGES  # racks report telemetry exactly in the domain's powered stages
 
 __all__ = [
-    "OUR_COMPANY", "POWERED_STAGES", "QUARTERS", "BadInput", "Fault", "FaultPlan", "FleetSimulator", "Message",
-    "Role", "SimulatedRack", "Stage",
+    "OUR_COMPANY", "POWERED_STAGES", "QUARTERS", "READINGS_PER_COLLECTOR", "BadInput", "Fault", "FaultPlan", "FleetSimulator", "Message",
+    "ReportShape", "Role", "SimulatedRack", "Stage",
 ]
 
 OUR_COMPANY = "Fleet Twin Inc."
@@ -76,6 +76,15 @@ QUARTERS: tuple[str, ...] = tuple(f"{y}Q{q}" for y in range(2026, 2030) for q in
 """Quarters the rollout plan covers: 2026Q3 through 2029Q4."""
 
 Role = Literal["intent", "lifecycle", "telemetry", "deadletter"]
+
+ReportShape = Literal["collector", "row"]
+"""How telemetry is batched into reports. `collector` (the default) is what a facility collector
+sends: one report per poll cycle for each collector of a hall, about `READINGS_PER_COLLECTOR`
+readings each. `row` is the shape of earlier waves: one report per row (about 7 readings)."""
+
+READINGS_PER_COLLECTOR = 50
+"""Racks one simulated hall collector polls: a hall's powered racks are split into collectors of
+at most this many, in rack order, so a rack's readings always travel under one key."""
 
 
 class Message(NamedTuple):
@@ -425,6 +434,7 @@ class FleetSimulator:
         *,
         faults: FaultPlan | None = None,
         malformed_share: float = 0.0,
+        report_shape: ReportShape = "collector",
     ) -> None:
         if racks < 1:
             raise ValueError(f"a fleet needs at least one rack, got {racks}")
@@ -435,7 +445,10 @@ class FleetSimulator:
                 raise ValueError(f"intent keyed {slug!r} is for generation {intent.generation!r}")
         if not 0.0 <= malformed_share <= 1.0:
             raise ValueError(f"malformed_share {malformed_share} must lie in [0, 1]")
+        if report_shape not in ("collector", "row"):
+            raise ValueError(f"report_shape {report_shape!r} must be 'collector' or 'row'")
         self.seed = seed
+        self.report_shape: ReportShape = report_shape
         self.start = _utc(start)
         self.intents: dict[str, GenerationIntent] = dict(intents)
         self.malformed_share = malformed_share
@@ -453,6 +466,7 @@ class FleetSimulator:
         self._seq: Counter[str] = Counter()
         self._bad_turn = 0
         self._rows: list[tuple[bytes, str, list[_Probe]]] = self._probes()
+        self._telemetry_key: dict[str, bytes] = {p.rack_id: key for key, _, probes in self._rows for p in probes}
         self._ship_candidates = [r for r in self.racks.values() if r.stage in _ILLEGAL_SHIP_FROM]
 
     # --- what tests and the demo check against -----------------------------------------------
@@ -506,11 +520,11 @@ class FleetSimulator:
                 settled.append(rack)
 
     def telemetry_cycle(self, t: datetime) -> list[TelemetryReported]:
-        """One poll cycle at instant `t`: one report per row, one reading per powered rack in it."""
+        """One poll cycle at instant `t`: one report per collector (or row), one reading per powered rack in it."""
         return [report for _, report in self._cycle(_utc(t))]
 
     def telemetry_messages(self, t: datetime) -> list[Message]:
-        """One poll cycle at `t` as messages keyed by row; bad input follows some."""
+        """One poll cycle at `t` as messages keyed by collector (or row); bad input follows some."""
         t = _utc(t)
         out: list[Message] = []
         for key, report in self._cycle(t):
@@ -798,15 +812,30 @@ class FleetSimulator:
     # --- telemetry -------------------------------------------------------------------------------
 
     def _probes(self) -> list[tuple[bytes, str, list[_Probe]]]:
-        """Per row with powered racks: its key, its hall's collector, and a probe per powered rack."""
-        rows: dict[str, tuple[bytes, str, list[_Probe]]] = {}
+        """Per report of a cycle: its Kafka key, its source, and a probe per powered rack in it.
+
+        `row`: one report per row, keyed by the row. `collector`: a hall's powered racks split
+        into collectors of at most `READINGS_PER_COLLECTOR`, keyed `facility/hall/cNN`.
+        """
+        groups: dict[str, tuple[str, list[SimulatedRack]]] = {}
         for rack in self.racks.values():
             if not rack.powered:
                 continue
-            entry = rows.setdefault(rack.row_key, (rack.row_key.encode(),
-                                                   f"collector-{rack.facility_id}-{rack.hall_id}", []))
-            entry[2].append(self._probe(rack))
-        return list(rows.values())
+            if self.report_shape == "row":
+                groups.setdefault(rack.row_key, (f"collector-{rack.facility_id}-{rack.hall_id}", []))[1].append(rack)
+            else:
+                groups.setdefault(f"{rack.facility_id}/{rack.hall_id}", ("", []))[1].append(rack)
+        out: list[tuple[bytes, str, list[_Probe]]] = []
+        for key, (source, members) in groups.items():
+            if self.report_shape == "row":
+                out.append((key.encode(), source, [self._probe(r) for r in members]))
+                continue
+            for n, start in enumerate(range(0, len(members), READINGS_PER_COLLECTOR), 1):
+                chunk = members[start:start + READINGS_PER_COLLECTOR]
+                facility, hall = key.split("/")
+                out.append((f"{key}/c{n:02d}".encode(), f"collector-{facility}-{hall}-c{n:02d}",
+                            [self._probe(r) for r in chunk]))
+        return out
 
     def _probe(self, rack: SimulatedRack) -> _Probe:
         intent = self.intents[rack.generation]
@@ -910,11 +939,15 @@ class FleetSimulator:
         value = orjson.dumps(body)
         if kind is BadInput.MALFORMED_JSON:
             value = value[: len(value) // 2]  # cut mid-stream: an unterminated object
-        key = context.row_key if role == "telemetry" else context.rack_id
-        return Message(role, key.encode(), value, kind.value)
+        key = self._key_of(context) if role == "telemetry" else context.rack_id.encode()
+        return Message(role, key, value, kind.value)
 
     def _telemetry_bad(self, context: SimulatedRack, report: dict[str, Any], kind: BadInput) -> Message:
-        return Message("telemetry", context.row_key.encode(), orjson.dumps(report), kind.value)
+        return Message("telemetry", self._key_of(context), orjson.dumps(report), kind.value)
+
+    def _key_of(self, rack: SimulatedRack) -> bytes:
+        """The key `rack`'s readings travel under (an unpowered rack's: its row, as a collector would)."""
+        return self._telemetry_key.get(rack.rack_id, rack.row_key.encode())
 
     def _nominal_reading(self, rack: SimulatedRack, at: datetime) -> dict[str, Any]:
         """A plausible mid-band reading for `rack`, without moving the telemetry random walk."""
