@@ -166,8 +166,12 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
     window = held.since(newest - window_seconds * 1_000_000)
     j = _Judge()
 
-    def col(field: str) -> list[float]:  # the measured values: NaN is "no source measured it"
-        return [v for v in window.column(field) if v == v]
+    gaps = window.has_gaps()
+    if gaps:  # some quantity was not measured (NaN): judge only the measured values
+        def col(field: str) -> Sequence[float]:
+            return [v for v in window.column(field) if v == v]
+    else:
+        col = window.column
 
     power = col("power_watts")
     leak = col("leak_detected")
@@ -195,9 +199,10 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
     if len(fans) >= SUSTAINED_READINGS and min(fans) >= FANS_FLAT_OUT_PERCENT:
         j.add("cooling", HealthState.WARNING, f"fans at {min(fans):g} % or more in all {len(fans)} readings")
 
-    links = [(u, d) for u, d in zip(window.column("network_links_up"), window.column("network_links_down"),
-                                    strict=True) if u == u and d == d]
-    up, down = [u for u, _ in links], [d for _, d in links]
+    up, down = window.column("network_links_up"), window.column("network_links_down")
+    if gaps:  # keep the readings that measured both, so shares pair up
+        links = [(u, d) for u, d in zip(up, down, strict=True) if u == u and d == d]
+        up, down = [u for u, _ in links], [d for _, d in links]  # type: ignore[assignment]
     if down and down[-1] > 0:
         shares = [d / (u + d) for u, d in zip(up, down, strict=True) if u + d > 0]
         sustained = (len(shares) >= SUSTAINED_READINGS and all(d > 0 for d in down)

@@ -179,6 +179,11 @@ class ReadingWindow:
             del a[:w]
         return True
 
+    def has_gaps(self) -> bool:
+        """Whether some reading held lacks a quantity (NaN: no source measured it). One C-level sum."""
+        total = sum(self._rows)
+        return total != total
+
     @property
     def latest_us(self) -> int | None:
         """Time of the newest reading, in µs since the epoch."""
@@ -511,8 +516,9 @@ class RackTwin:
             w = self.window = ReadingWindow()
         if not w.insert(reading):
             return False
-        if w.latest_us == _us(reading.occurred_at):  # the newest: its poll's view of endpoints and CDU
-            self.unreachable = reading.unreachable_endpoints
+        if ((reading.unreachable_endpoints or reading.cooling_unit is not None or self.unreachable
+             or self.cooling_unit is not None) and w.latest_us == _us(reading.occurred_at)):
+            self.unreachable = reading.unreachable_endpoints  # the newest poll's view of endpoints and CDU
             self.cooling_unit = reading.cooling_unit
         return True
 
