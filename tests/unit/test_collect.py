@@ -243,3 +243,18 @@ def test_a_resource_of_an_impossible_shape_is_a_dead_letter_not_a_crash() -> Non
     (letter,) = cycle.deadletters
     assert letter.reason == "unexpected-shape" and letter.topic == "redfish:odd" and "AttributeError" in letter.detail
     assert cycle.report is not None and [(r.rack_id, r.power_watts) for r in cycle.report.readings] == [("r2", 10.0)]
+
+
+def test_the_readmes_targets_and_topology_examples_are_valid() -> None:
+    import re
+
+    import yaml
+
+    from twin.topology_commands import declarations
+
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    targets, topology = re.findall(r"```yaml\n(.*?)```", text, re.S)[:2]
+    assert [e.kind for e in Targets.model_validate(yaml.safe_load(targets)).endpoints] == ["bmc", "cdu", "pdu"]
+    events = declarations(yaml.safe_load(topology), source="readme", now=T)
+    assert [e.type for e in events] == ["topology.coolant_loop_declared"] + ["topology.power_feed_declared"] * 2
+    assert events[0].event_id == declarations(yaml.safe_load(topology), source="readme", now=T)[0].event_id
