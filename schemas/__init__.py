@@ -29,7 +29,7 @@ from schemas.lifecycle import (
     RackTested,
 )
 from schemas.topology import TOPOLOGY_TYPES, CoolantLoopDeclared, PowerFeedDeclared
-from schemas.telemetry import TELEMETRY_TYPES, CoolingUnitStatus, RackReading, TelemetryReported
+from schemas.telemetry import TELEMETRY_TYPES, CoolingUnitStatus, EquipmentStatus, RackReading, TelemetryReported
 
 INTENT_TYPES: dict[str, type[Envelope]] = {
     cls.TYPE: cls for cls in (IntentPublished, FacilityRegistered, RolloutPlanPublished)
@@ -41,7 +41,7 @@ ALL_TYPES: dict[str, type[Envelope]] = {**TELEMETRY_TYPES, **LIFECYCLE_TYPES, **
 __all__ = [
     "ALL_TYPES", "INTENT_TYPES", "LIFECYCLE_EVENTS", "LIFECYCLE_TYPES", "TELEMETRY_TYPES", "TOPOLOGY_TYPES",
     "Component", "ComponentInstalled", "ComponentReplaced", "Contract", "CoolantLoopDeclared", "CoolingUnitStatus", "DeadLetter", "Deviation",
-    "DeviationChanged", "Envelope", "Facility", "FacilityRegistered", "FirmwareUpdated", "GenerationIntent",
+    "DeviationChanged", "Envelope", "EquipmentStatus", "Facility", "FacilityRegistered", "FirmwareUpdated", "GenerationIntent",
     "Hall", "IntentPublished", "PowerFeedDeclared", "RackCommissioned", "RackDecommissioned", "RackDegraded", "RackEnteredService",
     "RackEvent", "RackInstalled", "RackMaintenanceStarted", "RackManufactured", "RackReading", "RackReceived",
     "RackRmaOpened", "RackShipped", "RackTested", "Range", "RolloutPlanPublished", "RolloutTarget", "Row",

@@ -38,6 +38,19 @@ class CoolingUnitStatus(Contract):
     reasons: tuple[str, ...] = Field(default=(), max_length=32, description="What is not ok, e.g. `pump Pump2 failed`.")
 
 
+class EquipmentStatus(Contract):
+    """A BMC's chassis or a rack PDU that is not OK, as the same poll saw it (Redfish `Status`).
+
+    A chassis not OK degrades the rack's compute health, a PDU not OK its power health, each
+    with a reason naming the endpoint. Only equipment that is not OK is carried.
+    """
+
+    endpoint: str = Field(pattern=RACK_ID_PATTERN, description="The endpoint, as its targets entry names it.")
+    kind: Literal["bmc", "pdu"]
+    health: Literal["warning", "critical"] = Field(description="Worse of Status.Health and Status.HealthRollup.")
+    reasons: tuple[str, ...] = Field(default=(), max_length=32, description="What said so, e.g. `chassis 1U Critical`.")
+
+
 class RackReading(Contract):
     """One rack's readings at one instant, as one poll of its BMC, CDU and PDUs saw them."""
 
@@ -60,6 +73,8 @@ class RackReading(Contract):
         description="Endpoints that measure this rack but did not answer this poll (their quantities are null): "
                     "the rack is telemetry-stale with reason `endpoint-unreachable`.")
     cooling_unit: CoolingUnitStatus | None = Field(default=None, description="The CDU feeding this rack, if polled.")
+    equipment: tuple[EquipmentStatus, ...] = Field(
+        default=(), max_length=64, description="The rack's BMCs and PDUs that are not OK this poll.")
 
 
 class TelemetryReported(Envelope):

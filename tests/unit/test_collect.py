@@ -258,3 +258,33 @@ def test_the_readmes_targets_and_topology_examples_are_valid() -> None:
     events = declarations(yaml.safe_load(topology), source="readme", now=T)
     assert [e.type for e in events] == ["topology.coolant_loop_declared"] + ["topology.power_feed_declared"] * 2
     assert events[0].event_id == declarations(yaml.safe_load(topology), source="readme", now=T)[0].event_id
+
+
+def test_a_chassis_or_pdu_not_ok_travels_with_its_racks_reading_and_degrades_compute_or_power() -> None:
+    from given import INTENT
+
+    from twin.domain.health import HealthState, assess
+    from twin.domain.rack import RackTwin
+
+    c, p = "/redfish/v1/Chassis/1U", "/redfish/v1/PowerEquipment/RackPDUs/7"
+    bmc = read_bmc(service({"/redfish/v1/Chassis": {"Members": [ref(c)]},
+                            c: {"Id": "1U", "Status": {"State": "Enabled", "Health": "OK", "HealthRollup": "Critical"}}}),
+                   endpoint("bmc"))
+    pdu = read_pdu(service({"/redfish/v1/PowerEquipment/RackPDUs": {"Members": [ref(p)]},
+                            p: {"Id": "7", "Status": {"Health": "Warning"}, "Metrics": ref(f"{p}/M")},
+                            f"{p}/M": {"PowerWatts": {"Reading": 5000.0}}}), endpoint("pdu"))
+    assert bmc.status.health == "critical" and bmc.status.reasons == ("chassis 1U Health OK, HealthRollup Critical",)
+    eps = [endpoint("bmc"), endpoint("pdu")]
+    (reading,), _ = merge(eps, {"bmc-x": bmc, "pdu-x": pdu}, {}, T)
+    assert [(e.endpoint, e.kind, e.health) for e in reading.equipment] == [("bmc-x", "bmc", "critical"),
+                                                                           ("pdu-x", "pdu", "warning")]
+    twin = RackTwin("r1", generation=INTENT.generation)
+    twin.observe(reading)
+    health = assess(twin, INTENT, T, 30.0)
+    assert health.compute.state is HealthState.CRITICAL
+    assert health.compute.reason == "BMC bmc-x reports critical: chassis 1U Health OK, HealthRollup Critical"
+    assert health.power.state is HealthState.WARNING and "PDU pdu-x reports warning: PDU 7 Health Warning" in health.power.reason
+    ok = read_pdu(service({"/redfish/v1/PowerEquipment/RackPDUs": {"Members": [ref(p)]},
+                           p: {"Status": {"Health": "OK"}, "Metrics": ref(f"{p}/M")},
+                           f"{p}/M": {"PowerWatts": {"Reading": 5000.0}}}), endpoint("pdu"))
+    assert ok.status is None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from statistics import fmean
 from typing import Any
 
-from twin.collect.resources import Get, Measured, link, members, number, reading_of, reading_time
+from twin.collect.resources import Get, Measured, equipment_status, link, members, number, reading_of, reading_time
 from twin.collect.targets import Endpoint
 from twin.collect.units import UnknownUnit, to_celsius, to_watts
 
@@ -40,6 +40,8 @@ def read_bmc(get: Get, endpoint: Endpoint) -> Measured:
     else:
         chassis = list(members(get, "/redfish/v1/Chassis"))
     ids = {p for p, _ in chassis}
+    out.status = equipment_status(endpoint, "bmc", [(f"chassis {c.get('Id') or p.rsplit('/', 1)[-1]}", c)
+                                                    for p, c in chassis])
     power: list[float] = []
     inlet: list[float] = []
     outlet: list[float] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin.collect.resources import Get, Measured, link, members, reading_of
+from twin.collect.resources import Get, Measured, equipment_status, link, members, reading_of
 from twin.collect.targets import Endpoint
 
 __all__ = ["read_pdu"]
@@ -27,6 +27,8 @@ def read_pdu(get: Get, endpoint: Endpoint) -> Measured:
     else:
         pdus = list(members(get, "/redfish/v1/PowerEquipment/RackPDUs"))
     watts = [w for path, pdu in pdus if (w := _power(get, path, pdu, out)) is not None]
+    out.status = equipment_status(endpoint, "pdu", [(f"PDU {p.get('Id') or path.rsplit('/', 1)[-1]}", p)
+                                                    for path, p in pdus])
     share = sum(watts) / len(endpoint.racks) if watts else None  # a PDU listing several racks splits evenly
     out.values = {rack: ({} if share is None else {"power_watts": share}) for rack in endpoint.racks}
     return out

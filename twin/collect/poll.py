@@ -189,6 +189,7 @@ def merge(endpoints: Iterable[Endpoint], measured: Mapping[str, Measured], unrea
         got = {ep.kind: [] for ep, _ in sources}  # type: dict[str, list[dict[str, Any]]]
         times = []
         cooling_unit = None
+        equipment = []
         for ep, m in sources:
             if m is None:
                 continue
@@ -196,9 +197,11 @@ def merge(endpoints: Iterable[Endpoint], measured: Mapping[str, Measured], unrea
             times.append(m.taken_at or polled_at)  # a source without ReadingTime was read at the poll
             if m.cooling_unit is not None and cooling_unit is None:
                 cooling_unit = m.cooling_unit
+            if m.status is not None:
+                equipment.append(m.status)
         fields = {"rack_id": rack, "occurred_at": max(times, default=polled_at), **_combine(got),
                   "unreachable_endpoints": tuple(ep.name for ep, m in sources if m is None),
-                  "cooling_unit": cooling_unit}
+                  "cooling_unit": cooling_unit, "equipment": tuple(equipment)}
         try:
             readings.append(RackReading(**fields))
         except ValidationError as exc:
@@ -208,7 +211,7 @@ def merge(endpoints: Iterable[Endpoint], measured: Mapping[str, Measured], unrea
 
 
 _FIELDS = tuple(f for f in RackReading.model_fields
-                if f not in ("rack_id", "occurred_at", "unreachable_endpoints", "cooling_unit"))
+                if f not in ("rack_id", "occurred_at", "unreachable_endpoints", "cooling_unit", "equipment"))
 
 
 def _combine(got: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:

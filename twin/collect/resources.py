@@ -31,6 +31,8 @@ class Measured:
     """The newest `ReadingTime` of the sensors used, when they carry one (the source's clock)."""
     cooling_unit: Any = None
     """A CDU's `CoolingUnitStatus`, for every rack it feeds."""
+    status: Any = None
+    """A BMC's or PDU's `EquipmentStatus` when it is not OK, for each of its racks."""
     missing: list[str] = field(default_factory=list)
     """Resources the service did not have (404 or no link): handled, and said, not an error."""
 
@@ -90,6 +92,18 @@ def health_of(resource: dict[str, Any] | None) -> str | None:
     status = (resource or {}).get("Status") or {}
     words = [_HEALTH[w] for w in (status.get("Health"), status.get("HealthRollup")) if w in _HEALTH]
     return max(words, key=_RANK.__getitem__) if words else None
+
+
+def equipment_status(endpoint: Any, kind: str, parts: list[tuple[str, dict[str, Any]]]) -> Any:
+    """An `EquipmentStatus` for the parts (chassis, PDUs) whose Status is not OK; None when all are."""
+    from schemas import EquipmentStatus
+
+    bad = [(label, h, (p.get("Status") or {})) for label, p in parts if (h := health_of(p)) not in (None, "ok")]
+    if not bad:
+        return None
+    reasons = tuple(f"{label} Health {s.get('Health')}, HealthRollup {s.get('HealthRollup')}" for label, _, s in bad)
+    return EquipmentStatus(endpoint=endpoint.name, kind=kind, health=worst(*(h for _, h, _ in bad)),
+                           reasons=reasons[:32])
 
 
 def worst(*states: str | None) -> str:

@@ -15,7 +15,9 @@ longer be trusted (a critical one stays critical). A rack that never reported is
 A rack whose newest reading says an endpoint measuring it did not answer is stale too, with
 the reason `endpoint-unreachable` (the collector saw the silence before the clock would).
 
-A quantity no source measures (NaN in the window) is simply not judged. A rack fed by a CDU
+A BMC chassis whose Redfish `Status` is Warning or Critical makes compute at least that, a rack
+PDU power, each naming the endpoint. A quantity no source measures (NaN in the window) is
+simply not judged. A rack fed by a CDU
 that is in Warning or Critical, or has a failed pump, has its cooling degraded to the CDU's
 state, with a reason naming the CDU (`twin.domain.topology` groups those racks per CDU).
 """
@@ -226,6 +228,10 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
     if isinstance(twin, RackTwin) and twin.cooling_unit is not None and twin.cooling_unit.health != "ok":
         cdu = twin.cooling_unit
         j.add("cooling", HealthState(cdu.health), cooling_unit_reason(cdu))
+    for e in twin.equipment if isinstance(twin, RackTwin) else ():  # a chassis: compute; a PDU: power
+        why = f": {'; '.join(e.reasons)}" if e.reasons else ""
+        j.add("compute" if e.kind == "bmc" else "power", HealthState(e.health),
+              f"{'BMC' if e.kind == 'bmc' else 'PDU'} {e.endpoint} reports {e.health}{why}")
     return RackHealth(j.result("power"), j.result("cooling"), j.result("compute"), j.result("network"),
                       stale=stale_reason is not None, last_reading_at=last, readings=len(window),
                       stale_reason=stale_reason, cooling_unit=twin.cooling_unit if isinstance(twin, RackTwin) else None)

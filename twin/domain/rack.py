@@ -31,7 +31,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from schemas import Component, CoolingUnitStatus, GenerationIntent, RackEvent, RackReading
+from schemas import Component, CoolingUnitStatus, EquipmentStatus, GenerationIntent, RackEvent, RackReading
 from twin.domain.components import EMPTY_BOM, BillOfMaterials
 from twin.errors import IllegalTransition, RejectedEvent
 from twin.domain.intent import IntentCatalog, intent_for
@@ -282,6 +282,8 @@ class RackTwin:
     """Endpoints that did not answer the poll of the newest reading (the rack is then stale)."""
     cooling_unit: CoolingUnitStatus | None = None
     """The CDU feeding the rack, as the poll of the newest reading saw it."""
+    equipment: tuple[EquipmentStatus, ...] = ()
+    """Its BMCs and PDUs that were not OK at the poll of the newest reading."""
 
     # --- reading the state ----------------------------------------------------------------
 
@@ -516,10 +518,12 @@ class RackTwin:
             w = self.window = ReadingWindow()
         if not w.insert(reading):
             return False
-        if ((reading.unreachable_endpoints or reading.cooling_unit is not None or self.unreachable
-             or self.cooling_unit is not None) and w.latest_us == _us(reading.occurred_at)):
-            self.unreachable = reading.unreachable_endpoints  # the newest poll's view of endpoints and CDU
+        if ((reading.unreachable_endpoints or reading.cooling_unit is not None or reading.equipment
+             or self.unreachable or self.cooling_unit is not None or self.equipment)
+                and w.latest_us == _us(reading.occurred_at)):
+            self.unreachable = reading.unreachable_endpoints  # the newest poll's view of its endpoints
             self.cooling_unit = reading.cooling_unit
+            self.equipment = reading.equipment
         return True
 
     # --- snapshots --------------------------------------------------------------------------
@@ -557,6 +561,8 @@ class RackTwin:
             out["unreachable"] = list(self.unreachable)
         if self.cooling_unit is not None:
             out["cooling_unit"] = self.cooling_unit.model_dump(mode="json")
+        if self.equipment:
+            out["equipment"] = [e.model_dump(mode="json") for e in self.equipment]
         return out
 
     @classmethod
@@ -597,4 +603,5 @@ class RackTwin:
         twin.unreachable = tuple(data.get("unreachable", ()))
         if data.get("cooling_unit"):
             twin.cooling_unit = CoolingUnitStatus.model_validate(data["cooling_unit"])
+        twin.equipment = tuple(EquipmentStatus.model_validate(e) for e in data.get("equipment", ()))
         return twin
