@@ -81,13 +81,21 @@ class LocalRedfishService:
     """
 
     def __init__(self, *, status: int = 200, drop_first: int = 0, user: str | None = None,
-                 password: str | None = None, watts: float = 512.0) -> None:
+                 password: str | None = None, watts: float = 512.0, delay: float = 0.0) -> None:
         self.status, self.drop_first, self.user, self.password, self.watts = status, drop_first, user, password, watts
+        self.delay = delay
+        """Seconds each GET waits before answering (a slow BMC)."""
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
         self.tokens: set[str] = set()
         self.logins = 0
         self.logouts = 0
         self.requests = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._server.block_on_close = False  # a slow answer nobody waits for any more is not waited for
+        self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]  # client hung up
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -143,6 +151,17 @@ class LocalRedfishService:
             def do_GET(self) -> None:  # noqa: N802
                 if self._dropped():
                     return
+                with service._lock:
+                    service.in_flight += 1
+                    service.most_in_flight = max(service.most_in_flight, service.in_flight)
+                try:
+                    time.sleep(service.delay)
+                    self._get()
+                finally:
+                    with service._lock:
+                        service.in_flight -= 1
+
+            def _get(self) -> None:
                 if service.status != 200:
                     self._send(service.status, {"error": {"code": "Base.1.0.InternalError",
                                                           "message": "the BMC is having a bad day"}})

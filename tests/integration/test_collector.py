@@ -204,7 +204,11 @@ def test_redfish_session_login_and_logout_fake_session_service() -> None:
              "credentials": {"username": "monitor", "password_env": "WRONG"}}]})
         with Collector(targets, environ={"PW": "pw-1", "WRONG": "nope"}) as collector:
             first, second = collector.poll_once(), collector.poll_once()
-        assert service.logins == 1 and service.logouts == 1  # one session over both cycles, deleted at close
+            assert service.logins == 1  # one session over both cycles
+            service.tokens.clear()  # the BMC expired it (or rebooted)
+            third = collector.poll_once()
+            assert service.logins == 2 and third.report is not None and not third.unreachable  # logged in again
+        assert service.logouts == 1  # the live session deleted at close
     assert [(r.rack_id, r.power_watts) for r in first.report.readings] == [("r1", 512.0)]  # type: ignore[union-attr]
     assert [(r.rack_id, r.power_watts) for r in second.report.readings] == [("r1", 512.0)]  # type: ignore[union-attr]
     assert [l.reason for l in first.deadletters] == ["login-refused"]
@@ -294,3 +298,16 @@ def test_demo_with_redfish_polls_the_mockups_for_a_few_racks_and_exits_cleanly(t
     assert served, "no sushy-static under the demo"
     still = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not still, f"left behind: {still}"
+
+
+def test_endpoints_in_flight_never_exceed_the_concurrency_and_a_silent_one_times_out_slow_service() -> None:
+    with LocalRedfishService(delay=0.15) as slow, LocalRedfishService(delay=3.0) as silent:
+        targets = Targets.model_validate({"concurrency": 2, "retries": 0, "endpoints": [
+            *({"name": f"bmc-{i}", "url": slow.url, "kind": "bmc", "racks": [f"r{i}"]} for i in range(6)),
+            {"name": "bmc-silent", "url": silent.url, "kind": "bmc", "racks": ["r-silent"], "timeout_seconds": 0.3}]})
+        with Collector(targets) as collector:
+            cycle = collector.poll_once()
+        assert slow.most_in_flight == 2  # six endpoints, two at a time, never more
+    assert "timed out" in cycle.unreachable["bmc-silent"]
+    assert cycle.report is not None and len(cycle.report.readings) == 7
+    assert cycle.seconds < 6  # the silent endpoint cost its timeout, not its 3 s answer per request

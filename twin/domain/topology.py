@@ -6,6 +6,12 @@ racks lose redundancy (or power) if feed A fails. And one they should not have t
 CDU is in Warning or Critical, every rack it feeds shows degraded cooling naming the CDU
 (`twin.domain.health`), and `cooling_unit_conditions` folds those racks back into one
 condition per CDU, so alerting raises one alert for the CDU, not one per rack.
+
+For alerting (`twin.alerting`): feed `cooling_unit_conditions` each rack's `RackTwin.cooling_unit`
+(in a worker) or `twin.store.topology.cooling_units_by_rack(conn)` (from the database); raise one
+alert per condition, keyed by `cooling_unit_id`, listing its racks; and leave out of the per-rack
+cooling alerts the racks whose only cooling reason starts with `health.COOLING_UNIT_PREFIX`
+(their cause is the CDU's alert). `twin topology cdus` shows the same conditions.
 """
 
 from __future__ import annotations
