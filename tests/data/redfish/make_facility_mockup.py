@@ -4,7 +4,6 @@ Run: python tests/data/redfish/make_facility_mockup.py tests/data/redfish/facili
 CDU 1 is healthy; CDU 2 is Warning (rollup Critical) with pump 2 failed; rack PDU 3 has no Metrics."""
 import json, os, sys
 root = sys.argv[1]
-COPY = "Written for fleet-twin's tests following DMTF Redfish schemas (DSP8010 2024.x): CoolingUnit, CoolantConnector, Pump, LeakDetector, PowerDistribution, Circuit, Outlet."
 def put(path, body):
     d = os.path.join(root, path)
     os.makedirs(d, exist_ok=True)
