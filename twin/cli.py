@@ -431,11 +431,13 @@ def rack(
                 state = health.get(sub, {})
                 h.add_row(sub, state.get("state", "-"), state.get("reason", ""))
             console.print(h)
-        if row["power_watts"] is not None:
-            console.print(f"power {row['power_watts'] / 1000:,.1f} kW, inlet {row['inlet_temperature_celsius']:.1f} °C, "
-                          f"coolant {row['coolant_supply_temperature_celsius']:.1f}→{row['coolant_return_temperature_celsius']:.1f} °C "
-                          f"at {row['coolant_flow_liters_per_minute']:.0f} L/min, hottest GPU "
-                          f"{row['hottest_accelerator_temperature_celsius']:.0f} °C")
+        if row["telemetry_at"] is not None:  # a quantity no source measured is null: shown as -
+            kw = None if row["power_watts"] is None else row["power_watts"] / 1000
+            console.print(f"power {_fmt(kw, ' kW')}, inlet {_fmt(row['inlet_temperature_celsius'], ' °C')}, "
+                          f"coolant {_fmt(row['coolant_supply_temperature_celsius'])}→"
+                          f"{_fmt(row['coolant_return_temperature_celsius'], ' °C')} "
+                          f"at {_fmt(row['coolant_flow_liters_per_minute'], ' L/min', 0)}, hottest GPU "
+                          f"{_fmt(row['hottest_accelerator_temperature_celsius'], ' °C', 0)}")
         deviations = row["deviations"]
     else:
         deviations = [

@@ -124,6 +124,9 @@ def test_collector_events_reach_the_twin_with_the_mockup_values_and_the_topology
     conditions = twin(tenant, "topology", "cdus")
     assert conditions.returncode == 0, conditions.stderr
     assert conditions.stdout.count("cdu-2") == 1 and "cdu-1" not in conditions.stdout  # one condition, not three
+    shown = twin(tenant, "rack", d)  # a rack whose BMC did not answer: nulls shown as -, the reason named
+    assert shown.returncode == 0, shown.stderr
+    assert "endpoint-unreachable" in shown.stdout and "power -," in shown.stdout, shown.stdout
     unknown = twin(tenant, "topology", "cdu", "cdu-9")
     assert unknown.returncode == 2 and "known CDUs: cdu-1, cdu-2" in unknown.stderr
 
