@@ -288,3 +288,9 @@ def test_a_chassis_or_pdu_not_ok_travels_with_its_racks_reading_and_degrades_com
                            p: {"Status": {"Health": "OK"}, "Metrics": ref(f"{p}/M")},
                            f"{p}/M": {"PowerWatts": {"Reading": 5000.0}}}), endpoint("pdu"))
     assert ok.status is None
+
+
+def test_one_collector_reports_at_most_as_many_racks_as_a_report_holds() -> None:
+    many = [f"r{i}" for i in range(10_001)]
+    with pytest.raises(ValueError, match="10001 racks: one collector's report holds at most 10,000; split the file"):
+        Targets.model_validate({"endpoints": [{"name": "p", "url": "http://h", "kind": "pdu", "racks": many}]})

@@ -124,10 +124,10 @@ class Collector:
             if m.missing:
                 log.debug("resources missing", endpoint=ep.name, missing=m.missing)
         readings, rejected = merge(self.targets.endpoints, cycle.measured, cycle.unreachable, started)
-        for rack, error, payload in rejected:  # a value no sensor can read: dead-lettered, the rest goes on
+        for i, (rack, error, payload) in enumerate(rejected):  # a value no sensor can read: only it is refused
             cycle.deadletters.append(DeadLetter(
                 reason=error.reason, detail=f"rack {rack}: {error.detail}"[:2_000], topic="redfish:merge",
-                partition=0, offset=seq, rack_id=rack, source=self.targets.collector, payload=payload,
+                partition=0, offset=seq, index=i, rack_id=rack, source=self.targets.collector, payload=payload,
                 recorded_at=started))
         if readings:
             cycle.report = TelemetryReported(

@@ -38,6 +38,8 @@ from twin.errors import CollectorError
 __all__ = ["Credentials", "Endpoint", "Kind", "Targets", "TargetsError", "load_targets"]
 
 Kind = Literal["bmc", "cdu", "pdu"]
+MAX_RACKS = 10_000
+"""Racks one collector reports on: a report's readings are bounded by the contract."""
 RackId = Annotated[str, Field(pattern=RACK_ID_PATTERN)]
 
 
@@ -135,6 +137,9 @@ class Targets(_Model):
         twice = sorted({e.name for e in self.endpoints if e.name in seen or seen.add(e.name)})  # type: ignore[func-returns-value]
         if twice:
             raise ValueError(f"endpoint names must be unique; repeated: {', '.join(twice)}")
+        racks = len({r for e in self.endpoints for r in e.racks})
+        if racks > MAX_RACKS:
+            raise ValueError(f"{racks} racks: one collector's report holds at most {MAX_RACKS:,}; split the file")
         return self
 
 
