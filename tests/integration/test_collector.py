@@ -314,3 +314,14 @@ def test_endpoints_in_flight_never_exceed_the_concurrency_and_a_silent_one_times
     assert "timed out" in cycle.unreachable["bmc-silent"]
     assert cycle.report is not None and len(cycle.report.readings) == 7
     assert cycle.seconds < 6  # the silent endpoint cost its timeout, not its 3 s answer per request
+
+
+def test_a_busy_endpoint_is_retried_and_then_stale_not_dead_lettered_broken_service() -> None:
+    with LocalRedfishService(status=503) as busy:
+        targets = Targets.model_validate({"retries": 1, "backoff_seconds": 0.01, "endpoints": [
+            {"name": "bmc-busy", "url": busy.url, "kind": "bmc", "racks": ["r1"]}]})
+        with Collector(targets) as collector:
+            cycle = collector.poll_once()
+        assert busy.requests == 2  # the first try and one retry
+    assert cycle.deadletters == [] and "busy (HTTP 503)" in cycle.unreachable["bmc-busy"]
+    assert cycle.report is not None and cycle.report.readings[0].unreachable_endpoints == ("bmc-busy",)

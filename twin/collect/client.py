@@ -6,7 +6,8 @@ PowerDistribution) sushy has no models for; and it does both basic auth and Redf
 Its own retry loop sleeps a fixed second; we turn it off (`max_retry=0`) and retry here with
 exponential backoff and full jitter (tenacity), so a fleet of collectors does not retry in step.
 
-Errors are translated here, once: no answer -> `EndpointUnreachable` (the racks go stale);
+Errors are translated here, once: no answer, or HTTP 503 (busy) -> `EndpointUnreachable`
+(retried, then the racks go stale);
 an HTTP error or a body that is not JSON -> `EndpointAnswerRefused` (a dead letter); 404 ->
 None (a resource this service does not have is not an error). Passwords live in `SecretStr`
 until the login call; nothing here logs a header or a credential.
@@ -87,6 +88,8 @@ class RedfishClient:
             raise EndpointUnreachable(f"{ep.name} at {ep.base_url} did not answer: {_cause(exc)}") from None
         except ServerDownOrUnreachableError as exc:
             resp = getattr(exc, "response", None)
+            if getattr(resp, "status", None) == 503:
+                raise EndpointUnreachable(f"{ep.name} at {ep.base_url} is busy (HTTP 503)") from None
             raise EndpointAnswerRefused(
                 f"{ep.name} service root {ep.base_url}/redfish/v1/ answered HTTP {getattr(resp, 'status', '?')}",
                 reason="endpoint-http-error", url=f"{ep.base_url}/redfish/v1/",
@@ -114,6 +117,8 @@ class RedfishClient:
             raise EndpointUnreachable(f"{self.endpoint.name} did not answer GET {url}: {_cause(exc)}") from None
         if resp.status == 404:
             return None
+        if resp.status == 503:  # a busy BMC says so: retried like no answer, and its racks go stale if it stays
+            raise EndpointUnreachable(f"{self.endpoint.name} is busy: GET {url} answered HTTP 503")
         if resp.status != 200:
             raise EndpointAnswerRefused(f"GET {url} answered HTTP {resp.status}", reason="endpoint-http-error",
                                         url=url, payload=_text(resp))
