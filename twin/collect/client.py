@@ -7,9 +7,9 @@ Its own retry loop sleeps a fixed second; we turn it off (`max_retry=0`) and ret
 exponential backoff and full jitter (tenacity), so a fleet of collectors does not retry in step.
 
 Errors are translated here, once: no answer, or HTTP 503 (busy) -> `EndpointUnreachable`
-(retried, then the racks go stale);
-an HTTP error or a body that is not JSON -> `EndpointAnswerRefused` (a dead letter); 404 ->
-None (a resource this service does not have is not an error). Passwords live in `SecretStr`
+(retried, then the racks go stale); another HTTP error or a body that is not JSON ->
+`EndpointAnswerRefused` (a dead letter); 404 -> None (a resource this service does not have
+is not an error). Passwords live in `SecretStr`
 until the login call; nothing here logs a header or a credential.
 """
 
