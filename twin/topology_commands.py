@@ -28,7 +28,11 @@ def _fail(exc: Exception) -> None:
 
 
 def declarations(data: dict[str, Any], *, source: str, now: datetime) -> list[Any]:
-    """The topology events a topology file declares; the same declaration always gets the same event_id."""
+    """The topology events a topology file declares at `now`.
+
+    The event_id is derived from the declaration and `now`, so a retried publish is one fact,
+    while declaring loop-1 = [r1], then [r2], then [r1] again is three (the last one wins).
+    """
     import orjson
 
     from schemas import CoolantLoopDeclared, PowerFeedDeclared
@@ -40,7 +44,8 @@ def declarations(data: dict[str, Any], *, source: str, now: datetime) -> list[An
     seq = int(now.timestamp() * 1_000_000)
     for kind, model in (("coolant_loops", CoolantLoopDeclared), ("power_feeds", PowerFeedDeclared)):
         for i, body in enumerate(data.get(kind) or ()):
-            ident = uuid.uuid5(uuid.NAMESPACE_URL, f"topology/{kind}/" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode())
+            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
+            ident = uuid.uuid5(uuid.NAMESPACE_URL, f"topology/{kind}/{now.isoformat()}/{canonical}")
             events.append(model(event_id=ident, occurred_at=now, source=source, seq=seq + len(events), **body))
     return events
 

@@ -258,6 +258,8 @@ def test_the_readmes_targets_and_topology_examples_are_valid() -> None:
     events = declarations(yaml.safe_load(topology), source="readme", now=T)
     assert [e.type for e in events] == ["topology.coolant_loop_declared"] + ["topology.power_feed_declared"] * 2
     assert events[0].event_id == declarations(yaml.safe_load(topology), source="readme", now=T)[0].event_id
+    later = declarations(yaml.safe_load(topology), source="readme", now=T.replace(hour=13))
+    assert later[0].event_id != events[0].event_id  # declaring it again later is a new fact (the latest wins)
 
 
 def test_a_chassis_or_pdu_not_ok_travels_with_its_racks_reading_and_degrades_compute_or_power() -> None:
