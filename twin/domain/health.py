@@ -15,11 +15,11 @@ longer be trusted (a critical one stays critical). A rack that never reported is
 A rack whose newest reading says an endpoint measuring it did not answer is stale too, with
 the reason `endpoint-unreachable` (the collector saw the silence before the clock would).
 
-A BMC chassis whose Redfish `Status` is Warning or Critical makes compute at least that, a rack
-PDU power, each naming the endpoint. A quantity no source measures (NaN in the window) is
-simply not judged. A rack fed by a CDU
-that is in Warning or Critical, or has a failed pump, has its cooling degraded to the CDU's
-state, with a reason naming the CDU (`twin.domain.topology` groups those racks per CDU).
+A quantity no source measures (NaN in the window) is simply not judged. A BMC chassis whose
+Redfish `Status` is Warning or Critical makes compute at least that, a rack PDU power, each
+naming the endpoint. A rack fed by a CDU in Warning or Critical, or with a failed pump, has its
+cooling degraded to the CDU's state, with a reason naming the CDU (`twin.domain.topology`
+groups those racks per CDU).
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from schemas import CoolingUnitStatus, GenerationIntent, Range
 from twin.domain.rack import RackTwin, ReadingWindow
 
 __all__ = [
-    "COOLING_UNIT_PREFIX", "ENDPOINT_UNREACHABLE", "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE", "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS",
-    "WINDOW_SECONDS", "HealthState", "RackHealth", "SubsystemHealth", "assess", "cooling_unit_reason",
+    "COOLING_UNIT_PREFIX", "ENDPOINT_UNREACHABLE", "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE",
+    "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS", "WINDOW_SECONDS", "HealthState", "RackHealth",
+    "SubsystemHealth", "assess", "cooling_unit_reason",
 ]
 
 SUSTAINED_READINGS = 3
@@ -52,6 +53,7 @@ SUBSYSTEMS = ("power", "cooling", "compute", "network")
 ENDPOINT_UNREACHABLE = "endpoint-unreachable"
 """Stale reason of a rack whose Redfish endpoint did not answer the collector's last poll."""
 COOLING_UNIT_PREFIX = "cooling unit"
+"""How a rack's cooling reason starts when its CDU explains it (alerting leaves those to the CDU's alert)."""
 
 
 class HealthState(StrEnum):
@@ -234,7 +236,8 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
               f"{'BMC' if e.kind == 'bmc' else 'PDU'} {e.endpoint} reports {e.health}{why}")
     return RackHealth(j.result("power"), j.result("cooling"), j.result("compute"), j.result("network"),
                       stale=stale_reason is not None, last_reading_at=last, readings=len(window),
-                      stale_reason=stale_reason, cooling_unit=twin.cooling_unit if isinstance(twin, RackTwin) else None)
+                      stale_reason=stale_reason,
+                      cooling_unit=twin.cooling_unit if isinstance(twin, RackTwin) else None)
 
 
 def cooling_unit_reason(cdu: CoolingUnitStatus) -> str:
