@@ -28,8 +28,17 @@ from schemas.lifecycle import (
     RackShipped,
     RackTested,
 )
+from schemas.telemetry import (
+    READING_CONDITIONS,
+    READING_FIELDS,
+    READING_IDENTITY,
+    TELEMETRY_TYPES,
+    CoolingUnitStatus,
+    EquipmentStatus,
+    RackReading,
+    TelemetryReported,
+)
 from schemas.topology import TOPOLOGY_TYPES, CoolantLoopDeclared, PowerFeedDeclared
-from schemas.telemetry import TELEMETRY_TYPES, CoolingUnitStatus, EquipmentStatus, RackReading, TelemetryReported
 
 INTENT_TYPES: dict[str, type[Envelope]] = {
     cls.TYPE: cls for cls in (IntentPublished, FacilityRegistered, RolloutPlanPublished)
@@ -39,10 +48,12 @@ INTENT_TYPES: dict[str, type[Envelope]] = {
 ALL_TYPES: dict[str, type[Envelope]] = {**TELEMETRY_TYPES, **LIFECYCLE_TYPES, **INTENT_TYPES}
 
 __all__ = [
-    "ALL_TYPES", "INTENT_TYPES", "LIFECYCLE_EVENTS", "LIFECYCLE_TYPES", "TELEMETRY_TYPES", "TOPOLOGY_TYPES",
-    "Component", "ComponentInstalled", "ComponentReplaced", "Contract", "CoolantLoopDeclared", "CoolingUnitStatus", "DeadLetter", "Deviation",
-    "DeviationChanged", "Envelope", "EquipmentStatus", "Facility", "FacilityRegistered", "FirmwareUpdated", "GenerationIntent",
-    "Hall", "IntentPublished", "PowerFeedDeclared", "RackCommissioned", "RackDecommissioned", "RackDegraded", "RackEnteredService",
+    "ALL_TYPES", "INTENT_TYPES", "READING_CONDITIONS", "READING_FIELDS", "READING_IDENTITY", "LIFECYCLE_EVENTS",
+    "LIFECYCLE_TYPES", "TELEMETRY_TYPES", "TOPOLOGY_TYPES",
+    "Component", "ComponentInstalled", "ComponentReplaced", "Contract", "CoolantLoopDeclared", "CoolingUnitStatus",
+    "DeadLetter", "Deviation", "DeviationChanged", "Envelope", "EquipmentStatus", "Facility", "FacilityRegistered",
+    "FirmwareUpdated", "GenerationIntent", "Hall", "IntentPublished", "PowerFeedDeclared", "RackCommissioned",
+    "RackDecommissioned", "RackDegraded", "RackEnteredService",
     "RackEvent", "RackInstalled", "RackMaintenanceStarted", "RackManufactured", "RackReading", "RackReceived",
     "RackRmaOpened", "RackShipped", "RackTested", "Range", "RolloutPlanPublished", "RolloutTarget", "Row",
     "Severity", "TelemetryReported",

@@ -77,6 +77,20 @@ class RackReading(Contract):
         default=(), max_length=64, description="The rack's BMCs and PDUs that are not OK this poll.")
 
 
+READING_CONDITIONS: tuple[str, ...] = ("unreachable_endpoints", "cooling_unit", "equipment")
+"""What a poll saw of the reading's sources (who did not answer, the CDU, equipment not OK): not
+quantities, so not in the window's rows nor the telemetry table; the twin keeps the newest poll's."""
+
+READING_FIELDS: tuple[str, ...] = tuple(
+    n for n in RackReading.model_fields if n not in ("rack_id", "occurred_at", *READING_CONDITIONS))
+"""The quantities of a reading (each may be null: not measured), in declaration order: the one
+list the twin's window, the store's columns and the benchmarks take theirs from."""
+
+READING_IDENTITY: tuple[str, ...] = ("rack_id", "occurred_at", "source")
+"""What makes a reading the same fact: its rack, its time, and the source (report) that sent it.
+The same identity again with other values is a conflicting duplicate, refused."""
+
+
 class TelemetryReported(Envelope):
     """A collector's poll cycle: the readings of one or more racks (a Redfish MetricReport's shape).
 

@@ -7,11 +7,19 @@
     │   ├── UnknownSchemaVersion      a known type at a version we do not know  (unknown-schema-version)
     │   ├── OutOfPhysicalRange        a value no sensor can read                 (out-of-physical-range)
     │   ├── UnknownRack               a rack the fleet has never seen            (unknown-rack)
+    │   ├── UnknownLocation           an install into a facility, hall or row the registry does not know
+    │   │                                                                        (unknown-location)
+    │   ├── ClockSkew                 dated further ahead of the worker's clock than the bound allows (clock-skew)
+    │   ├── ConflictingDuplicate      an identity already taken by a different body (conflicting-duplicate)
+    │   ├── WrongRack                 the envelope names another rack than its reading or twin (wrong-rack)
+    │   ├── OutOfOrder                a caller folded an event sorting before the last one: replay instead
+    │                                                                            (out-of-order)
     │   ├── IllegalTransition         a lifecycle step the state machine forbids (illegal-transition)
     │   └── ServiceGateNotMet         entering service without the required passed tests (missing-tests)
     ├── StoreError                    PostgreSQL failed; retried by workers
     │   └── StoreUnavailable          cannot connect (yet)
     ├── StackError                    the embedded broker or database would not start
+    ├── InvalidQuery                  a read query got a value it cannot answer (API: 422, CLI: exit 2)
     └── CollectorError                a Redfish source failed
         ├── EndpointUnreachable       no answer after retries: its racks go stale (endpoint-unreachable)
         │   └── BmcUnreachable
@@ -19,6 +27,8 @@
         └── TargetsError              the targets file is unreadable or wrong (twin.collect.targets)
 
 Each rejection carries a `reason` slug: it is the dead-letter reason and the counter label.
+The store's SQL takes the slugs from these classes as parameters (`FOLD_REASONS`, `UnknownRack.reason`),
+never as literals of its own.
 """
 
 from __future__ import annotations
@@ -70,6 +80,36 @@ class UnknownRack(RejectedEvent):
     reason = "unknown-rack"
 
 
+class UnknownLocation(RejectedEvent):
+    """Raised when a rack is installed into a facility, hall or row that the fleet registry does not know."""
+
+    reason = "unknown-location"
+
+
+class ClockSkew(RejectedEvent):
+    """Raised when a reading or event is dated further ahead of the worker's clock than the bound allows."""
+
+    reason = "clock-skew"
+
+
+class ConflictingDuplicate(RejectedEvent):
+    """Raised when an identity (an event_id, a reading's rack, source and time) arrives with a different body."""
+
+    reason = "conflicting-duplicate"
+
+
+class WrongRack(RejectedEvent):
+    """Raised when an envelope's rack_id contradicts its reading's, or an event is folded into another rack."""
+
+    reason = "wrong-rack"
+
+
+class OutOfOrder(RejectedEvent):
+    """Raised when an event sorting before the last one folded is folded incrementally (replay the history)."""
+
+    reason = "out-of-order"
+
+
 class IllegalTransition(RejectedEvent):
     """Raised when a lifecycle event is not allowed from the rack's current stage."""
 
@@ -88,6 +128,19 @@ class StoreError(TwinError):
 
 class StoreUnavailable(StoreError):
     """Raised when the database cannot be reached."""
+
+
+class InvalidQuery(TwinError):
+    """Raised when a read query is asked about an unknown value; `valid` lists what would do."""
+
+    def __init__(self, field: str, value: object, valid: list[str] | None = None, hint: str = "") -> None:
+        self.field, self.value, self.valid = field, value, valid
+        message = f"{field}={value!r} is not valid"
+        if valid is not None:
+            message += f"; valid values: {', '.join(valid) if valid else '(none)'}"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
 
 
 class StackError(TwinError):
@@ -117,3 +170,8 @@ class EndpointAnswerRefused(CollectorError):
     def __init__(self, detail: str, *, reason: str, url: str, payload: str) -> None:
         super().__init__(detail)
         self.detail, self.reason, self.url, self.payload = detail, reason, url, payload
+
+
+FOLD_REASONS: tuple[str, ...] = (IllegalTransition.reason, ServiceGateNotMet.reason)
+"""Reasons the fold gives (as opposed to the intake): a late event can change them, so after every
+replay of a rack its open dead letters of these reasons are settled against the fold's refusals."""

@@ -22,7 +22,7 @@ from twin.collect.targets import Targets
 from twin.domain.intent import IntentCatalog
 from twin.embedded.simulator import FleetSimulator, Message
 from twin.publisher import Publisher
-from twin.topology_commands import declarations
+from twin.domain.topology import declarations
 
 pytestmark = pytest.mark.integration
 TWIN = str(Path(sys.executable).with_name("twin"))  # the console script; PYTHONPATH in the env keeps this tree first
@@ -114,19 +114,22 @@ def test_collector_events_reach_the_twin_with_the_mockup_values_and_the_topology
     assert "bmc-gone did not answer" in health[d]["power"]["reason"]
     assert health[c]["stale_reason"] is None
 
-    fed = twin(tenant, "topology", "cdu", "cdu-2")
+    fed = twin(tenant, "topology", "cdu", "cdu-2", "--json")
     assert fed.returncode == 0, fed.stderr
-    assert fed.stdout.split(":", 1)[1].split() == [c, d, e]
-    loss = twin(tenant, "topology", "feed-loss", "A")
+    assert json.loads(fed.stdout) == {"cooling_unit_id": "cdu-2", "racks": [c, d, e]}
+    table = twin(tenant, "topology", "cdu", "cdu-2")  # piped: a plain table, one rack a line
+    assert table.returncode == 0 and [c, d, e] == [x for x in table.stdout.split() if x in racks], table.stdout
+    loss = twin(tenant, "topology", "feed-loss", "A", "--json")
     assert loss.returncode == 0, loss.stderr
-    lines = loss.stdout.splitlines()
-    assert lines[1].split(":", 1)[1].split() == sorted([a, b]) and lines[2].split(":", 1)[1].split() == [c]
-    conditions = twin(tenant, "topology", "cdus")
+    assert json.loads(loss.stdout) == {"failed": ["feed-a1"], "losing_redundancy": sorted([a, b]), "losing_power": [c]}
+    conditions = twin(tenant, "topology", "cdus", "--json")
     assert conditions.returncode == 0, conditions.stderr
-    assert conditions.stdout.count("cdu-2") == 1 and "cdu-1" not in conditions.stdout  # one condition, not three
+    [condition] = json.loads(conditions.stdout)  # one condition for the CDU, not one per rack
+    assert condition["cooling_unit_id"] == "cdu-2" and condition["racks"] == [c, d, e]
+    assert condition["health"] == "critical"
     shown = twin(tenant, "rack", d)  # a rack whose BMC did not answer: nulls shown as -, the reason named
     assert shown.returncode == 0, shown.stderr
-    assert "endpoint-unreachable" in shown.stdout and "power -," in shown.stdout, shown.stdout
+    assert "endpoint-unreachable" in shown.stdout and "power - kW," in shown.stdout, shown.stdout
     unknown = twin(tenant, "topology", "cdu", "cdu-9")
     assert unknown.returncode == 2 and "known CDUs: cdu-1, cdu-2" in unknown.stderr
 

@@ -250,7 +250,7 @@ def test_the_readmes_targets_and_topology_examples_are_valid() -> None:
 
     import yaml
 
-    from twin.topology_commands import declarations
+    from twin.domain.topology import declarations
 
     text = (Path(__file__).parents[2] / "README.md").read_text()
     targets, topology = re.findall(r"```yaml\n(.*?)```", text, re.S)[:2]

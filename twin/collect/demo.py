@@ -86,7 +86,7 @@ def start_demo_collector(sim: FleetSimulator, mockups: Path, state_dir: Path, ch
                          publish: Callable[[Message], None], stop: threading.Event, *,
                          racks: int = 4, interval_s: float = 2.0) -> DemoCollector:
     """Serve the mockups (a child), pick `racks` powered racks of one row, poll them every `interval_s`."""
-    from twin.topology_commands import declarations
+    from twin.domain.topology import declarations
 
     chosen = _one_row(sim, racks)
     tree = combined_mockup(mockups, state_dir)

@@ -16,12 +16,18 @@ cooling alerts the racks whose only cooling reason starts with `health.COOLING_U
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
 
 from schemas import CoolantLoopDeclared, CoolingUnitStatus, PowerFeedDeclared
 
-__all__ = ["CoolantLoop", "CoolingUnitCondition", "FeedLoss", "PowerFeed", "Topology", "cooling_unit_conditions"]
+__all__ = ["CoolantLoop", "CoolingUnitCondition", "FeedLoss", "PowerFeed", "Topology", "cooling_unit_conditions",
+           "declarations"]
 
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -140,3 +146,25 @@ def cooling_unit_conditions(by_rack: Mapping[str, CoolingUnitStatus | None]) -> 
             worst[cdu.cooling_unit_id] = cdu
     out = [CoolingUnitCondition(cid, s.health, s.reasons, tuple(sorted(racks[cid]))) for cid, s in worst.items()]
     return sorted(out, key=lambda c: (-_RANK[c.health], c.cooling_unit_id))
+
+
+def declarations(data: Mapping[str, Any], *, source: str, now: datetime) -> list[CoolantLoopDeclared | PowerFeedDeclared]:
+    """The topology events a topology file (`{coolant_loops: [...], power_feeds: [...]}`) declares at `now`.
+
+    The event_id is derived from the declaration and `now`, so a retried publish is one fact,
+    while declaring loop-1 = [r1], then [r2], then [r1] again is three (the last one wins).
+    Raises ValueError (a pydantic ValidationError for a bad entry) naming what is wrong.
+    """
+    unknown = sorted(set(data) - {"coolant_loops", "power_feeds"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}: expected coolant_loops and power_feeds")
+    events: list[CoolantLoopDeclared | PowerFeedDeclared] = []
+    seq = int(now.timestamp() * 1_000_000)
+    kinds: tuple[tuple[str, type[CoolantLoopDeclared] | type[PowerFeedDeclared]], ...] = (
+        ("coolant_loops", CoolantLoopDeclared), ("power_feeds", PowerFeedDeclared))
+    for kind, model in kinds:
+        for body in data.get(kind) or ():
+            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
+            ident = uuid.uuid5(uuid.NAMESPACE_URL, f"topology/{kind}/{now.isoformat()}/{canonical}")
+            events.append(model(event_id=ident, occurred_at=now, source=source, seq=seq + len(events), **body))
+    return events

@@ -8,19 +8,19 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from twin.commands import fail, settings
 from twin.errors import TwinError
 
-collect_app = typer.Typer(help="Collect telemetry from real equipment.", no_args_is_help=True)
-err = Console(stderr=True)
+app = typer.Typer(help="Collect telemetry from real equipment (BMCs, CDUs, rack PDUs over Redfish).",
+                  no_args_is_help=True)
 
 _TARGETS_HELP = ("YAML (or JSON) targets file: endpoints with url, kind (bmc, cdu, pdu), racks, and credentials "
                  "by reference (username / username_env, password_env / password_file). See README, "
                  "'Pointing the collector at real BMCs, CDUs and PDUs'.")
 
 
-@collect_app.command("redfish")
+@app.command("redfish")
 def redfish(
     targets: Annotated[Path, typer.Option("--targets", "-t", exists=True, dir_okay=False, readable=True,
                                           help=_TARGETS_HELP)],
@@ -37,9 +37,8 @@ def redfish(
     """
     from twin.collect.poll import Collector, Cycle
     from twin.collect.targets import load_targets
-    from twin.embedded.simulator import Message
+    from twin.messages import Message
     from twin.publisher import Publisher
-    from twin.settings import get_settings
 
     try:
         spec = load_targets(targets)
@@ -47,11 +46,10 @@ def redfish(
             spec = spec.model_copy(update={"interval_seconds": interval})
         collector = Collector(spec)
     except TwinError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(exc)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    settings = get_settings()
+    s = settings()
     try:
         with collector:
             if dry_run:
@@ -63,7 +61,7 @@ def redfish(
 
                 collector.run(show, cycles=cycles, stop=stop)
                 return
-            with Publisher(settings.kafka_bootstrap, settings.topics, client_id=spec.collector) as publisher:
+            with Publisher(s.kafka_bootstrap, s.topics, client_id=spec.collector) as publisher:
                 key = spec.collector.encode()  # one collector's racks stay on one partition
 
                 def publish(cycle: Cycle) -> None:
@@ -78,5 +76,4 @@ def redfish(
     except KeyboardInterrupt:
         pass
     except TwinError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(exc)

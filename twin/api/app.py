@@ -1,0 +1,123 @@
+"""The FastAPI app: routes under /v1, a database pool, the ingest publisher, the draw rollup.
+
+`create_app(settings)` builds it (tests build one per tenant); `twin api` serves it with
+uvicorn. OpenAPI 3.1 is at /openapi.json, the interactive docs at /docs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from twin.api import errors
+from twin.api.ingest import Ingest
+from twin.api.routes import ROUTERS
+from twin.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger(__name__)
+
+_DESCRIPTION = """
+Capacity planning over the fleet twin: fleet summary, headroom, what-if placement, racks,
+rollout progress, generation scorecard, design intent and conformance; and HTTP ingest.
+
+Every request carries `Authorization: Bearer <token>` (`twin token create`). A partner's token
+sees only its own facilities' racks, aggregates and history; another partner's rack is 404.
+Every read answer carries `freshness`: the newest event time it reflects and the worker lag.
+"""
+
+
+class _Upkeep(threading.Thread):
+    """Keeps the read side current in the background, so requests do not pay for it: rolls
+    telemetry up into per-row minutes (headroom p95) and rebuilds the summary tables."""
+
+    def __init__(self, pool: ConnectionPool, rollup_seconds: float, summary_seconds: float) -> None:
+        super().__init__(name="twin-api-upkeep", daemon=True)
+        self.pool, self.stop = pool, threading.Event()
+        self.jobs = [(every, job) for every, job in ((rollup_seconds, self._rollup), (summary_seconds, self._summaries))
+                     if every > 0]
+        self.due = {job: 0.0 for _, job in self.jobs}
+
+    def _rollup(self, conn: Any) -> None:
+        conn.execute("SELECT refresh_row_power_minutes()")
+
+    def _summaries(self, conn: Any, every: float = 0.0) -> None:
+        from twin.store.queries import refresh_summaries
+
+        refresh_summaries(conn, max_age_seconds=every)
+
+    def run(self) -> None:
+        import time
+
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for every, job in self.jobs:
+                if now < self.due[job]:
+                    continue
+                try:
+                    with self.pool.connection() as conn:
+                        job(conn)
+                except Exception as exc:  # noqa: BLE001 -- retried next round, never fatal
+                    log.warning("background upkeep failed; retried next round", job=job.__name__, error=str(exc))
+                self.due[job] = time.monotonic() + every
+            self.stop.wait(max(0.05, min(self.due.values()) - time.monotonic()))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for these settings (database, broker, topics)."""
+    s = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = ConnectionPool(s.database_url.get_secret_value(), min_size=1, max_size=s.api_pool_size, timeout=5,
+                              kwargs={"autocommit": True, "row_factory": dict_row}, open=False,
+                              name="twin-api")
+        pool.open(wait=False)
+        app.state.pool = pool
+        app.state.ingest = Ingest(_publisher_factory(s))
+        upkeep = _Upkeep(pool, s.api_rollup_seconds, s.api_summary_seconds)
+        if upkeep.jobs:
+            upkeep.start()
+        try:
+            yield
+        finally:
+            if upkeep.is_alive():
+                upkeep.stop.set()
+                upkeep.join(timeout=30)
+            app.state.ingest.close()
+            pool.close()
+
+    app = FastAPI(title="fleet twin API", version="1", description=_DESCRIPTION, lifespan=lifespan,
+                  responses=errors.ERROR_RESPONSES)
+    errors.install(app)
+
+    @app.middleware("http")
+    async def server_timing(request: Any, call_next: Any) -> Any:
+        """`Server-Timing: app;dur=<ms>`: time spent in the API, apart from the network and the client."""
+        import time
+
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return response
+
+    for router in ROUTERS:
+        app.include_router(router, prefix="/v1")
+    return app
+
+
+def _publisher_factory(s: Settings) -> Any:
+    def make() -> Any:
+        from twin.publisher import Publisher
+
+        return Publisher(s.kafka_bootstrap, s.topics, client_id="twin-api")
+
+    return make

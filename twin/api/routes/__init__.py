@@ -1,0 +1,7 @@
+"""One router per resource; `ROUTERS` is what the app mounts under /v1."""
+
+from twin.api.routes import events, fleet, intents, plan, racks, tokens
+
+ROUTERS = (fleet.router, racks.router, plan.router, intents.router, events.router, tokens.router)
+
+__all__ = ["ROUTERS"]
