@@ -177,6 +177,29 @@ def test_endpoints_answering_500_or_malformed_json_get_dead_letters_and_the_coll
     assert [[(r["rack_id"], r["power_watts"]) for r in rep["readings"]] for rep in reports] == [[("r-ok", 6100.0)]] * 2
     assert reports[0]["seq"] < reports[1]["seq"] and reports[0]["source"] == "hall-2"
 
+    # The worker records the collector's letters too (it has no database of its own), once each;
+    # its own letters, which it publishes on the same topic, are not recorded twice.
+    log = tmp_path / "worker.log"
+    with running_worker(tenant.env, log) as proc:
+        wait_for("the collector's letters and the unknown rack's", lambda: query(
+            tenant.database_url, "SELECT reason, topic FROM deadletters ORDER BY id"),
+            lambda rows: len(rows) == 6, log_path=log, proc=proc, timeout=90)
+        shown = twin(tenant, "deadletters", "--json")
+        assert shown.returncode == 0, shown.stderr
+        replayed = twin(tenant, "deadletters", "replay")
+        assert replayed.returncode == 0, replayed.stderr
+        wait_for("the replayed reports refused again", lambda: query(
+            tenant.database_url, "SELECT reason, topic FROM deadletters ORDER BY id"),
+            lambda rows: len(rows) == 8, log_path=log, proc=proc, timeout=60)
+    stored = query(tenant.database_url, "SELECT reason, topic, replayed_at IS NULL AS open FROM deadletters")
+    assert sorted((r, t.startswith("redfish:"), o) for r, t, o in stored) == sorted(
+        [("endpoint-http-error", True, True)] * 2 + [("malformed-json", True, True)] * 2
+        + [("unknown-rack", False, False)] * 2 + [("unknown-rack", False, True)] * 2)
+    # a collector's letter cannot go back (its endpoint's next poll asks again): it stays open
+    document = json.loads(shown.stdout)
+    assert {x["reason"] for x in document["letters"]} == {"endpoint-http-error", "malformed-json", "unknown-rack"}
+    assert "replayed 2 dead letter(s)" in replayed.stdout
+
 
 def test_resources_missing_from_a_mockup_are_left_null_without_errors(redfish: str) -> None:
     targets = Targets.model_validate({"endpoints": [
