@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from twin.commands import console, database, fail, settings
+from twin.commands import console, database, fail, freshness_line, settings
 from twin.errors import TwinError
 from twin.output import AsCsv, AsJson, Column, emit, output_format
 
@@ -63,15 +63,22 @@ def cdu(
     as_json: AsJson = False,
     as_csv: AsCsv = False,
 ) -> None:
-    """Which racks does this CDU feed? (exits 2 naming the known CDUs if it is not declared)"""
-    topo = _topology()
-    racks = topo.racks_fed_by(cooling_unit_id)
-    if not racks:
-        known = ", ".join(topo.cooling_units()) or "none declared (twin topology declare FILE)"
-        fail(f"no loop of CDU {cooling_unit_id!r} is declared; known CDUs: {known}")
-    emit([{"rack_id": r} for r in racks], _RACK_COLUMNS, output_format(as_json, as_csv), console=console,
-         title=f"CDU {cooling_unit_id} feeds {len(racks)} rack(s)",
-         document={"cooling_unit_id": cooling_unit_id, "racks": list(racks)})
+    """Which racks does this CDU feed, and how was it last polled? (the API's /v1/topology/cdus/ID)
+
+    Exits 2 naming the declared CDUs when this one feeds no rack.
+    """
+    from twin.commands.answers import answers
+
+    with answers() as source:
+        answer = source.cooling_unit(cooling_unit_id)
+        known = source.cooling_units() if not answer.racks else []
+    if not answer.racks:
+        fail(f"no loop of CDU {cooling_unit_id!r} is declared (or feeds a rack you may see); known CDUs: "
+             + (", ".join(known) or "none listed (twin topology declare FILE)"))
+    health = f", {answer.health}" + (f": {'; '.join(answer.reasons)}" if answer.reasons else "") if answer.health else ""
+    emit([{"rack_id": r} for r in answer.racks], _RACK_COLUMNS, output_format(as_json, as_csv), console=console,
+         title=f"CDU {cooling_unit_id}{health} feeds {len(answer.racks)} rack(s)", caption=freshness_line(answer),
+         document=answer)
 
 
 _LOSS_COLUMNS = (Column.of("rack_id", "rack", key=True), Column.of("loses"))
