@@ -201,10 +201,14 @@ def load(url: str, racks: int, seed: int = 7) -> dict[str, Any]:
                                    orjson.dumps(body).decode()))
         counts["racks"] = _copy(conn, "racks", ["rack_id", "generation", "serial_number", "manufactured_at"],
                                 ((r[0], r[1], f"SN{k}", EPOCH) for k, r in enumerate(state_rows)))
-        counts["rack_state"] = _copy(conn, "rack_state", [
+        # rack_state is a view over its two writers' tables; its deviation_count is counted from deviations.
+        counts["rack_state"] = _copy(conn, "rack_lifecycle", [
             "rack_id", "generation", "status", "version", "stream_version", "facility_id", "hall_id", "row_id",
-            "position", "stage_entered_at", "lifecycle_at", "lifecycle_recorded_at", "twin", "telemetry_at",
-            "power_watts", "inlet_temperature_celsius", "health", "intent_revision", "deviation_count"], state_rows)
+            "position", "stage_entered_at", "lifecycle_at", "lifecycle_recorded_at", "twin"],
+            (r[:13] for r in state_rows))
+        _copy(conn, "rack_telemetry", ["rack_id", "telemetry_at", "power_watts", "inlet_temperature_celsius", "health",
+                                       "intent_revision"],
+              ((r[0], *r[13:18]) for r in state_rows if r[13] is not None))
         counts["deviations"] = _copy(conn, "deviations", [
             "rack_id", "check_name", "severity", "measured", "allowed_min", "allowed_max", "unit", "generation",
             "intent_revision", "detail", "since"], deviation_rows)

@@ -28,12 +28,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                    THEN twin -> 'components' ELSE '[]'::jsonb END) AS c
     WHERE c ->> 'kind' IN ('cabling', 'cdu', 'cooling-manifold', 'nic', 'power-shelf', 'psu', 'switch-tray')
 $$;
-CREATE INDEX rack_state_onshore_share ON rack_state (rack_onshore_share(twin));
+CREATE INDEX rack_state_onshore_share ON rack_lifecycle (rack_onshore_share(twin));  -- rack_state's lifecycle side (0004)
 
 -- Racks filtered by an open deviation rule (stalled, firmware drift, ...) without a scan.
 CREATE INDEX deviations_check ON deviations (check_name text_pattern_ops, rack_id);
 -- Placement and partner scope: racks by place.
-CREATE INDEX rack_state_place ON rack_state (facility_id, hall_id, row_id) INCLUDE (generation, status);
+CREATE INDEX rack_state_place ON rack_lifecycle (facility_id, hall_id, row_id) INCLUDE (generation, status);
 -- Freshness: the newest commit of any worker.
 CREATE INDEX consumer_offsets_updated ON consumer_offsets (updated_at);
 -- Rack history and lead times: events by type (rack.entered_service, rack.rma_opened, ...).
