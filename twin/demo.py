@@ -36,7 +36,7 @@ from twin.store import views
 from twin.errors import StackError, TwinError
 from twin.store.migrations import migrate
 from twin.publisher import Publisher
-from twin.settings import Settings
+from twin.settings import KafkaSecurity, Settings
 from twin.embedded.simulator import FaultPlan, FleetSimulator
 from twin.embedded.stack import EmbeddedStack, read_stack, spawn_child, stop_children
 from twin.store import forget_tracked_offsets
@@ -197,9 +197,11 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         children["worker"] = spawn_child([sys.executable, "-m", "streams", "worker"], env=env,
                                          log_path=stack.log_dir / "worker.log")
         console.print(f"worker started (log {stack.log_dir / 'worker.log'}, metrics http://127.0.0.1:{web_port}/metrics)")
+        children["rollup"] = spawn_child([sys.executable, "-c", "from twin.cli import main; main()", "rollup"], env=env,
+                                         log_path=stack.log_dir / "rollup.log")  # rollups for the dashboards
         sim = FleetSimulator(options.seed, options.racks, datetime.now(timezone.utc), intents,
                              faults=FaultPlan.typical(), malformed_share=options.malformed_share)
-        publisher = Publisher(stack.kafka_bootstrap, settings.topics)
+        publisher = Publisher(stack.kafka_bootstrap, settings.topics, security=KafkaSecurity.plaintext())
         if options.redfish:
             from twin.collect.demo import DEFAULT_MOCKUPS, start_demo_collector
 

@@ -39,6 +39,7 @@ from schemas import (
 from twin.domain.rack import TELEMETRY_SIDE_BLANKS, Rejection
 from twin.domain.topology import CoolantLoop, PowerFeed, Topology
 from twin.errors import FOLD_REASONS, StoreError, StoreUnavailable, UnknownLocation, UnknownRack
+from twin.store import rollups
 
 __all__ = ["Appended", "AppendedEvent", "Copied", "Orphan", "Origin", "READING_COLUMNS", "StateRow", "StoredEvent", "StreamEvent",
            "TwinStore", "UnitOfWork"]
@@ -54,7 +55,9 @@ _COPY_COLUMNS = ("rack_id", "occurred_at", *READING_COLUMNS, "source")
 _PG_TYPES = {float: "float8", bool: "bool", int: "int4"}
 _VALUE_TYPES = tuple(_PG_TYPES[next(t for t in get_args(RackReading.model_fields[c].annotation) if t is not type(None))]
                      for c in READING_COLUMNS)  # each quantity is `T | None` (null: not measured)
-_COPY_TYPES = ("text", "timestamptz", *_VALUE_TYPES, "text")
+_NARROW = {"float8": "float4", "int4": "int2", "bool": "bool"}
+_COPY_TYPES = ("text", "timestamptz", *(_NARROW[t] for t in _VALUE_TYPES), "text")
+"""The telemetry table's narrow types (0010_telemetry_narrow.sql): binary COPY needs them exact."""
 _reading_fields = attrgetter("rack_id", "occurred_at", *READING_COLUMNS)
 
 # Per-connection scratch tables that a batch's rows are COPYed into (binary) before one statement
@@ -377,6 +380,7 @@ class UnitOfWork:
         if not readings:
             return Copied(0, [])
         await self._store.ensure_partitions(self._conn, _utc_days(r.occurred_at for _, r in readings))
+        await rollups.mark_pending(self._conn, (r.occurred_at for _, r in readings))
         rows = [_reading_fields(r) + (source,) for source, r in readings]
         async with self._conn.cursor() as cur:
             try:
