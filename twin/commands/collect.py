@@ -22,8 +22,7 @@ _TARGETS_HELP = ("YAML (or JSON) targets file: endpoints with url, kind (bmc, cd
 
 @app.command("redfish")
 def redfish(
-    targets: Annotated[Path, typer.Option("--targets", "-t", exists=True, dir_okay=False, readable=True,
-                                          help=_TARGETS_HELP)],
+    targets: Annotated[Path, typer.Option("--targets", "-t", help=_TARGETS_HELP)],
     cycles: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many poll cycles (default: run "
                                                   "until Ctrl-C).")] = None,
     interval: Annotated[Optional[float], typer.Option(min=0.01, help="Seconds between cycles (default: the "
