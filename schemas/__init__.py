@@ -29,21 +29,32 @@ from schemas.lifecycle import (
     RackShipped,
     RackTested,
 )
-from schemas.telemetry import READING_FIELDS, READING_IDENTITY, TELEMETRY_TYPES, RackReading, TelemetryReported
+from schemas.telemetry import (
+    READING_CONDITIONS,
+    READING_FIELDS,
+    READING_IDENTITY,
+    TELEMETRY_TYPES,
+    CoolingUnitStatus,
+    EquipmentStatus,
+    RackReading,
+    TelemetryReported,
+)
+from schemas.topology import TOPOLOGY_TYPES, CoolantLoopDeclared, PowerFeedDeclared
 
 INTENT_TYPES: dict[str, type[Envelope]] = {
     cls.TYPE: cls for cls in (IntentPublished, FacilityRegistered, RolloutPlanPublished)
-}
+} | TOPOLOGY_TYPES
 """Event types on `fleet.intent.v1`: what the fleet is meant to be."""
 
 ALL_TYPES: dict[str, type[Envelope]] = {**TELEMETRY_TYPES, **LIFECYCLE_TYPES, **INTENT_TYPES}
 
 __all__ = [
-    "ALL_TYPES", "Alert", "AlertChanged", "AlertPhase", "INTENT_TYPES", "READING_FIELDS", "READING_IDENTITY",
-    "LIFECYCLE_EVENTS", "LIFECYCLE_TYPES", "TELEMETRY_TYPES",
-    "Component", "ComponentInstalled", "ComponentReplaced", "Contract", "DeadLetter", "Deviation",
-    "DeviationChanged", "Envelope", "Facility", "FacilityRegistered", "FirmwareUpdated", "GenerationIntent",
-    "Hall", "IntentPublished", "RackCommissioned", "RackDecommissioned", "RackDegraded", "RackEnteredService",
+    "ALL_TYPES", "Alert", "AlertChanged", "AlertPhase", "INTENT_TYPES", "READING_CONDITIONS", "READING_FIELDS",
+    "READING_IDENTITY", "LIFECYCLE_EVENTS", "LIFECYCLE_TYPES", "TELEMETRY_TYPES", "TOPOLOGY_TYPES",
+    "Component", "ComponentInstalled", "ComponentReplaced", "Contract", "CoolantLoopDeclared", "CoolingUnitStatus",
+    "DeadLetter", "Deviation", "DeviationChanged", "Envelope", "EquipmentStatus", "Facility", "FacilityRegistered",
+    "FirmwareUpdated", "GenerationIntent", "Hall", "IntentPublished", "PowerFeedDeclared", "RackCommissioned",
+    "RackDecommissioned", "RackDegraded", "RackEnteredService",
     "RackEvent", "RackInstalled", "RackMaintenanceStarted", "RackManufactured", "RackReading", "RackReceived",
     "RackRmaOpened", "RackShipped", "RackTested", "Range", "RolloutPlanPublished", "RolloutTarget", "Row",
     "Severity", "TelemetryReported",

@@ -8,6 +8,10 @@ same reading in two reports, is one fact.
 Field names are Redfish names in snake case with their unit (`power_watts`,
 `inlet_temperature_celsius`); the ranges are physical limits, not operating envelopes (those
 are design intent, judged by conformance).
+
+A quantity is `null` when no source of the report measures it (a rack whose BMC has no
+Thermal resource, an air-cooled rack without a CDU): the key is still required, so a
+producer that forgets a field is still told so, but "not measured" is never faked as a value.
 """
 
 from __future__ import annotations
@@ -19,28 +23,68 @@ from pydantic import AwareDatetime, Field
 from schemas.envelope import RACK_ID_PATTERN, Contract, Envelope
 
 
+HEALTH_WORDS = ("ok", "warning", "critical")
+
+
+class CoolingUnitStatus(Contract):
+    """The CDU feeding a rack, as the same poll saw it: its Redfish `Status.Health` and why.
+
+    Carried on each reading of a rack the CDU feeds, so the rack's cooling health can name the
+    CDU that degrades it (the CDU's own condition, one for all its racks, is derived from these).
+    """
+
+    cooling_unit_id: str = Field(pattern=RACK_ID_PATTERN, description="The CDU, as its targets entry names it.")
+    health: Literal["ok", "warning", "critical"] = Field(description="Worst of Status.Health, HealthRollup, pumps.")
+    reasons: tuple[str, ...] = Field(default=(), max_length=32, description="What is not ok, e.g. `pump Pump2 failed`.")
+
+
+class EquipmentStatus(Contract):
+    """A BMC's chassis or a rack PDU that is not OK, as the same poll saw it (Redfish `Status`).
+
+    A chassis not OK degrades the rack's compute health, a PDU not OK its power health, each
+    with a reason naming the endpoint. Only equipment that is not OK is carried.
+    """
+
+    endpoint: str = Field(pattern=RACK_ID_PATTERN, description="The endpoint, as its targets entry names it.")
+    kind: Literal["bmc", "pdu"]
+    health: Literal["warning", "critical"] = Field(description="Worse of Status.Health and Status.HealthRollup.")
+    reasons: tuple[str, ...] = Field(default=(), max_length=32, description="What said so, e.g. `chassis 1U Critical`.")
+
+
 class RackReading(Contract):
     """One rack's readings at one instant, as one poll of its BMC, CDU and PDUs saw them."""
 
     rack_id: str = Field(pattern=RACK_ID_PATTERN)
     occurred_at: AwareDatetime = Field(description="When the readings were taken, by the source's clock.")
-    power_watts: float = Field(ge=0, le=1_500_000, description="Total rack input power.")
-    inlet_temperature_celsius: float = Field(ge=-20, le=80, description="Front (inlet) air temperature.")
-    outlet_temperature_celsius: float = Field(ge=-20, le=120, description="Rear (exhaust) air temperature.")
-    coolant_supply_temperature_celsius: float = Field(ge=0, le=100, description="Secondary loop supply to the rack.")
-    coolant_return_temperature_celsius: float = Field(ge=0, le=100, description="Secondary loop return from the rack.")
-    coolant_flow_liters_per_minute: float = Field(ge=0, le=2_000, description="Secondary loop flow through the rack.")
-    coolant_differential_pressure_kilopascals: float = Field(ge=0, le=1_000, description="Supply minus return pressure.")
-    leak_detected: bool = Field(description="Any leak sensor of the rack or its manifold tripped.")
-    hottest_accelerator_temperature_celsius: float = Field(ge=0, le=150, description="Max over all GPUs/accelerators.")
-    fan_speed_percent: float = Field(ge=0, le=100, description="Mean fan duty of the rack's trays.")
-    network_links_up: int = Field(ge=0, le=10_000, description="Fabric and front-end links up.")
-    network_links_down: int = Field(ge=0, le=10_000, description="Links expected up but down.")
+    power_watts: float | None = Field(ge=0, le=1_500_000, description="Total rack input power.")
+    inlet_temperature_celsius: float | None = Field(ge=-20, le=80, description="Front (inlet) air temperature.")
+    outlet_temperature_celsius: float | None = Field(ge=-20, le=120, description="Rear (exhaust) air temperature.")
+    coolant_supply_temperature_celsius: float | None = Field(ge=0, le=100, description="Secondary loop supply to the rack.")
+    coolant_return_temperature_celsius: float | None = Field(ge=0, le=100, description="Secondary loop return from the rack.")
+    coolant_flow_liters_per_minute: float | None = Field(ge=0, le=2_000, description="Secondary loop flow through the rack.")
+    coolant_differential_pressure_kilopascals: float | None = Field(ge=0, le=1_000, description="Supply minus return pressure.")
+    leak_detected: bool | None = Field(description="Any leak sensor of the rack or its manifold tripped.")
+    hottest_accelerator_temperature_celsius: float | None = Field(ge=0, le=150, description="Max over all GPUs/accelerators.")
+    fan_speed_percent: float | None = Field(ge=0, le=100, description="Mean fan duty of the rack's trays.")
+    network_links_up: int | None = Field(ge=0, le=10_000, description="Fabric and front-end links up.")
+    network_links_down: int | None = Field(ge=0, le=10_000, description="Links expected up but down.")
+    unreachable_endpoints: tuple[str, ...] = Field(
+        default=(), max_length=64,
+        description="Endpoints that measure this rack but did not answer this poll (their quantities are null): "
+                    "the rack is telemetry-stale with reason `endpoint-unreachable`.")
+    cooling_unit: CoolingUnitStatus | None = Field(default=None, description="The CDU feeding this rack, if polled.")
+    equipment: tuple[EquipmentStatus, ...] = Field(
+        default=(), max_length=64, description="The rack's BMCs and PDUs that are not OK this poll.")
 
 
-READING_FIELDS: tuple[str, ...] = tuple(n for n in RackReading.model_fields if n not in ("rack_id", "occurred_at"))
-"""The quantities of a reading, in declaration order: the one list the twin's window, the store's
-columns and the benchmarks take theirs from."""
+READING_CONDITIONS: tuple[str, ...] = ("unreachable_endpoints", "cooling_unit", "equipment")
+"""What a poll saw of the reading's sources (who did not answer, the CDU, equipment not OK): not
+quantities, so not in the window's rows nor the telemetry table; the twin keeps the newest poll's."""
+
+READING_FIELDS: tuple[str, ...] = tuple(
+    n for n in RackReading.model_fields if n not in ("rack_id", "occurred_at", *READING_CONDITIONS))
+"""The quantities of a reading (each may be null: not measured), in declaration order: the one
+list the twin's window, the store's columns and the benchmarks take theirs from."""
 
 READING_IDENTITY: tuple[str, ...] = ("rack_id", "occurred_at", "source")
 """What makes a reading the same fact: its rack, its time, and the source (report) that sent it.

@@ -49,6 +49,7 @@ from twin.messages import Record
 from streams.batch import Pipeline, WorkerState
 from streams.intent import IntentPipeline
 from streams.lifecycle import LifecyclePipeline
+from streams.reported import ReportedLetterPipeline
 from streams.telemetry import TelemetryPipeline
 from twin.errors import StoreError, TwinError
 from twin.kafka_security import faust_credentials
@@ -234,6 +235,16 @@ async def fold_intent(stream: faust.StreamT) -> None:
 async def fold_lifecycle(stream: faust.StreamT) -> None:
     """Lifecycle, component and test events into each rack's event stream and twin."""
     await _run(stream, LifecyclePipeline)
+
+
+@app.agent(deadletter_topic)
+async def record_reported_letters(stream: faust.StreamT) -> None:
+    """Dead letters of producers outside the worker (the Redfish collector) into the deadletters table."""
+    await _run(stream, _ReportedLetters)
+
+
+class _ReportedLetters(ReportedLetterPipeline):
+    own_topics = frozenset((topics.telemetry, topics.lifecycle, topics.intent))
 
 
 @app.agent(telemetry_topic)

@@ -1,4 +1,4 @@
-"""Facilities, design-intent revisions and rollout plans: stored, then used by every worker.
+"""Facilities, design-intent revisions, rollout plans and topology: stored, then used by every worker.
 
 A revision joins the catalog the other pipelines read only once its transaction has committed:
 they never judge by an intent the database lacks. The twins of its generation are then re-judged
@@ -15,7 +15,15 @@ from typing import Any
 
 import structlog
 
-from schemas import INTENT_TYPES, DeadLetter, FacilityRegistered, IntentPublished, RolloutPlanPublished
+from schemas import (
+    INTENT_TYPES,
+    CoolantLoopDeclared,
+    DeadLetter,
+    FacilityRegistered,
+    IntentPublished,
+    PowerFeedDeclared,
+    RolloutPlanPublished,
+)
 from streams import metrics
 from streams.batch import Pipeline
 from streams.deadletter import letter
@@ -30,7 +38,7 @@ log = structlog.get_logger(__name__)
 
 
 class IntentPipeline(Pipeline):
-    """Facilities, design-intent revisions and rollout plans: stored, then used by every worker."""
+    """Facilities, design-intent revisions, rollout plans and topology: stored, then used by every worker."""
 
     role = "intent"
 
@@ -60,6 +68,8 @@ class IntentPipeline(Pipeline):
                     await uow.register_facility(event.facility, event.occurred_at)
                 elif isinstance(event, RolloutPlanPublished):
                     await uow.publish_rollout(event.revision, event.targets)
+                elif isinstance(event, (CoolantLoopDeclared, PowerFeedDeclared)):
+                    await uow.declare_topology(event)
             await uow.record_deadletters(letters)
             await uow.track(self.state.group_id, offsets)
         self.state.catalog = catalog
@@ -75,4 +85,8 @@ def _intent_stream(event: Any) -> str:
         return f"intent:{event.intent.generation}"
     if isinstance(event, FacilityRegistered):
         return f"facility:{event.facility.facility_id}"
+    if isinstance(event, CoolantLoopDeclared):
+        return f"coolant-loop:{event.loop_id}"
+    if isinstance(event, PowerFeedDeclared):
+        return f"power-feed:{event.feed_id}"
     return "rollout"

@@ -205,7 +205,7 @@ class TelemetryPipeline(Pipeline):
             twin = self.twins.get(rack_id)
             if twin is not None and snapshot:
                 fresh = RackTwin.from_snapshot({**snapshot, **TELEMETRY_SIDE_BLANKS})
-                fresh.window = twin.window
+                fresh.take_telemetry_side(twin)
                 self.twins[rack_id] = fresh
 
     async def refresh_lifecycle(self, every_seconds: float = LIFECYCLE_FRESHNESS_SECONDS) -> None:

@@ -13,6 +13,8 @@
     twin grafana export|push   the fleet dashboards as code
     twin clean                 remove demo and test state no running stack uses
     twin alerts / twin silence firing alerts, a rack's alert history, the engine; Alertmanager silences
+    twin collect redfish       poll BMCs, CDUs and rack PDUs (a targets file)
+    twin topology ...          which racks a CDU or a power feed serves
 
 Every address is a setting: TWIN_KAFKA_BOOTSTRAP, TWIN_DATABASE_URL (see `twin settings`).
 The verbs live in `twin/commands/`, one module per group; this module only assembles them.
@@ -24,7 +26,7 @@ from typing import Annotated, Any
 
 import typer
 
-from twin.commands import admin, capacity, clean, deadletters, intent, planning, racks, stack
+from twin.commands import admin, capacity, clean, collect, deadletters, intent, planning, racks, stack, topology
 from twin.help import PlainFlagsGroup
 
 app = typer.Typer(
@@ -45,6 +47,8 @@ app.add_typer(admin.app)
 app.add_typer(clean.app)
 app.add_typer(deadletters.app, name="deadletters", rich_help_panel="Ask the twin")
 app.add_typer(intent.app, name="intent", rich_help_panel="Ask the twin")
+app.add_typer(topology.app, name="topology", rich_help_panel="Ask the twin")
+app.add_typer(collect.app, name="collect", rich_help_panel="Run the twin")
 from twin.api.commands import serve as _serve_api, token_app  # noqa: E402  (the API's verbs live with the API)
 app.add_typer(token_app, name="token", rich_help_panel="Run the twin")
 app.command("api", rich_help_panel="Run the twin")(_serve_api)

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from twin.errors import TwinError
 from twin.store.answers import (
     BadItem,
+    CoolingUnitRacks,
     IngestAccepted,
     FleetSummary,
     Headroom,
@@ -100,6 +101,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, type[BaseModel]]] = {
     ("GET", "/v1/intents"): ("intents", IntentRevisions),
     ("GET", "/v1/intents/{generation}"): ("intent", IntentDetail),
     ("GET", "/v1/intents/{generation}/{revision}"): ("intent", IntentDetail),
+    ("GET", "/v1/topology/cdus/{cooling_unit_id}"): ("cooling_unit", CoolingUnitRacks),
     ("POST", "/v1/events"): ("post_events", IngestAccepted),
     ("GET", "/v1/tokens"): ("tokens", TokenList),
 }
@@ -206,6 +208,10 @@ class TwinClient:
     def intent(self, generation: str, revision: int | None = None) -> IntentDetail:
         return self._get(_intent_path(generation, revision), IntentDetail)
 
+    def cooling_unit(self, cooling_unit_id: str) -> CoolingUnitRacks:
+        """Which racks this CDU feeds, and its health as last polled."""
+        return self._get(f"/v1/topology/cdus/{cooling_unit_id}", CoolingUnitRacks)
+
     def tokens(self) -> list[Token]:
         return self._get("/v1/tokens", TokenList).tokens
 
@@ -290,6 +296,10 @@ class AsyncTwinClient:
 
     async def intent(self, generation: str, revision: int | None = None) -> IntentDetail:
         return await self._get(_intent_path(generation, revision), IntentDetail)
+
+    async def cooling_unit(self, cooling_unit_id: str) -> CoolingUnitRacks:
+        """Which racks this CDU feeds, and its health as last polled."""
+        return await self._get(f"/v1/topology/cdus/{cooling_unit_id}", CoolingUnitRacks)
 
     async def tokens(self) -> list[Token]:
         return (await self._get("/v1/tokens", TokenList)).tokens

@@ -56,6 +56,9 @@ class DemoOptions:
     malformed_share: float = 0.01
     refresh_s: float = 1.0
     keep_data: bool = False
+    redfish: bool = False
+    """Also run a Redfish collector against sushy-static for the racks of one row (twin.collect.demo)."""
+    redfish_mockups: Path | None = None
 
 
 @dataclass(slots=True)
@@ -100,17 +103,26 @@ def _free_port() -> int:
 
 
 def _feed(sim: FleetSimulator, publisher: Publisher, interval_s: float, stop: threading.Event,
-          patch: Callable[[list[Any]], list[Any]] = list) -> None:
-    """Publish reference data and histories, then one telemetry cycle per interval, in real time."""
+          patch: Callable[[list[Any]], list[Any]] = list, redfish: Any = None) -> None:
+    """Publish reference data and histories, then one telemetry cycle per interval, in real time.
+
+    `patch` rewrites each cycle (the alert drill's transient leaks). With `redfish` (a
+    `DemoCollector`), its topology goes out with the reference data, its collector starts once
+    the racks are known, and the simulator leaves its racks to it."""
     for message in sim.reference_messages():
         publisher.send(message)
     publisher.flush()
     for message in sim.history_messages():
         publisher.send(message)
     publisher.flush()
+    if redfish is not None:
+        publisher.send_all(redfish.topology)
+        redfish.thread.start()
     next_at = time.monotonic()
     while not stop.is_set():
         for message in patch(sim.telemetry_messages(datetime.now(timezone.utc))):  # alert drill: transient leaks
+            if redfish is not None and (message := redfish.without_collected(message)) is None:
+                continue
             publisher.send(message)
         publisher.flush()
         next_at += interval_s
@@ -176,6 +188,7 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
     feeder: threading.Thread | None = None
     publisher: Publisher | None = None
     alerting = DemoAlerting(state_dir, stack.log_dir)
+    redfish = None
     try:
         console.print(f"starting the embedded stack in {state_dir} …")
         stack.start()
@@ -194,9 +207,16 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         alerting.start(env, children)  # the alert engine (and Alertmanager, when installed)
         console.print(f"alert engine started (log {stack.log_dir / 'alerts.log'}; {alerting.note})")
         publisher = Publisher(stack.kafka_bootstrap, settings.topics, security=KafkaSecurity.plaintext())
+        if options.redfish:
+            from twin.collect.demo import DEFAULT_MOCKUPS, start_demo_collector
+
+            redfish = start_demo_collector(sim, options.redfish_mockups or DEFAULT_MOCKUPS, state_dir, children,
+                                           publisher.send, stop)
+            console.print(f"Redfish collector (sushy-static) reports racks {', '.join(sorted(redfish.racks))};"
+                          " try `twin topology cdus`")
         feeder = threading.Thread(target=_feed, args=(sim, publisher, options.interval_s, stop,
-                                                      AlertDrill(sim, seed=options.seed).patch), daemon=True,
-                                  name="simulator")
+                                                      AlertDrill(sim, seed=options.seed).patch, redfish),
+                                  daemon=True, name="simulator")
         feeder.start()
         rates = _Rates(f"http://127.0.0.1:{web_port}/metrics")
         first_racks_at: float | None = None
@@ -248,6 +268,8 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         stop.set()
         if feeder is not None:
             feeder.join(timeout=5)
+        if redfish is not None and redfish.thread.is_alive():
+            redfish.thread.join(timeout=10)  # its cycle in flight publishes before the publisher closes
         if publisher is not None:
             publisher.close(timeout_s=2)
         stop_children(children)

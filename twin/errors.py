@@ -25,7 +25,10 @@
     ├── PublishError                  the broker refused or lost what a producer sent
     ├── InvalidQuery                  a read query got a value it cannot answer (API: 422, CLI: exit 2)
     └── CollectorError                a Redfish source failed
-        └── BmcUnreachable
+        ├── EndpointUnreachable       no answer after retries: its racks go stale (endpoint-unreachable)
+        │   └── BmcUnreachable
+        ├── EndpointAnswerRefused     an answer we cannot use: dead-lettered    (endpoint-http-error, malformed-json)
+        └── TargetsError              the targets file is unreadable or wrong (twin.collect.targets)
 
 Each rejection carries a `reason` slug: it is the dead-letter reason and the counter label.
 The store's SQL takes the slugs from these classes as parameters (`FOLD_REASONS`, `UnknownRack.reason`),
@@ -180,8 +183,25 @@ class CollectorError(TwinError):
     """Raised when a Redfish source cannot be read."""
 
 
-class BmcUnreachable(CollectorError):
+class EndpointUnreachable(CollectorError):
+    """Raised when a Redfish endpoint does not answer (refused, timed out) after its retries."""
+
+    reason = "endpoint-unreachable"
+
+
+class BmcUnreachable(EndpointUnreachable):
     """Raised when a BMC does not answer."""
+
+
+class EndpointAnswerRefused(CollectorError):
+    """Raised when an endpoint answers with an error status or a body that is not JSON.
+
+    `reason` is the dead-letter slug; `url` and `payload` say what was asked and what came back.
+    """
+
+    def __init__(self, detail: str, *, reason: str, url: str, payload: str) -> None:
+        super().__init__(detail)
+        self.detail, self.reason, self.url, self.payload = detail, reason, url, payload
 
 
 FOLD_REASONS: tuple[str, ...] = (IllegalTransition.reason, ServiceGateNotMet.reason)

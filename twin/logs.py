@@ -18,6 +18,17 @@ import structlog
 __all__ = ["Repeats", "configure", "quiet_repeats"]
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is now, not the stream it was at `configure`: a CLI run
+    inside another process (typer's CliRunner in tests) swaps stderr and closes its copy after."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", *, json: bool | None = None) -> None:
     """Route structlog to stderr at `level`; JSON when stderr is not a terminal (unless told)."""
     numeric = logging.getLevelName(level.upper())
@@ -34,7 +45,7 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
             structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )
 

@@ -14,7 +14,9 @@ from typing import Literal, NamedTuple
 
 __all__ = ["Message", "Record", "Role"]
 
-Role = Literal["intent", "lifecycle", "telemetry"]
+Role = Literal["intent", "lifecycle", "telemetry", "deadletter"]
+"""Which topic a message goes to; `deadletter` is how the Redfish collector reports an endpoint answer it
+could not use."""
 
 
 class Message(NamedTuple):

@@ -51,7 +51,8 @@ class Publisher:
         self.bootstrap = bootstrap
         self._security = kafka_python_config(security or get_settings().kafka_security)
         """TLS and SASL arguments of every client (default: the TWIN_KAFKA_* settings)."""
-        self._topic = {"intent": topics.intent, "lifecycle": topics.lifecycle, "telemetry": topics.telemetry}
+        self._topic = {"intent": topics.intent, "lifecycle": topics.lifecycle, "telemetry": topics.telemetry,
+                       "deadletter": topics.deadletter}  # the Redfish collector reports endpoints it could not use
         self.sent: Counter[str] = Counter()
         """Messages handed to the producer, per role."""
         self._failures: list[BaseException] = []

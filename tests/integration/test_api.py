@@ -40,7 +40,7 @@ def _walk(world: ApiWorld) -> list[tuple[str, str]]:
 def _sample(world: ApiWorld, path: str, rack_id: str, generation: str) -> tuple[str, dict[str, Any]]:
     """A concrete URL and the required query parameters for an operation; fails for an unknown parameter."""
     doc = httpx.get(f"{world.base_url}/openapi.json").json()
-    values = {"rack_id": rack_id, "generation": generation, "revision": 1,
+    values = {"rack_id": rack_id, "generation": generation, "revision": 1, "cooling_unit_id": "cdu-1",
               "at": datetime.now(timezone.utc).isoformat(), "count": 3}
     url = re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
     params = {}

@@ -18,7 +18,8 @@ from uuid import uuid4
 
 import pytest
 
-from schemas import DeadLetter, Deviation, RackDegraded, RackReading
+from schemas import CoolantLoopDeclared, DeadLetter, Deviation, PowerFeedDeclared, RackDegraded, RackReading
+from twin.domain.topology import PowerFeed
 from twin.domain.rack import Rejection
 from twin.store import StateRow, StoredEvent, TwinStore
 from twin.store.memory import MemoryStore
@@ -171,6 +172,32 @@ class StoreContract:
                                                 T0 + timedelta(hours=1), {"leak-detected"})
             found = {d.check: d.severity for d in (await store.open_deviations([RACK]))[RACK]}
             assert found == {"leak-detected": "critical", "stalled-in-stage": "warning"}
+        self.run(test)
+
+
+    def test_the_latest_topology_declaration_wins_whatever_the_order_and_a_repeat_changes_nothing(self) -> None:
+        async def test(store: Any) -> None:
+            def loop(at: datetime, cdu: str, racks: tuple[str, ...]) -> CoolantLoopDeclared:
+                return CoolantLoopDeclared(event_id=uuid4(), occurred_at=at, source="t", seq=1, loop_id="loop-1",
+                                           cooling_unit_id=cdu, racks=racks)
+
+            newer = loop(T0 + timedelta(hours=1), "cdu-1", ("r3", "r1", "r1"))
+            feed = PowerFeedDeclared(event_id=uuid4(), occurred_at=T0, source="t", seq=2, feed_id="a1", side="A",
+                                     panel="UPS-A", pdus=("pdu-1",), racks=("r2", "r1"))
+            async with store.unit_of_work() as uow:
+                assert await uow.declare_topology(newer) is True
+                assert await uow.declare_topology(feed) is True
+            async with store.unit_of_work() as uow:
+                assert await uow.declare_topology(loop(T0, "cdu-0", ("r9",))) is False  # older, arriving late
+                assert await uow.declare_topology(feed) is True  # a repeat: same facts again
+            topology = await store.topology()
+            assert topology.racks_fed_by("cdu-1") == ("r1", "r3") and topology.racks_fed_by("cdu-0") == ()
+            assert topology.feeds["a1"] == PowerFeed("a1", "A", ("r1", "r2"), "UPS-A", ("pdu-1",))
+            with pytest.raises(RuntimeError):  # and a failed unit of work leaves the topology as it was
+                async with store.unit_of_work() as uow:
+                    await uow.declare_topology(loop(T0 + timedelta(hours=2), "cdu-2", ("r5",)))
+                    raise RuntimeError("the batch failed")
+            assert (await store.topology()).racks_fed_by("cdu-2") == ()
         self.run(test)
 
 

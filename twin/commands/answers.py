@@ -85,6 +85,17 @@ class DatabaseAnswers:
 
         return self._fresh(queries.intent_revision(self.conn, generation, revision))
 
+    def cooling_unit(self, cooling_unit_id: str) -> Any:
+        from twin.store.topology import cooling_unit_racks
+
+        return self._fresh(cooling_unit_racks(self.conn, cooling_unit_id))
+
+    def cooling_units(self) -> list[str]:
+        """The declared CDUs (to name them when one asked about is not)."""
+        from twin.store.topology import load_topology
+
+        return list(load_topology(self.conn).cooling_units())
+
     def valid_generations(self) -> list[str]:
         from twin.store import queries
 
@@ -112,6 +123,9 @@ class ApiAnswers:
 
     def valid_generations(self) -> list[str]:
         return sorted({r.generation for r in self.client.intents().revisions})
+
+    def cooling_units(self) -> list[str]:
+        return []  # the API answers about one CDU at a time; it does not list them
 
 
 @contextmanager

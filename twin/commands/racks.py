@@ -302,8 +302,9 @@ def _print_rack(doc: dict[str, Any], instant: datetime | None) -> None:
             h.add_row(sub, state.get("state", "-"), escape(state.get("reason", "")))
         console.print(h)
     r = doc["readings"]
-    if r and r["power_watts"] is not None:
-        console.print(f"power {r['power_watts'] / 1000:,.1f} kW, inlet {human(r['inlet_temperature_celsius'])} °C, "
+    if r:  # a quantity no source measured is null: shown as -
+        kw = None if r["power_watts"] is None else r["power_watts"] / 1000
+        console.print(f"power {human(kw)} kW, inlet {human(r['inlet_temperature_celsius'])} °C, "
                       f"coolant {human(r['coolant_supply_temperature_celsius'])}→"
                       f"{human(r['coolant_return_temperature_celsius'])} °C at "
                       f"{human(r['coolant_flow_liters_per_minute'], 0)} L/min, hottest GPU "

@@ -24,6 +24,9 @@ def demo(
     malformed_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of messages followed by bad input.")] = 0.01,
     keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep the previous demo's database instead of "
                                             "starting empty.")] = False,
+    redfish: Annotated[bool, typer.Option("--redfish", help="Also poll a few racks over Redfish: sushy-static "
+                                          "serving the DMTF BMC mockup and our CDU and PDU mockups "
+                                          "(tests/data/redfish); try `twin topology cdus`.")] = False,
     state_dir: StateDir = None,
 ) -> None:
     """Start everything (broker, database, worker, simulator) and watch the fleet live.
@@ -36,7 +39,8 @@ def demo(
     from twin.demo import DemoOptions, run_demo
 
     code = run_demo(settings(state_dir), intents(), DemoOptions(racks=racks, seed=seed, duration_s=duration,
-                    malformed_share=malformed_share, keep_data=keep_data), console)
+                    malformed_share=malformed_share, keep_data=keep_data, redfish=redfish),
+                    console)
     raise typer.Exit(code)
 
 

@@ -15,10 +15,10 @@ from typing import NamedTuple
 from uuid import UUID, uuid5
 
 from schemas import (
-    Component, ComponentInstalled, DeadLetter, Deviation, DeviationChanged, ComponentReplaced, Envelope, Facility, FacilityRegistered, FirmwareUpdated, Hall,
+    Component, ComponentInstalled, CoolantLoopDeclared, DeadLetter, Deviation, DeviationChanged, ComponentReplaced, Envelope, Facility, FacilityRegistered, FirmwareUpdated, Hall,
     IntentPublished, RackCommissioned, RackDecommissioned, RackDegraded, RackEnteredService, RackInstalled,
     RackMaintenanceStarted, RackManufactured, RackReading, RackReceived, RackRmaOpened, RackShipped, RackTested,
-    RolloutPlanPublished, RolloutTarget, Row, TelemetryReported,
+    PowerFeedDeclared, RolloutPlanPublished, RolloutTarget, Row, TelemetryReported,
 )
 from twin.domain.intent import IntentCatalog
 
@@ -73,6 +73,13 @@ def story(generation: str = "gen-a-130kw") -> list[Example]:
             **envelope("capacity-planning", "plan"), revision=1,
             targets=(RolloutTarget(facility_id="dfw1", generation=generation, quarter="2026Q4", racks_in_service=1),)),
             "The rollout plan: racks in service per facility, generation and quarter."),
+        Example("intent", "topology", CoolantLoopDeclared(
+            **envelope("facility-topology", "loop"), loop_id="h1-loop-1", cooling_unit_id="cdu-1", racks=(rack, other)),
+            "A CDU's coolant loop and the racks it feeds (the latest declaration of a loop wins)."),
+        Example("intent", "topology", PowerFeedDeclared(
+            **envelope("facility-topology", "feed"), feed_id="h1-a-01", side="A", panel="UPS-A", pdus=("pdu-r01-a",),
+            racks=(rack, other)),
+            "Side A of the racks' redundant power: which racks lose redundancy if it fails."),
         Example("lifecycle", rack, RackManufactured(**about(rack, factory, "made-1"), generation=generation,
                                                     serial_number="SN-0001", factory="Fremont CA"),
                 "A rack's first event: from here on the fleet knows it."),

@@ -185,32 +185,38 @@ def _telemetry(out: _Deviations, twin: RackTwin, intent: GenerationIntent, now: 
         out.add("telemetry-stale", "warning", round(age, 1), "s", None, stale_after_seconds,
                 f"last reading at {r.occurred_at.isoformat()}")
 
-    watts, budget = r.power_watts, intent.power_budget_watts
-    if budget.max is not None and watts > budget.max:
-        severe = watts > budget.max * (1 + MARGINS["power-over-budget"])
-        out.add("power-over-budget", "critical" if severe else "warning", watts, "W", budget.min, budget.max)
-    if twin.status is RackStatus.ACTIVE and budget.min is not None and watts < budget.min:
-        out.add("power-under-budget", "warning", watts, "W", budget.min, budget.max, "active rack below its minimum")
-    if watts > intent.cooling_capacity_watts:
-        out.add("cooling-over-capacity", "critical", watts, "W", None, intent.cooling_capacity_watts,
-                "heat above what the liquid loop is designed to remove")
-    if watts >= 1000.0:
+    watts, budget = r.power_watts, intent.power_budget_watts  # a quantity None was not measured: not judged
+    if watts is not None:
+        if budget.max is not None and watts > budget.max:
+            severe = watts > budget.max * (1 + MARGINS["power-over-budget"])
+            out.add("power-over-budget", "critical" if severe else "warning", watts, "W", budget.min, budget.max)
+        if twin.status is RackStatus.ACTIVE and budget.min is not None and watts < budget.min:
+            out.add("power-under-budget", "warning", watts, "W", budget.min, budget.max,
+                    "active rack below its minimum")
+        if watts > intent.cooling_capacity_watts:
+            out.add("cooling-over-capacity", "critical", watts, "W", None, intent.cooling_capacity_watts,
+                    "heat above what the liquid loop is designed to remove")
+    if watts is not None and watts >= 1000.0 and r.coolant_flow_liters_per_minute is not None:
         per_kw = intent.coolant_flow_liters_per_minute_per_kilowatt
         flow = r.coolant_flow_liters_per_minute / (watts / 1000.0)
         bound = per_kw.min if per_kw.min is not None and flow < per_kw.min else per_kw.max
         margin = MARGINS["coolant-flow-out-of-range"] * (bound or 0.0)
         out.outside("coolant-flow-out-of-range", flow, per_kw, "L/min/kW", margin,
                     f"{r.coolant_flow_liters_per_minute:g} L/min at {watts / 1000:.1f} kW")
-    out.outside("inlet-temperature-out-of-envelope", r.inlet_temperature_celsius, intent.inlet_temperature_celsius,
-                "°C", MARGINS["inlet-temperature-out-of-envelope"])
-    out.outside("coolant-supply-out-of-envelope", r.coolant_supply_temperature_celsius,
-                intent.coolant_supply_temperature_celsius, "°C", MARGINS["coolant-supply-out-of-envelope"])
-    out.outside("accelerator-too-hot", r.hottest_accelerator_temperature_celsius,
-                intent.hottest_accelerator_temperature_celsius, "°C", MARGINS["accelerator-too-hot"])
+    for check, value, allowed in (
+        ("inlet-temperature-out-of-envelope", r.inlet_temperature_celsius, intent.inlet_temperature_celsius),
+        ("coolant-supply-out-of-envelope", r.coolant_supply_temperature_celsius,
+         intent.coolant_supply_temperature_celsius),
+        ("accelerator-too-hot", r.hottest_accelerator_temperature_celsius,
+         intent.hottest_accelerator_temperature_celsius),
+    ):
+        if value is not None:
+            out.outside(check, value, allowed, "°C", MARGINS[check])
     if r.leak_detected:
         out.add("leak-detected", "critical", "detected", None, None, None, "a leak sensor tripped")
-    down, total = r.network_links_down, r.network_links_up + r.network_links_down
-    if down > 0:
+    down, up = r.network_links_down, r.network_links_up
+    if down is not None and up is not None and down > 0:
+        total = up + down
         severe = total > 0 and down / total >= MARGINS["network-links-down"]
         out.add("network-links-down", "critical" if severe else "warning", down, "links", 0, 0,
                 f"{down} of {total} links down")

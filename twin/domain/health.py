@@ -12,6 +12,14 @@ design intent; without one, only what needs no intent is judged (leaks, links do
 Stale: a rack that stopped reporting for longer than `stale_after_seconds` (a setting, passed
 in) is `stale`; each subsystem is then at least a warning, because its last known state can no
 longer be trusted (a critical one stays critical). A rack that never reported is `unknown`.
+A rack whose newest reading says an endpoint measuring it did not answer is stale too, with
+the reason `endpoint-unreachable` (the collector saw the silence before the clock would).
+
+A quantity no source measures (NaN in the window) is simply not judged. A BMC chassis whose
+Redfish `Status` is Warning or Critical makes compute at least that, a rack PDU power, each
+naming the endpoint. A rack fed by a CDU in Warning or Critical, or with a failed pump, has its
+cooling degraded to the CDU's state, with a reason naming the CDU (`twin.domain.topology`
+groups those racks per CDU).
 """
 
 from __future__ import annotations
@@ -22,12 +30,13 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
-from schemas import GenerationIntent, Range
+from schemas import CoolingUnitStatus, GenerationIntent, Range
 from twin.domain.rack import RackTwin, ReadingWindow
 
 __all__ = [
-    "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE", "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS",
-    "WINDOW_SECONDS", "HealthState", "RackHealth", "SubsystemHealth", "assess",
+    "COOLING_UNIT_PREFIX", "ENDPOINT_UNREACHABLE", "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE",
+    "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS", "WINDOW_SECONDS", "HealthState", "RackHealth",
+    "SubsystemHealth", "assess", "cooling_unit_reason",
 ]
 
 SUSTAINED_READINGS = 3
@@ -41,6 +50,10 @@ LINKS_DOWN_CRITICAL_SHARE = 0.10
 FANS_FLAT_OUT_PERCENT = 95.0
 """Fans at or above this duty in every reading of a sustained window are a cooling warning."""
 SUBSYSTEMS = ("power", "cooling", "compute", "network")
+ENDPOINT_UNREACHABLE = "endpoint-unreachable"
+"""Stale reason of a rack whose Redfish endpoint did not answer the collector's last poll."""
+COOLING_UNIT_PREFIX = "cooling unit"
+"""How a rack's cooling reason starts when its CDU explains it (alerting leaves those to the CDU's alert)."""
 
 
 class HealthState(StrEnum):
@@ -83,6 +96,10 @@ class RackHealth:
     last_reading_at: datetime | None
     readings: int
     """Readings the judgement was made over."""
+    stale_reason: str | None = None
+    """Why the rack is stale: `no-reading` (silent too long) or `endpoint-unreachable`."""
+    cooling_unit: CoolingUnitStatus | None = None
+    """The CDU feeding the rack as last polled (its condition explains the rack's cooling)."""
 
     @property
     def overall(self) -> HealthState:
@@ -92,9 +109,11 @@ class RackHealth:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (the current-state table's `health` column)."""
         return {
-            "overall": self.overall.value, "stale": self.stale, "readings": self.readings,
+            "overall": self.overall.value, "stale": self.stale, "stale_reason": self.stale_reason,
+            "readings": self.readings,
             "last_reading_at": None if self.last_reading_at is None else self.last_reading_at.isoformat(),
             **{s: {"state": getattr(self, s).state.value, "reason": getattr(self, s).reason} for s in SUBSYSTEMS},
+            **({} if self.cooling_unit is None else {"cooling_unit": self.cooling_unit.model_dump(mode="json")}),
         }
 
 
@@ -149,8 +168,14 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
         unknown = SubsystemHealth(HealthState.UNKNOWN, ("no telemetry received",))
         return RackHealth(unknown, unknown, unknown, unknown, stale=True, last_reading_at=None, readings=0)
     window = held.since(newest - window_seconds * 1_000_000)
-    col = window.column
     j = _Judge()
+
+    gaps = window.has_gaps()
+    if gaps:  # some quantity was not measured (NaN): judge only the measured values
+        def col(field: str) -> Sequence[float]:
+            return [v for v in window.column(field) if v == v]
+    else:
+        col = window.column
 
     power = col("power_watts")
     leak = col("leak_detected")
@@ -159,16 +184,16 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
     if intent is not None:
         budget = intent.power_budget_watts
         j.limit("power", "power", power, None, budget.max, "W")
-        mean = sum(power) / len(power)
-        if budget.max is not None and NEAR_BUDGET_SHARE * budget.max < mean <= budget.max:
+        mean = sum(power) / len(power) if power else None
+        if mean is not None and budget.max is not None and NEAR_BUDGET_SHARE * budget.max < mean <= budget.max:
             j.add("power", HealthState.WARNING,
                   f"mean power {mean:.0f} W within {100 - 100 * NEAR_BUDGET_SHARE:g} % of the {budget.max:g} W budget")
         j.limit("cooling", "heat load", power, None, intent.cooling_capacity_watts, "W")
         j.within("cooling", "inlet air", col("inlet_temperature_celsius"), intent.inlet_temperature_celsius, "°C")
         j.within("cooling", "coolant supply", col("coolant_supply_temperature_celsius"),
                  intent.coolant_supply_temperature_celsius, "°C")
-        flow = col("coolant_flow_liters_per_minute")
-        per_kw = [f / (p / 1000.0) for f, p in zip(flow, power, strict=True) if p >= 1000.0]
+        flow, watts = window.column("coolant_flow_liters_per_minute"), window.column("power_watts")
+        per_kw = [f / (p / 1000.0) for f, p in zip(flow, watts, strict=True) if p >= 1000.0 and f == f]
         if per_kw:
             j.within("cooling", "coolant flow", per_kw, intent.coolant_flow_liters_per_minute_per_kilowatt,
                      "L/min/kW")
@@ -178,8 +203,11 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
     if len(fans) >= SUSTAINED_READINGS and min(fans) >= FANS_FLAT_OUT_PERCENT:
         j.add("cooling", HealthState.WARNING, f"fans at {min(fans):g} % or more in all {len(fans)} readings")
 
-    up, down = col("network_links_up"), col("network_links_down")
-    if down[-1] > 0:
+    up, down = window.column("network_links_up"), window.column("network_links_down")
+    if gaps:  # keep the readings that measured both, so shares pair up
+        links = [(u, d) for u, d in zip(up, down, strict=True) if u == u and d == d]
+        up, down = [u for u, _ in links], [d for _, d in links]  # type: ignore[assignment]
+    if down and down[-1] > 0:
         shares = [d / (u + d) for u, d in zip(up, down, strict=True) if u + d > 0]
         sustained = (len(shares) >= SUSTAINED_READINGS and all(d > 0 for d in down)
                      and min(shares) >= LINKS_DOWN_CRITICAL_SHARE)
@@ -188,11 +216,32 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
 
     last = _EPOCH + timedelta(microseconds=newest)  # the newest reading's time (window.times()[-1], cheaper)
     stale_for = (now - last).total_seconds()
-    stale = stale_for > stale_after_seconds
-    if stale:
+    stale_reason = None
+    if stale_for > stale_after_seconds:
+        stale_reason = "no-reading"
         for s in SUBSYSTEMS:
             j.add(s, HealthState.WARNING,
                   f"telemetry stale: no reading for {stale_for:.0f} s (stale after {stale_after_seconds:g} s)")
+    elif isinstance(twin, RackTwin) and twin.unreachable:
+        stale_reason = ENDPOINT_UNREACHABLE
+        for s in SUBSYSTEMS:
+            j.add(s, HealthState.WARNING, f"telemetry stale ({ENDPOINT_UNREACHABLE}): "
+                                          f"{', '.join(twin.unreachable)} did not answer the last poll")
+    if isinstance(twin, RackTwin) and twin.cooling_unit is not None and twin.cooling_unit.health != "ok":
+        cdu = twin.cooling_unit
+        j.add("cooling", HealthState(cdu.health), cooling_unit_reason(cdu))
+    for e in twin.equipment if isinstance(twin, RackTwin) else ():  # a chassis: compute; a PDU: power
+        why = f": {'; '.join(e.reasons)}" if e.reasons else ""
+        j.add("compute" if e.kind == "bmc" else "power", HealthState(e.health),
+              f"{'BMC' if e.kind == 'bmc' else 'PDU'} {e.endpoint} reports {e.health}{why}")
     return RackHealth(j.result("power"), j.result("cooling"), j.result("compute"), j.result("network"),
-                      stale=stale, last_reading_at=last, readings=len(power))
+                      stale=stale_reason is not None, last_reading_at=last, readings=len(window),
+                      stale_reason=stale_reason,
+                      cooling_unit=twin.cooling_unit if isinstance(twin, RackTwin) else None)
+
+
+def cooling_unit_reason(cdu: CoolingUnitStatus) -> str:
+    """The rack's cooling reason when its CDU is not ok: names the CDU, so one CDU alert explains it."""
+    why = f": {'; '.join(cdu.reasons)}" if cdu.reasons else ""
+    return f"{COOLING_UNIT_PREFIX} {cdu.cooling_unit_id} is {cdu.health}{why}"
 

@@ -31,7 +31,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from schemas import READING_FIELDS, Component, GenerationIntent, RackEvent, RackReading
+from schemas import READING_FIELDS, Component, CoolingUnitStatus, EquipmentStatus, GenerationIntent, RackEvent, RackReading
 from twin.domain.components import EMPTY_BOM, BillOfMaterials
 from twin.errors import IllegalTransition, OutOfOrder, RejectedEvent, WrongRack
 from twin.domain.intent import IntentCatalog, intent_for
@@ -103,10 +103,11 @@ _WIDTH = 1 + len(READING_FIELDS)
 
 Sample = NamedTuple(  # type: ignore[misc]  # built from the one list of reading fields
     "Sample", [("occurred_at", datetime), *((f, RackReading.model_fields[f].annotation) for f in READING_FIELDS)])
-Sample.__doc__ = "One reading as the window holds it: `RackReading`'s fields but `rack_id`, cheap to build."
+Sample.__doc__ = "One reading as the window holds it: `RackReading`'s quantities (None: not measured), cheap to build."
 _quantities = attrgetter(*READING_FIELDS)
 
 
+_NAN = float("nan")
 _LEAK, _UP, _DOWN = (1 + READING_FIELDS.index(f) for f in ("leak_detected", "network_links_up", "network_links_down"))
 
 
@@ -128,7 +129,8 @@ class ReadingWindow:
         return len(self._rows) // _WIDTH
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ReadingWindow) and self._rows == other._rows
+        # bytes, not floats: an unmeasured quantity is NaN, and NaN != NaN
+        return isinstance(other, ReadingWindow) and self._rows.tobytes() == other._rows.tobytes()
 
     def __repr__(self) -> str:
         return f"ReadingWindow({len(self)} readings)"
@@ -137,6 +139,8 @@ class ReadingWindow:
         """Take a reading; True when the window changed (False: a repeat, or older than all held)."""
         t = float(_us(r.occurred_at))
         row = (t, *_quantities(r))
+        if None in row:  # a quantity no source measured: NaN in the window, None again when read
+            row = tuple(_NAN if v is None else v for v in row)
         a, w = self._rows, _WIDTH
         n = len(a) // w
         if n == 0 or t > a[len(a) - w]:
@@ -158,6 +162,11 @@ class ReadingWindow:
         if len(a) > self.CAPACITY * w:
             del a[:w]
         return True
+
+    def has_gaps(self) -> bool:
+        """Whether some reading held lacks a quantity (NaN: no source measured it). One C-level sum."""
+        total = sum(self._rows)
+        return total != total
 
     @property
     def latest_us(self) -> int | None:
@@ -190,10 +199,14 @@ class ReadingWindow:
             raise IndexError(f"window holds {n} readings")
         start = (i % n) * _WIDTH
         row: list[Any] = self._rows[start:start + _WIDTH].tolist()
+        if any(v != v for v in row):  # NaN: not measured
+            row = [None if v != v else v for v in row]
         row[0] = _at(int(row[0]))
-        row[_LEAK] = row[_LEAK] != 0.0
-        row[_UP] = int(row[_UP])
-        row[_DOWN] = int(row[_DOWN])
+        if row[_LEAK] is not None:
+            row[_LEAK] = row[_LEAK] != 0.0
+        for col in (_UP, _DOWN):
+            if row[col] is not None:
+                row[col] = int(row[col])
         return Sample._make(row)
 
     def reading(self, rack_id: str, i: int = -1) -> RackReading:
@@ -249,6 +262,12 @@ class RackTwin:
     """Per stage, µs since the epoch of its latest entry, then of its latest exit (`stage_entered_at`)."""
     test_stamps: array | None = None
     """Per test kind, µs of the latest result and whether it passed (`tests`)."""
+    unreachable: tuple[str, ...] = ()
+    """Endpoints that did not answer the poll of the newest reading (the rack is then stale)."""
+    cooling_unit: CoolingUnitStatus | None = None
+    """The CDU feeding the rack, as the poll of the newest reading saw it."""
+    equipment: tuple[EquipmentStatus, ...] = ()
+    """Its BMCs and PDUs that were not OK at the poll of the newest reading."""
 
     # --- reading the state ----------------------------------------------------------------
 
@@ -451,7 +470,21 @@ class RackTwin:
         w = self.window
         if w is None:
             w = self.window = ReadingWindow()
-        return w.insert(reading)
+        if not w.insert(reading):
+            return False
+        if ((reading.unreachable_endpoints or reading.cooling_unit is not None or reading.equipment
+             or self.unreachable or self.cooling_unit is not None or self.equipment)
+                and w.latest_us == _us(reading.occurred_at)):
+            self.unreachable = reading.unreachable_endpoints  # the newest poll's view of its endpoints
+            self.cooling_unit = reading.cooling_unit
+            self.equipment = reading.equipment
+        return True
+
+    def take_telemetry_side(self, other: RackTwin) -> None:
+        """Hold `other`'s telemetry side: its readings and what its newest poll saw of the sources
+        (a fresh lifecycle side swapped in by the telemetry path must not forget a silent endpoint or a failing CDU)."""
+        self.window = other.window
+        self.unreachable, self.cooling_unit, self.equipment = other.unreachable, other.cooling_unit, other.equipment
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -484,6 +517,12 @@ class RackTwin:
         }
         if readings:
             out["readings"] = self.window.to_json() if self.window else []
+        if self.unreachable:
+            out["unreachable"] = list(self.unreachable)
+        if self.cooling_unit is not None:
+            out["cooling_unit"] = self.cooling_unit.model_dump(mode="json")
+        if self.equipment:
+            out["equipment"] = [e.model_dump(mode="json") for e in self.equipment]
         return out
 
     @classmethod
@@ -521,6 +560,10 @@ class RackTwin:
             twin.last_key = (_us(datetime.fromisoformat(last["occurred_at"])), last["seq"], UUID(last["event_id"]).int)
         if data.get("readings"):
             twin.window = ReadingWindow.from_json(data["readings"], twin.rack_id)
+        twin.unreachable = tuple(data.get("unreachable", ()))
+        if data.get("cooling_unit"):
+            twin.cooling_unit = CoolingUnitStatus.model_validate(data["cooling_unit"])
+        twin.equipment = tuple(EquipmentStatus.model_validate(e) for e in data.get("equipment", ()))
         return twin
 
 

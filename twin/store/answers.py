@@ -277,6 +277,21 @@ class IntentDetail(IntentRevision):
     freshness: Freshness | None = None
 
 
+# --- topology ---------------------------------------------------------------------------
+
+
+class CoolingUnitRacks(Answer):
+    """Which racks a CDU feeds (over the loops declared for it), as far as the caller may see."""
+
+    cooling_unit_id: str
+    loops: list[str] = Field(description="Its declared coolant loops that feed a rack the caller may see.")
+    racks: list[str] = Field(description="Racks on those loops, sorted; empty when none is declared (or visible).")
+    health: Literal["ok", "warning", "critical"] | None = Field(
+        description="The CDU's Redfish health as its racks' latest readings saw it (the worst view); null if not polled.")
+    reasons: list[str] = Field(description="Why it is not ok (e.g. `pump 2 failed`).")
+    freshness: Freshness | None = None
+
+
 # --- ingest -----------------------------------------------------------------------------
 
 

@@ -70,7 +70,10 @@ def to_message(letter: Replayable, topics: Topics) -> Message:
 
 def replay(database_url: str, publisher: Publisher, topics: Topics, *, reasons: Iterable[str] = (),
            limit: int = 10_000) -> Counter[str]:
-    """Publish open dead letters (of `reasons`, or all) again and mark them replayed; counts by reason."""
+    """Publish open dead letters (of `reasons`, or all) again and mark them replayed; counts by reason.
+
+    Only letters about the topics the twin consumes can go back: a Redfish collector's letter (an
+    endpoint's bad answer) stays open, and its endpoint's next poll asks again."""
     wanted = list(reasons)
     sent: Counter[str] = Counter()
     try:
@@ -78,8 +81,8 @@ def replay(database_url: str, publisher: Publisher, topics: Topics, *, reasons: 
             rows = conn.execute(
                 "SELECT id, topic, idx, reason, source, rack_id, payload, recorded_at FROM deadletters"
                 " WHERE replayed_at IS NULL AND (cardinality(%s::text[]) = 0 OR reason = ANY(%s))"
-                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                (wanted, wanted, limit),
+                " AND topic = ANY(%s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (wanted, wanted, [topics.telemetry, topics.lifecycle, topics.intent], limit),
             ).fetchall()
             letters = [Replayable(*row) for row in rows]
             for letter in letters:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from schemas import DeadLetter, Deviation, Envelope, RackReading
+from schemas import CoolantLoopDeclared, DeadLetter, Deviation, Envelope, PowerFeedDeclared, RackReading
 from twin.domain.rack import TELEMETRY_SIDE_BLANKS, Rejection
+from twin.domain.topology import CoolantLoop, PowerFeed, Topology
 from twin.errors import FOLD_REASONS
 from twin.store.postgres import READING_COLUMNS, Appended, AppendedEvent, Copied, Origin, StateRow, StoredEvent, StreamEvent
 
@@ -43,6 +44,8 @@ class _Tables:
     offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)
     lifecycle: dict[str, StateRow] = field(default_factory=dict)
     deviations: dict[str, dict[str, tuple[Deviation, datetime]]] = field(default_factory=dict)
+    loops: dict[str, tuple[datetime, CoolantLoop]] = field(default_factory=dict)
+    feeds: dict[str, tuple[datetime, PowerFeed]] = field(default_factory=dict)
 
 
 def _values(r: RackReading) -> tuple[Any, ...]:
@@ -149,6 +152,21 @@ class MemoryUnitOfWork:
                 kept[d.check] = (d, held[d.check][1] if d.check in held else at)
             self._t.deviations[rack_id] = kept
 
+    async def declare_topology(self, event: CoolantLoopDeclared | PowerFeedDeclared) -> bool:
+        racks = tuple(sorted(set(event.racks)))
+        if isinstance(event, CoolantLoopDeclared):
+            held = self._t.loops.get(event.loop_id)
+            if held is not None and held[0] > event.occurred_at:
+                return False
+            self._t.loops[event.loop_id] = (event.occurred_at, CoolantLoop(event.loop_id, event.cooling_unit_id, racks))
+            return True
+        held_feed = self._t.feeds.get(event.feed_id)
+        if held_feed is not None and held_feed[0] > event.occurred_at:
+            return False
+        self._t.feeds[event.feed_id] = (event.occurred_at, PowerFeed(event.feed_id, event.side, racks, event.panel,
+                                                                     tuple(event.pdus)))
+        return True
+
     async def track(self, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
         for (topic, partition), offset in offsets.items():
             key = (group_id, topic, partition)
@@ -195,3 +213,6 @@ class MemoryStore:
     async def stored_reading(self, rack_id: str, at: datetime, source: str) -> dict[str, Any] | None:
         values = self._t.readings.get((rack_id, at, source))
         return None if values is None else dict(zip(READING_COLUMNS, values))
+
+    async def topology(self) -> Topology:
+        return Topology({k: v for k, (_, v) in self._t.loops.items()}, {k: v for k, (_, v) in self._t.feeds.items()})

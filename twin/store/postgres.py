@@ -17,15 +17,27 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from operator import attrgetter
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, get_args
 
 import orjson
 import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
-from schemas import READING_FIELDS, DeadLetter, Deviation, Envelope, Facility, GenerationIntent, RackReading, RolloutTarget
+from schemas import (
+    READING_FIELDS,
+    CoolantLoopDeclared,
+    DeadLetter,
+    Deviation,
+    Envelope,
+    Facility,
+    GenerationIntent,
+    PowerFeedDeclared,
+    RackReading,
+    RolloutTarget,
+)
 from twin.domain.rack import TELEMETRY_SIDE_BLANKS, Rejection
+from twin.domain.topology import CoolantLoop, PowerFeed, Topology
 from twin.errors import FOLD_REASONS, StoreError, StoreUnavailable, UnknownLocation, UnknownRack
 from twin.store import rollups
 
@@ -41,7 +53,8 @@ READING_COLUMNS: tuple[str, ...] = READING_FIELDS
 _COPY_COLUMNS = ("rack_id", "occurred_at", *READING_COLUMNS, "source")
 """A reading's fields in attribute order, then its source: a row is `_reading_fields(r) + (source,)`."""
 _PG_TYPES = {float: "float8", bool: "bool", int: "int4"}
-_VALUE_TYPES = tuple(_PG_TYPES[RackReading.model_fields[c].annotation] for c in READING_COLUMNS)  # type: ignore[index]
+_VALUE_TYPES = tuple(_PG_TYPES[next(t for t in get_args(RackReading.model_fields[c].annotation) if t is not type(None))]
+                     for c in READING_COLUMNS)  # each quantity is `T | None` (null: not measured)
 _NARROW = {"float8": "float4", "int4": "int2", "bool": "bool"}
 _COPY_TYPES = ("text", "timestamptz", *(_NARROW[t] for t in _VALUE_TYPES), "text")
 """The telemetry table's narrow types (0010_telemetry_narrow.sql): binary COPY needs them exact."""
@@ -60,6 +73,18 @@ _SCRATCH_TABLES = f"""
         SELECT rack_id, check_name, severity, measured, allowed_min, allowed_max, unit, generation, intent_revision,
                detail, since FROM deviations WITH NO DATA;
 """
+_LOOPS_READ = """
+    SELECT l.loop_id, l.cooling_unit_id,
+           coalesce(array_agg(r.rack_id ORDER BY r.rack_id) FILTER (WHERE r.rack_id IS NOT NULL), '{}') AS racks
+    FROM coolant_loops l LEFT JOIN coolant_loop_racks r USING (loop_id) GROUP BY 1, 2
+"""
+_FEEDS_READ = """
+    SELECT f.feed_id, f.side, f.panel, f.pdus,
+           coalesce(array_agg(r.rack_id ORDER BY r.rack_id) FILTER (WHERE r.rack_id IS NOT NULL), '{}') AS racks
+    FROM power_feeds f LEFT JOIN power_feed_racks r USING (feed_id) GROUP BY 1, 2, 3, 4
+"""
+"""The declared topology, one row per loop or feed with its racks sorted (also `twin.store.topology`'s reads)."""
+
 _STATE_TYPES = ("text", "timestamptz", *_VALUE_TYPES, "text", "int4")
 _DEVIATION_TYPES = ("text", "text", "text", "text", "float8", "float8", "text", "text", "int4", "text", "timestamptz")
 
@@ -244,6 +269,22 @@ def _translated(read: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise _translate(exc) from exc
 
     return translated
+
+
+_LOOP_UPSERT = """
+    INSERT INTO coolant_loops AS l (loop_id, cooling_unit_id, declared_at) VALUES (%(id)s, %(cdu)s, %(at)s)
+    ON CONFLICT (loop_id) DO UPDATE SET cooling_unit_id = excluded.cooling_unit_id, declared_at = excluded.declared_at
+    WHERE l.declared_at <= excluded.declared_at
+    RETURNING loop_id
+"""
+_FEED_UPSERT = """
+    INSERT INTO power_feeds AS f (feed_id, side, panel, pdus, declared_at)
+    VALUES (%(id)s, %(side)s, %(panel)s, %(pdus)s, %(at)s)
+    ON CONFLICT (feed_id) DO UPDATE SET side = excluded.side, panel = excluded.panel, pdus = excluded.pdus,
+        declared_at = excluded.declared_at
+    WHERE f.declared_at <= excluded.declared_at
+    RETURNING feed_id
+"""
 
 
 class UnitOfWork:
@@ -664,6 +705,28 @@ class UnitOfWork:
                     "INSERT INTO rollout_targets (revision, facility_id, generation, quarter, racks_in_service)"
                     " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
 
+    async def declare_topology(self, event: CoolantLoopDeclared | PowerFeedDeclared) -> bool:
+        """Store a coolant loop's or a power feed's declaration; False when a newer one of it stands.
+
+        The latest declaration (by `occurred_at`) replaces the loop's or feed's racks; an older
+        one arriving late changes nothing, so redelivery and reordering leave the same topology.
+        """
+        if isinstance(event, CoolantLoopDeclared):
+            head, table, key, ident = _LOOP_UPSERT, "coolant_loop_racks", "loop_id", event.loop_id
+            params: dict[str, Any] = {"id": event.loop_id, "cdu": event.cooling_unit_id, "at": event.occurred_at}
+        else:
+            head, table, key, ident = _FEED_UPSERT, "power_feed_racks", "feed_id", event.feed_id
+            params = {"id": event.feed_id, "side": event.side, "panel": event.panel, "pdus": list(event.pdus),
+                      "at": event.occurred_at}
+        async with self._conn.cursor() as cur:
+            await cur.execute(head, params)
+            if await cur.fetchone() is None:
+                return False
+            await cur.execute(f"DELETE FROM {table} WHERE {key} = %s", (ident,))
+            await cur.executemany(f"INSERT INTO {table} ({key}, rack_id) VALUES (%s, %s)",
+                                  [(ident, r) for r in dict.fromkeys(event.racks)])
+        return True
+
     async def track(self, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
         """Record, in this transaction, the highest offset per (topic, partition) now fully applied."""
         if offsets:
@@ -815,6 +878,15 @@ class TwinStore:
             " AND source = %s", (rack_id, at, source))
         row = await cur.fetchone()
         return None if row is None else dict(zip(READING_COLUMNS, row))
+
+    @_translated
+    async def topology(self) -> Topology:
+        """The declared coolant loops and power feeds (the latest declaration of each)."""
+        loops = await self._conn.execute(_LOOPS_READ)
+        feeds = await self._conn.execute(_FEEDS_READ)
+        return Topology({i: CoolantLoop(i, cdu, tuple(racks)) for i, cdu, racks in await loops.fetchall()},
+                        {i: PowerFeed(i, side, tuple(racks), panel, tuple(pdus))
+                         for i, side, panel, pdus, racks in await feeds.fetchall()})
 
     @_translated
     async def intents(self) -> list[tuple[dict[str, Any], datetime]]:
