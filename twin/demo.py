@@ -184,6 +184,11 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         children["worker"] = spawn_child([sys.executable, "-m", "streams", "worker"], env=env,
                                          log_path=stack.log_dir / "worker.log")
         console.print(f"worker started (log {stack.log_dir / 'worker.log'}, metrics http://127.0.0.1:{web_port}/metrics)")
+        api_port = _free_port()
+        children["api"] = spawn_child([sys.executable, "-c", "from twin.cli import main; main()", "api",
+                                       "--port", str(api_port)], env=env, log_path=stack.log_dir / "api.log")
+        console.print(f"API at http://127.0.0.1:{api_port}/docs (a token: TWIN_DATABASE_URL={stack.database_url}"
+                      " twin token create NAME)")
         sim = FleetSimulator(options.seed, options.racks, datetime.now(timezone.utc), intents,
                              faults=FaultPlan.typical(), malformed_share=options.malformed_share)
         publisher = Publisher(stack.kafka_bootstrap, settings.topics)
