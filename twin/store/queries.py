@@ -455,16 +455,19 @@ def list_racks(
         AND (%(onshore)s::double precision IS NULL OR s.onshore_share < %(onshore)s)
     """)
     params = _p(owner, stage=stage, generation=generation, facility=facility, health=health, deviation=deviation,
-                stalled=stalled, drift=firmware_drift, onshore=onshore_below, after=after, limit=limit + 1)
+                stalled=stalled, drift=firmware_drift, onshore=onshore_below, after=after, limit=limit + 1,
+                driver=deviation)
     # A filter that asks for an open deviation drives the query from the deviations index: a few
     # hundred racks, instead of walking every rack in id order to find the page's matches.
     drivers = [sql.SQL(q) for q, wanted in (
-        ("SELECT rack_id FROM deviations WHERE check_name = %(deviation)s", deviation is not None),
+        ("SELECT rack_id FROM deviations WHERE check_name = %(driver)s", deviation is not None),
         ("SELECT rack_id FROM deviations WHERE check_name = 'stalled-in-stage'", stalled is True),
         ("SELECT rack_id FROM deviations WHERE check_name LIKE 'firmware-drift-%%'", firmware_drift is True),
     ) if wanted]
     source = _RACKS if not drivers else sql.SQL("(SELECT r.* FROM {racks} r JOIN ({ids}) dv USING (rack_id))").format(
         racks=_RACKS, ids=sql.SQL(" INTERSECT ").join(drivers))
+    if drivers:  # what drives the query needs no second check per rack
+        params.update(deviation=None, stalled=None if stalled else stalled, drift=None if firmware_drift else firmware_drift)
     rows = conn.execute(sql.SQL("""
         SELECT s.rack_id, s.generation, s.status, s.facility_id, s.hall_id, s.row_id, s.position,
                s.stage_entered_at, s.health_overall AS health, s.power_watts, s.telemetry_at,
