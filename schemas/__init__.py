@@ -28,7 +28,7 @@ from schemas.lifecycle import (
     RackShipped,
     RackTested,
 )
-from schemas.telemetry import TELEMETRY_TYPES, RackReading, TelemetryReported
+from schemas.telemetry import READING_FIELDS, READING_IDENTITY, TELEMETRY_TYPES, RackReading, TelemetryReported
 
 INTENT_TYPES: dict[str, type[Envelope]] = {
     cls.TYPE: cls for cls in (IntentPublished, FacilityRegistered, RolloutPlanPublished)
@@ -38,7 +38,7 @@ INTENT_TYPES: dict[str, type[Envelope]] = {
 ALL_TYPES: dict[str, type[Envelope]] = {**TELEMETRY_TYPES, **LIFECYCLE_TYPES, **INTENT_TYPES}
 
 __all__ = [
-    "ALL_TYPES", "INTENT_TYPES", "LIFECYCLE_EVENTS", "LIFECYCLE_TYPES", "TELEMETRY_TYPES",
+    "ALL_TYPES", "INTENT_TYPES", "READING_FIELDS", "READING_IDENTITY", "LIFECYCLE_EVENTS", "LIFECYCLE_TYPES", "TELEMETRY_TYPES",
     "Component", "ComponentInstalled", "ComponentReplaced", "Contract", "DeadLetter", "Deviation",
     "DeviationChanged", "Envelope", "Facility", "FacilityRegistered", "FirmwareUpdated", "GenerationIntent",
     "Hall", "IntentPublished", "RackCommissioned", "RackDecommissioned", "RackDegraded", "RackEnteredService",

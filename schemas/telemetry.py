@@ -38,6 +38,15 @@ class RackReading(Contract):
     network_links_down: int = Field(ge=0, le=10_000, description="Links expected up but down.")
 
 
+READING_FIELDS: tuple[str, ...] = tuple(n for n in RackReading.model_fields if n not in ("rack_id", "occurred_at"))
+"""The quantities of a reading, in declaration order: the one list the twin's window, the store's
+columns and the benchmarks take theirs from."""
+
+READING_IDENTITY: tuple[str, ...] = ("rack_id", "occurred_at", "source")
+"""What makes a reading the same fact: its rack, its time, and the source (report) that sent it.
+The same identity again with other values is a conflicting duplicate, refused."""
+
+
 class TelemetryReported(Envelope):
     """A collector's poll cycle: the readings of one or more racks (a Redfish MetricReport's shape).
 

@@ -1,7 +1,7 @@
 """The Faust app: topics, agents and the worker's web endpoints, on one screen.
 
 Each agent takes batches of raw messages (`take_events`, acked only after the batch's
-transaction commits) and hands them to its pipeline (streams/pipeline.py). Telemetry arrives
+transaction commits) and hands them to its pipeline (streams/telemetry.py, lifecycle.py, intent.py, on streams/batch.py). Telemetry arrives
 as reports of many readings, so Faust's per-message cost is paid once per poll cycle, not once
 per reading. Consumer settings are tuned for the embedded Tansu broker's slow first group
 join (DESIGN.md, "Known quirks"): a worker takes its first event within seconds.
@@ -24,6 +24,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from functools import partial
 
 import faust
@@ -34,8 +35,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
 from streams.transport import TwinApp
-from streams.deadletter import Message
-from streams.pipeline import IntentPipeline, LifecyclePipeline, TelemetryPipeline, WorkerState, _Pipeline
+from twin.messages import Record
+from streams.batch import Pipeline, WorkerState
+from streams.intent import IntentPipeline
+from streams.lifecycle import LifecyclePipeline
+from streams.telemetry import TelemetryPipeline
 from twin.errors import StoreError
 from twin.settings import get_settings
 from twin.store import TwinStore
@@ -83,8 +87,9 @@ intent_topic = app.topic(topics.intent, value_type=bytes, key_type=bytes, partit
 deadletter_topic = app.topic(topics.deadletter, value_type=bytes, key_type=bytes, partitions=1)
 deviations_topic = app.topic(topics.deviations, value_type=bytes, key_type=bytes, partitions=topics.partitions)
 
-state = WorkerState(settings.worker_id, stale_after_seconds=settings.telemetry_stale_seconds)
-pipelines: list[_Pipeline] = []
+state = WorkerState(settings.worker_id, stale_after_seconds=settings.telemetry_stale_seconds,
+                    clock_skew=timedelta(seconds=settings.clock_skew_seconds))
+pipelines: list[Pipeline] = []
 _assignment: set[tuple[str, int]] = set()
 """The (topic, partition)s this worker holds now (set at every rebalance)."""
 _OUT = {"deadletter": deadletter_topic, "deviations": deviations_topic}
@@ -95,7 +100,7 @@ async def emit(role: str, key: bytes | None, value: bytes) -> None:
     metrics.EVENTS_OUT.labels(_OUT[role].get_topic_name()).inc()
 
 
-async def _run(stream: faust.StreamT, make: type[_Pipeline]) -> None:
+async def _run(stream: faust.StreamT, make: type[Pipeline]) -> None:
     """Feed a stream's batches to a pipeline; each batch is retried until it commits."""
     pipeline = make(await _connect(make.role), state, emit)
     pipeline.own(_assignment)
@@ -103,14 +108,14 @@ async def _run(stream: faust.StreamT, make: type[_Pipeline]) -> None:
     try:
         await _until_committed(pipeline, pipeline.start)
         async for events in stream.take_events(settings.batch_max_messages, within=settings.batch_within_seconds):
-            batch = [Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+            batch = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                      for e in events]
             await _until_committed(pipeline, partial(pipeline.handle, batch))
     finally:  # stopping (or restarted by Faust): the sweep and the probes forget this pipeline
         pipelines.remove(pipeline)
 
 
-async def _until_committed(pipeline: _Pipeline, attempt: Callable[[], Awaitable[None]]) -> None:
+async def _until_committed(pipeline: Pipeline, attempt: Callable[[], Awaitable[None]]) -> None:
     """Run `attempt` until the database takes it: back off, and mend the connection, between tries.
 
     Any other failure is a bug, and stops the worker at once, as a SIGKILL would. Letting the
@@ -150,7 +155,7 @@ async def _connect(role: str) -> TwinStore:
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
-async def _mend(pipeline: _Pipeline) -> None:
+async def _mend(pipeline: Pipeline) -> None:
     """Give a pipeline a working connection: its own if it still answers, else a new one.
 
     A server restart leaves psycopg's connection closed; a connection cut without a word (a

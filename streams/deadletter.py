@@ -8,30 +8,19 @@ reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from schemas import DeadLetter
+from twin.messages import Record
 from twin.errors import RejectedEvent
 
-__all__ = ["Message", "letter"]
+__all__ = ["letter"]
 
 _PAYLOAD_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One Kafka record as a pipeline sees it, whichever consumer delivered it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-
-
 def letter(
-    message: Message,
+    message: Record,
     error: RejectedEvent,
     *,
     index: int | None = None,

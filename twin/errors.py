@@ -7,6 +7,13 @@
     │   ├── UnknownSchemaVersion      a known type at a version we do not know  (unknown-schema-version)
     │   ├── OutOfPhysicalRange        a value no sensor can read                 (out-of-physical-range)
     │   ├── UnknownRack               a rack the fleet has never seen            (unknown-rack)
+    │   ├── UnknownLocation           an install into a facility, hall or row the registry does not know
+    │   │                                                                        (unknown-location)
+    │   ├── ClockSkew                 dated further ahead of the worker's clock than the bound allows (clock-skew)
+    │   ├── ConflictingDuplicate      an identity already taken by a different body (conflicting-duplicate)
+    │   ├── WrongRack                 the envelope names another rack than its reading or twin (wrong-rack)
+    │   ├── OutOfOrder                a caller folded an event sorting before the last one: replay instead
+    │                                                                            (out-of-order)
     │   ├── IllegalTransition         a lifecycle step the state machine forbids (illegal-transition)
     │   └── ServiceGateNotMet         entering service without the required passed tests (missing-tests)
     ├── StoreError                    PostgreSQL failed; retried by workers
@@ -17,6 +24,8 @@
         └── BmcUnreachable
 
 Each rejection carries a `reason` slug: it is the dead-letter reason and the counter label.
+The store's SQL takes the slugs from these classes as parameters (`FOLD_REASONS`, `UnknownRack.reason`),
+never as literals of its own.
 """
 
 from __future__ import annotations
@@ -68,6 +77,36 @@ class UnknownRack(RejectedEvent):
     reason = "unknown-rack"
 
 
+class UnknownLocation(RejectedEvent):
+    """Raised when a rack is installed into a facility, hall or row that the fleet registry does not know."""
+
+    reason = "unknown-location"
+
+
+class ClockSkew(RejectedEvent):
+    """Raised when a reading or event is dated further ahead of the worker's clock than the bound allows."""
+
+    reason = "clock-skew"
+
+
+class ConflictingDuplicate(RejectedEvent):
+    """Raised when an identity (an event_id, a reading's rack, source and time) arrives with a different body."""
+
+    reason = "conflicting-duplicate"
+
+
+class WrongRack(RejectedEvent):
+    """Raised when an envelope's rack_id contradicts its reading's, or an event is folded into another rack."""
+
+    reason = "wrong-rack"
+
+
+class OutOfOrder(RejectedEvent):
+    """Raised when an event sorting before the last one folded is folded incrementally (replay the history)."""
+
+    reason = "out-of-order"
+
+
 class IllegalTransition(RejectedEvent):
     """Raised when a lifecycle event is not allowed from the rack's current stage."""
 
@@ -111,3 +150,8 @@ class CollectorError(TwinError):
 
 class BmcUnreachable(CollectorError):
     """Raised when a BMC does not answer."""
+
+
+FOLD_REASONS: tuple[str, ...] = (IllegalTransition.reason, ServiceGateNotMet.reason)
+"""Reasons the fold gives (as opposed to the intake): a late event can change them, so after every
+replay of a rack its open dead letters of these reasons are settled against the fold's refusals."""

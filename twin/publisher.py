@@ -26,7 +26,7 @@ from kafka.errors import KafkaError
 
 from twin.errors import TwinError
 from twin.settings import Topics
-from twin.embedded.simulator import Message
+from twin.messages import Message
 
 __all__ = ["PublishError", "Publisher"]
 

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
                     " when its wait is over, as Tansu does, make this the floor of event-to-twin latency).",
     )
     telemetry_stale_seconds: float = Field(default=30.0, gt=0, description="No reading for this long: stale.")
+    clock_skew_seconds: float = Field(
+        default=300.0, gt=0,
+        description="A reading or event dated further ahead of the worker's clock than this is refused (clock-skew).",
+    )
+    api_url: str | None = Field(default=None, description="When set, the CLI's read verbs ask this twin API"
+                                                          " (e.g. http://127.0.0.1:8080) instead of the database.")
+    api_token: SecretStr | None = Field(default=None, description="Bearer token the CLI sends to TWIN_API_URL.")
     api_host: str = Field(default="127.0.0.1", description="Interface `twin api` listens on.")
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of `twin api`.")
     api_pool_size: int = Field(default=8, ge=1, le=64, description="Database connections the API keeps.")
@@ -92,6 +99,7 @@ class Settings(BaseSettings):
             "database_url": urlunsplit(url),
             "state_dir": str(self.state_dir),
             "worker_id": self.worker_id,
+            "api_url": self.api_url or "(none: the CLI reads the database)",
         }
 
 

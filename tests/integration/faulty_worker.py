@@ -6,18 +6,21 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from streams import pipeline
 from streams.app import main
-from streams.deadletter import Message
+from streams.batch import Pipeline
+from streams.intent import IntentPipeline
+from streams.lifecycle import LifecyclePipeline
+from streams.telemetry import TelemetryPipeline
+from twin.messages import Record
 
 topic, partition, offset = os.environ["TWIN_TEST_FAIL_AT"].rsplit(":", 2)
 POISON = (topic, int(partition), int(offset))
 
 
-def _failing(cls: type[pipeline._Pipeline]) -> None:
+def _failing(cls: type[Pipeline]) -> None:
     original = cls.handle
 
-    async def handle(self: pipeline._Pipeline, messages: Sequence[Message]) -> None:
+    async def handle(self: Pipeline, messages: Sequence[Record]) -> None:
         if any((m.topic, m.partition, m.offset) == POISON for m in messages):
             raise RuntimeError(f"injected bug: a batch holding {POISON}")
         await original(self, messages)
@@ -25,6 +28,6 @@ def _failing(cls: type[pipeline._Pipeline]) -> None:
     cls.handle = handle  # type: ignore[method-assign]
 
 
-for cls in (pipeline.IntentPipeline, pipeline.LifecyclePipeline, pipeline.TelemetryPipeline):
+for cls in (IntentPipeline, LifecyclePipeline, TelemetryPipeline):
     _failing(cls)
 main()

@@ -1,6 +1,7 @@
-"""A new design-intent revision re-judges its generation's racks in the same transaction as the
-revision itself. Were they two, a failure after the first committed would lose the re-judging:
-the retried batch is already applied, so nothing would publish the revision again."""
+"""A new design-intent revision re-judges its generation's racks, by the lifecycle side that owns
+them (one writer per deviation). The revision commits first; the owner remembers which revisions
+it has judged by only once its re-judging commits, so a failed re-judging is done again on the
+next sweep, never lost."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from inprocess import run_pipelines
+from inprocess import PARTITIONS, run_pipelines
 from worker_process import query
 
 from schemas import IntentPublished
-from streams.deadletter import Message
-from streams.pipeline import IntentPipeline, WorkerState
+from twin.messages import Record
+from streams.batch import WorkerState
+from streams.intent import IntentPipeline
+from streams.lifecycle import LifecyclePipeline
 from twin.errors import StoreError
 from twin.domain.intent import IntentCatalog
 from twin.embedded.simulator import FleetSimulator
@@ -45,7 +48,7 @@ def test_a_revision_whose_re_judging_failed_re_judges_its_racks_when_retried(ten
         "required_components": {**current.required_components,
                                 "compute-tray": current.required_components.get("compute-tray", 0) + 1}})
     event = IntentPublished(event_id=uuid.uuid4(), occurred_at=start, source="design-intent", seq=99, intent=tighter)
-    revision = [Message(tenant.topics.intent, 0, 1000, GENERATION.encode(), event.model_dump_json().encode())]
+    revision = [Record(tenant.topics.intent, 0, 1000, GENERATION.encode(), event.model_dump_json().encode())]
     db = tenant.database_url
 
     async def run() -> None:
@@ -53,15 +56,21 @@ def test_a_revision_whose_re_judging_failed_re_judges_its_racks_when_retried(ten
         store = await TwinStore.connect(db)
         await store._conn.execute(FAIL_ONCE)  # noqa: SLF001 - the test's own fault, set up beside the schema
         await store._conn.commit()  # noqa: SLF001
-        pipeline = IntentPipeline(store, WorkerState("rejudge"))
+        state = WorkerState("rejudge")
+        owner = LifecyclePipeline(await TwinStore.connect(db), state)  # the racks' lifecycle side re-judges them
+        owner.own({("lifecycle", p) for p in range(PARTITIONS)})
+        await owner.handle([])  # running before the revision arrives
+        pipeline = IntentPipeline(store, state)
         await pipeline.start()
+        await pipeline.handle(revision)
         with pytest.raises(StoreError, match="injected"):
-            await pipeline.handle(revision)
+            await owner.sweep()
         await store._conn.execute("UPDATE fail_once SET armed = false")  # noqa: SLF001 - the database is back
         await store._conn.commit()  # noqa: SLF001
-        pipeline.evict()  # what the worker does before it retries a batch
-        await pipeline.handle(revision)
+        owner.evict()  # what the worker does before it retries
+        await owner.sweep()
         await store.close()
+        await owner.store.close()
 
     asyncio.run(run())
     built = {r for (r,) in query(db, "SELECT rack_id FROM rack_state WHERE generation = %s AND status NOT IN"

@@ -53,7 +53,7 @@ def test_a_worker_killed_mid_batch_and_restarted_resumes_without_loss_or_double_
             blocker.execute("LOCK TABLE consumer_offsets IN EXCLUSIVE MODE")
             fleet.publish(lifecycle[half:] + fleet.telemetry(10))
             # The lifecycle and the telemetry batch both stop mid-transaction: one at its offsets,
-            # the other there too or at rows of rack_state the first one holds.
+            # the other there too (each writes only its own tables, so neither waits at the other's rows).
             waiting = wait_for("two batches written up to a lock, and waiting", lambda: query(db, WAITING),
                                lambda rows: len(rows) >= 2, timeout=30, log_path=log, proc=worker)
             assert any(q.startswith("INSERT INTO consumer_offsets") for (q,) in waiting), waiting

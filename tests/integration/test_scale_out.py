@@ -25,6 +25,7 @@ from schemas import TelemetryReported
 from twin.domain.intent import IntentCatalog
 from twin.domain.rack import RackTwin
 from twin.embedded.simulator import FleetSimulator, Message, Stage
+from twin.store.verify import verify
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,8 @@ def test_two_workers_split_the_partitions_and_a_survivor_of_sigkill_takes_over_a
                  lambda letters: letters == fleet.bad, timeout=15, log_path=log_b, proc=b)
         final = tracked(tenant)
         fleet.assert_reflected_exactly_once()
+        report = verify(tenant.database_url)  # and every view of every rack agrees (`twin verify`)
+        assert report.ok, "\n".join(map(str, report.disagreements[:20]))
     orphaned = [(topics.telemetry, p) for p in split["a"][0]]
     assert all(final[tp] > at_kill.get(tp, -1) for tp in orphaned), "the survivor carried on the dead one's partitions"
     print(f"\ntakeover after SIGKILL: {takeover:.1f} s; {fleet.readings} readings in {fleet.sent['telemetry']} reports")
@@ -149,7 +152,7 @@ def test_a_worker_holding_100000_rack_twins_stays_under_500_mb_resident(tenant: 
         with cur.copy("COPY racks (rack_id, generation, serial_number, manufactured_at) FROM STDIN") as copy:
             for i, rack_id in enumerate(rack_ids):
                 copy.write_row((rack_id, generations[i % 3], f"SN-{i}", start - timedelta(days=90)))
-        with cur.copy("COPY rack_state (rack_id, generation, status, version, stream_version, twin)"
+        with cur.copy("COPY rack_lifecycle (rack_id, generation, status, version, stream_version, twin)"
                       " FROM STDIN") as copy:
             for i, rack_id in enumerate(rack_ids):
                 snapshot, _ = models[generations[i % 3]]

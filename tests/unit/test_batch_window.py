@@ -9,7 +9,7 @@ from given import reading
 from hypothesis import given as for_all
 from hypothesis import strategies as st
 
-from streams.pipeline import _newest_distinct, _per_rack
+from streams.telemetry import newest_distinct, per_rack
 from twin.domain.rack import ReadingWindow, RackTwin
 
 T0 = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
@@ -32,22 +32,22 @@ def test_observing_the_newest_distinct_readings_leaves_the_window_as_observing_a
         some.observe(r)
     rs = _readings(incoming)
     changed_every = [every.observe(r) for r in rs]
-    changed_some = [some.observe(r) for r in _newest_distinct(rs, ReadingWindow.CAPACITY)]
+    changed_some = [some.observe(r) for r in newest_distinct(rs, ReadingWindow.CAPACITY)]
     assert every.window == some.window
     assert any(changed_every) == any(changed_some)
 
 
 def test_a_batch_is_grouped_by_rack_in_arrival_order() -> None:
     a1, b1, a2 = reading(T0, "a"), reading(T0, "b"), reading(T0 + timedelta(seconds=1), "a")
-    assert _per_rack([("s", a1), ("s", b1), ("s", a2)]) == {"a": [a1, a2], "b": [b1]}
+    assert per_rack([a1, b1, a2]) == {"a": [a1, a2], "b": [b1]}
 
 
 def test_a_batch_is_sliced_in_order_by_bytes_and_a_sweep_is_one_empty_slice() -> None:
-    from streams.deadletter import Message
-    from streams.pipeline import _slices
+    from twin.messages import Record
+    from streams.batch import slices
 
     sizes = [3, 3, 3, 10, 1, 1]
-    messages = [Message("t", 0, i, None, b"x" * n) for i, n in enumerate(sizes)]
-    slices = [[m.offset for m in part] for part in _slices(messages, 6)]
-    assert slices == [[0, 1], [2], [3], [4, 5]]  # in order, every message once, an oversize one alone
-    assert list(_slices([], 6)) == [[]]
+    messages = [Record("t", 0, i, None, b"x" * n) for i, n in enumerate(sizes)]
+    offsets = [[m.offset for m in part] for part in slices(messages, 6)]
+    assert offsets == [[0, 1], [2], [3], [4, 5]]  # in order, every message once, an oversize one alone
+    assert list(slices([], 6)) == [[]]

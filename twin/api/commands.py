@@ -32,8 +32,9 @@ def _conn():  # type: ignore[no-untyped-def]
 
 
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Interface to listen on [default: TWIN_API_HOST, 127.0.0.1].")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port [default: TWIN_API_PORT, 8080].")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.",
+                                                      show_default="TWIN_API_HOST, else 127.0.0.1")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port.", show_default="TWIN_API_PORT, else 8080")] = None,
 ) -> None:
     """Serve the capacity-planning HTTP API (OpenAPI at /openapi.json, docs at /docs).
 
@@ -75,25 +76,24 @@ def token_create(
 
 @token_app.command("list")
 def token_list(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
 ) -> None:
     """List tokens (never their secrets), revoked ones too."""
+    from twin.output import Column, emit, output_format
     from twin.store.tokens import list_tokens
 
+    fmt = output_format(as_json, as_csv)
     try:
         with _conn() as conn:
             tokens = list_tokens(conn)
     except TwinError as exc:
         _fail(exc)
-    if as_json:
-        for t in tokens:
-            print(t.model_dump_json())
-        return
-    table = Table("id", "name", "scopes", "owner", "created", "revoked", title=f"{len(tokens)} token(s)")
-    for t in tokens:
-        table.add_row(t.token_id, t.name, ",".join(t.scopes), t.owner or "-", t.created_at.isoformat(timespec="seconds"),
-                      t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "-")
-    console.print(table)
+    columns = (Column.of("token_id", "id", key=True), Column.of("name"),
+               Column("scopes", lambda t: ",".join(t["scopes"])), Column.of("owner"),
+               Column.of("created_at", "created", key=True), Column.of("revoked_at", "revoked", key=True))
+    emit([t.model_dump() for t in tokens], columns, fmt, console=console, title=f"{len(tokens)} token(s)",
+         document={"tokens": tokens})
 
 
 @token_app.command("revoke")

@@ -23,7 +23,7 @@ import orjson
 
 from schemas import INTENT_TYPES, LIFECYCLE_TYPES, TELEMETRY_TYPES, Envelope
 from twin.domain.decoding import decode_event, decode_report
-from twin.embedded.simulator import Message
+from twin.messages import Message
 from twin.errors import MalformedEvent, RejectedEvent, UnknownEventType
 from twin.publisher import Publisher
 from twin.store.answers import BadItem, IngestAccepted, IngestRejected

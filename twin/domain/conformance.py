@@ -29,13 +29,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from schemas import Deviation, GenerationIntent, Range, Severity
+from schemas import Deviation, DeviationChanged, GenerationIntent, Range, Severity
 from twin.domain.lifecycle import POWERED_STAGES, RackStatus, stalled
 
 if TYPE_CHECKING:
     from twin.domain.rack import RackTwin
 
-__all__ = ["CHECKS", "MARGINS", "STALE_AFTER_SECONDS", "TELEMETRY_CHECKS", "Family", "evaluate", "judge", "reevaluate"]
+__all__ = ["CHECKS", "MARGINS", "STALE_AFTER_SECONDS", "TELEMETRY_CHECKS", "Family", "deviation_changes", "evaluate",
+           "judge", "reevaluate"]
 
 STALE_AFTER_SECONDS = 30.0
 """Default for `stale_after_seconds`; the worker passes its `telemetry_stale_seconds` setting."""
@@ -213,3 +214,28 @@ def _telemetry(out: _Deviations, twin: RackTwin, intent: GenerationIntent, now: 
         severe = total > 0 and down / total >= MARGINS["network-links-down"]
         out.add("network-links-down", "critical" if severe else "warning", down, "links", 0, 0,
                 f"{down} of {total} links down")
+
+
+def deviation_changes(rack_id: str, before: Mapping[str, Deviation], after: Mapping[str, Deviation], at: datetime,
+                      source: str, seq: int) -> list[DeviationChanged]:
+    """What alerting hears when a rack's open deviations go from `before` to `after` (check -> deviation):
+    firing for a new check or a changed severity, resolved for a check that went away.
+
+    The event id is derived from (rack, check, state, at), so a batch applied twice announces a change once.
+    """
+    from uuid import NAMESPACE_URL, uuid5
+
+    changes = []
+    for check, dev in after.items():
+        if before.get(check) != dev and (check not in before or before[check].severity != dev.severity):
+            changes.append(("firing", dev))
+    for check, dev in before.items():
+        if check not in after:
+            changes.append(("resolved", dev))
+    return [
+        DeviationChanged(
+            event_id=uuid5(NAMESPACE_URL, f"{rack_id}/{dev.check}/{state}/{at.isoformat()}"),
+            occurred_at=at, source=source, seq=seq, rack_id=rack_id, state=state, deviation=dev,  # type: ignore[arg-type]
+        )
+        for state, dev in changes
+    ]

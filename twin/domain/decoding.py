@@ -9,7 +9,7 @@ reading is rejected on its own, by index, so one broken sensor does not discard 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +17,16 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas import INTENT_TYPES, LIFECYCLE_TYPES, TELEMETRY_TYPES, Envelope, RackReading, TelemetryReported
-from twin.errors import MalformedEvent, OutOfPhysicalRange, RejectedEvent, UnknownEventType, UnknownSchemaVersion
+from twin.errors import (
+    MalformedEvent,
+    OutOfPhysicalRange,
+    RejectedEvent,
+    UnknownEventType,
+    UnknownSchemaVersion,
+    WrongRack,
+)
 
-__all__ = ["BadReading", "DecodedReport", "decode_event", "decode_report", "reason_for"]
+__all__ = ["BadReading", "DecodedReport", "decode_event", "decode_report", "positions", "reason_for"]
 
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
@@ -42,6 +49,9 @@ class DecodedReport:
 
     report: TelemetryReported | None
     bad: list[BadReading] = field(default_factory=list)
+    event_id: str | None = None
+    """The report's event_id when its envelope could be read (a bad reading's letter names it, so the
+    same report delivered twice letters its bad reading once)."""
 
 
 def reason_for(exc: ValidationError, *, what: str) -> RejectedEvent:
@@ -122,9 +132,14 @@ def decode_event(raw: bytes, types: Mapping[str, type[Envelope]]) -> Envelope:
 
 
 def decode_report(raw: bytes) -> DecodedReport:
-    """Decode a telemetry report, keeping its good readings when only some readings are bad."""
+    """Decode a telemetry report, keeping its good readings when only some readings are bad.
+
+    A reading that names another rack than its report's envelope (a single-rack report) is bad:
+    `wrong-rack`, since either name may be the wrong one.
+    """
     try:
-        return DecodedReport(TelemetryReported.model_validate_json(raw))
+        report = TelemetryReported.model_validate_json(raw)
+        return _same_rack(DecodedReport(report, [], str(report.event_id)))
     except ValidationError:
         pass
     data = _load(raw)
@@ -147,12 +162,48 @@ def decode_report(raw: bytes) -> DecodedReport:
     try:
         if good:
             report = TelemetryReported.model_validate({**envelope, "readings": good})
+            event_id = str(report.event_id)
         else:  # every reading is bad: still refuse the message whole if its envelope is bad too
-            Envelope.model_validate(envelope)
+            event_id = str(Envelope.model_validate(envelope).event_id)
             report = None
     except ValidationError as exc:
         raise reason_for(exc, what="telemetry report envelope") from None
-    return DecodedReport(report, bad)
+    return _same_rack(DecodedReport(report, bad, event_id))
+
+
+def _same_rack(decoded: DecodedReport) -> DecodedReport:
+    """Move the readings that contradict the envelope's rack_id to the bad ones."""
+    report = decoded.report
+    if report is None or report.rack_id is None or all(r.rack_id == report.rack_id for r in report.readings):
+        return decoded
+    good, bad = [], list(decoded.bad)
+    indexed = positions(decoded)
+    for index, r in zip(indexed, report.readings):
+        if r.rack_id == report.rack_id:
+            good.append(r)
+        else:
+            bad.append(BadReading(index, WrongRack(
+                f"reading {index} is of rack {r.rack_id!r}, but its report names rack {report.rack_id!r}"),
+                r.model_dump_json(), r.rack_id))
+    bad.sort(key=lambda b: b.index)
+    kept = report.model_copy(update={"readings": tuple(good)}) if good else None
+    return DecodedReport(kept, bad, decoded.event_id)
+
+
+def positions(decoded: DecodedReport) -> Sequence[int]:
+    """Where each good reading of a report stood in its message (the bad ones left gaps): the index
+    its dead letter is keyed by."""
+    n = len(decoded.report.readings) if decoded.report is not None else 0
+    if not decoded.bad:
+        return range(n)
+    taken = {b.index for b in decoded.bad}
+    out: list[int] = []
+    i = 0
+    while len(out) < n:
+        if i not in taken:
+            out.append(i)
+        i += 1
+    return out
 
 
 TOPIC_FAMILIES: dict[str, Mapping[str, type[Envelope]]] = {

@@ -71,6 +71,13 @@ class IntentCatalog:
         revisions.insert(at, _Revision(intent, published_at))
         return at == len(revisions) - 1
 
+    def copy(self) -> IntentCatalog:
+        """Another catalog with the same revisions: publish into the copy inside a transaction, and
+        let others see it only once that transaction commits."""
+        out = IntentCatalog()
+        out._by_generation = {g: list(revisions) for g, revisions in self._by_generation.items()}
+        return out
+
     # --- reading ---------------------------------------------------------------------------
 
     def latest(self, generation: str) -> GenerationIntent | None:

@@ -27,19 +27,19 @@ from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from schemas import Component, GenerationIntent, RackEvent, RackReading
+from schemas import READING_FIELDS, Component, GenerationIntent, RackEvent, RackReading
 from twin.domain.components import EMPTY_BOM, BillOfMaterials
-from twin.errors import IllegalTransition, RejectedEvent
+from twin.errors import IllegalTransition, OutOfOrder, RejectedEvent, WrongRack
 from twin.domain.intent import IntentCatalog, intent_for
 from twin.domain.lifecycle import TEST_KINDS, RackStatus, check_service_gate, next_status
 
 __all__ = [
-    "READING_FIELDS", "REJECTIONS_KEPT", "EventKey", "Intents", "RackTwin", "ReadingWindow", "Rejection", "Sample",
-    "TestResult", "event_key",
+    "READING_FIELDS", "REJECTIONS_KEPT", "TELEMETRY_SIDE_BLANKS", "EventKey", "Intents", "RackTwin", "ReadingWindow", "Rejection", "Replay",
+    "Sample", "TestResult", "event_key", "fold_history",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -52,6 +52,14 @@ _intern = sys.intern
 
 REJECTIONS_KEPT = 5
 """Rejections a twin remembers (the most recent by event order); the dead-letter table keeps all."""
+
+TELEMETRY_SIDE_BLANKS: dict[str, Any] = {
+    "components": [], "rejected": [], "tests": {}, "stage_entered_at": {}, "stage_left_at": {},
+    "serial_number": None, "factory": None, "status_reason": None, "rma_number": None,
+}
+"""What the telemetry side blanks out of a twin's snapshot: it judges readings against intent by
+generation and stage, and holds 100,000 twins; parts, tests and stage history stay with the
+lifecycle side. (Stage entry times are blanked too, so stall checks stay with the lifecycle side.)"""
 
 Intents = GenerationIntent | IntentCatalog | Mapping[str, GenerationIntent] | None
 """What the service gate may be given: the catalog (or a generation -> intent mapping), or one intent."""
@@ -90,32 +98,13 @@ class TestResult(NamedTuple):
     occurred_at: datetime
 
 
-READING_FIELDS: tuple[str, ...] = (
-    "power_watts", "inlet_temperature_celsius", "outlet_temperature_celsius", "coolant_supply_temperature_celsius",
-    "coolant_return_temperature_celsius", "coolant_flow_liters_per_minute", "coolant_differential_pressure_kilopascals",
-    "leak_detected", "hottest_accelerator_temperature_celsius", "fan_speed_percent", "network_links_up",
-    "network_links_down",
-)
-"""`RackReading` quantities a window keeps, in column order (after the time column)."""
 _WIDTH = 1 + len(READING_FIELDS)
 
 
-class Sample(NamedTuple):
-    """One reading as the window holds it: `RackReading`'s fields but `rack_id`, cheap to build."""
-
-    occurred_at: datetime
-    power_watts: float
-    inlet_temperature_celsius: float
-    outlet_temperature_celsius: float
-    coolant_supply_temperature_celsius: float
-    coolant_return_temperature_celsius: float
-    coolant_flow_liters_per_minute: float
-    coolant_differential_pressure_kilopascals: float
-    leak_detected: bool
-    hottest_accelerator_temperature_celsius: float
-    fan_speed_percent: float
-    network_links_up: int
-    network_links_down: int
+Sample = NamedTuple(  # type: ignore[misc]  # built from the one list of reading fields
+    "Sample", [("occurred_at", datetime), *((f, RackReading.model_fields[f].annotation) for f in READING_FIELDS)])
+Sample.__doc__ = "One reading as the window holds it: `RackReading`'s fields but `rack_id`, cheap to build."
+_quantities = attrgetter(*READING_FIELDS)
 
 
 _LEAK, _UP, _DOWN = (1 + READING_FIELDS.index(f) for f in ("leak_detected", "network_links_up", "network_links_down"))
@@ -147,11 +136,7 @@ class ReadingWindow:
     def insert(self, r: RackReading) -> bool:
         """Take a reading; True when the window changed (False: a repeat, or older than all held)."""
         t = float(_us(r.occurred_at))
-        row = (t, r.power_watts, r.inlet_temperature_celsius, r.outlet_temperature_celsius,
-               r.coolant_supply_temperature_celsius, r.coolant_return_temperature_celsius,
-               r.coolant_flow_liters_per_minute, r.coolant_differential_pressure_kilopascals,
-               1.0 if r.leak_detected else 0.0, r.hottest_accelerator_temperature_celsius, r.fan_speed_percent,
-               float(r.network_links_up), float(r.network_links_down))
+        row = (t, *_quantities(r))
         a, w = self._rows, _WIDTH
         n = len(a) // w
         if n == 0 or t > a[len(a) - w]:
@@ -364,7 +349,7 @@ class RackTwin:
         try:
             self._apply(event, key, intent)
         except RejectedEvent as rejection:
-            if rejection.reason in ("out-of-order", "wrong-rack"):
+            if isinstance(rejection, (OutOfOrder, WrongRack)):
                 raise
             self._reject(event, key, rejection)
             return rejection
@@ -376,9 +361,9 @@ class RackTwin:
         if last is not None and key <= last:
             if key == last:
                 return None
-            raise RejectedEvent(
+            raise OutOfOrder(
                 f"{event.type} {event.event_id} of {event.occurred_at.isoformat()} sorts before the last event "
-                f"folded into rack {self.rack_id}: replay the rack's history", reason="out-of-order")
+                f"folded into rack {self.rack_id}: replay the rack's history")
         return key
 
     def _reject(self, event: RackEvent, key: EventKey, rejection: RejectedEvent) -> None:
@@ -388,8 +373,7 @@ class RackTwin:
 
     def _apply(self, event: RackEvent, key: EventKey, intent: Intents) -> None:
         if event.rack_id != self.rack_id:
-            raise RejectedEvent(f"{event.type} {event.event_id} is about rack {event.rack_id}, not {self.rack_id}",
-                                reason="wrong-rack")
+            raise WrongRack(f"{event.type} {event.event_id} is about rack {event.rack_id}, not {self.rack_id}")
         # --- decide: every check raises before anything changes ---
         kind = event.type
         status = next_status(self.status, event)
@@ -452,37 +436,8 @@ class RackTwin:
     def replay(cls, rack_id: str, events: Iterable[RackEvent],
                intents: IntentCatalog | Mapping[str, GenerationIntent], *, until: datetime | None = None,
                snapshot: Mapping[str, Any] | None = None) -> RackTwin:
-        """The fold of `events` in key order: same set of events, any order, any repeats, same twin.
-
-        Events after `until` are left out (time travel: the rack as of that instant). From a
-        `snapshot`, only events sorting after it are folded; the snapshot must not be newer than
-        `until`. Illegal events are skipped and recorded in `rejected`. Of two events with one
-        event_id (a producer bug), the one sorting first is taken.
-        """
-        twin = cls.from_snapshot(snapshot) if snapshot is not None else cls(rack_id)
-        if twin.rack_id != rack_id:
-            raise ValueError(f"snapshot is of rack {twin.rack_id}, not {rack_id}")
-        floor = twin.last_key
-        if until is not None and floor is not None and floor[0] > _us(until):
-            raise ValueError(f"snapshot of rack {rack_id} is newer than {until.isoformat()}")
-        chosen: dict[int, tuple[EventKey, RackEvent]] = {}
-        for event in events:
-            if until is not None and event.occurred_at > until:
-                continue
-            key = event_key(event)
-            if floor is not None and key <= floor:
-                continue
-            held = chosen.get(key[2])
-            if held is None or key < held[0]:
-                chosen[key[2]] = (key, event)
-        for key, event in sorted(chosen.values(), key=itemgetter(0)):
-            try:
-                twin._apply(event, key, intents)
-            except RejectedEvent as rejection:
-                if rejection.reason == "wrong-rack":
-                    raise
-                twin._reject(event, key, rejection)
-        return twin
+        """The fold of `events` in key order (see `fold_history`, which also returns every refusal)."""
+        return fold_history(rack_id, events, intents, until=until, snapshot=snapshot).twin
 
     # --- telemetry --------------------------------------------------------------------------
 
@@ -567,3 +522,54 @@ class RackTwin:
         if data.get("readings"):
             twin.window = ReadingWindow.from_json(data["readings"], twin.rack_id)
         return twin
+
+
+class Replay(NamedTuple):
+    """A twin folded from its history, and every event that fold refused (by event_id).
+
+    The twin itself remembers only its last `REJECTIONS_KEPT` refusals; `refused` is all of
+    them, and it is what the dead letters of the rack's fold refusals must equal.
+    """
+
+    twin: RackTwin
+    refused: dict[str, Rejection]
+
+
+def fold_history(rack_id: str, events: Iterable[RackEvent], intents: IntentCatalog | Mapping[str, GenerationIntent],
+                 *, until: datetime | None = None, snapshot: Mapping[str, Any] | None = None) -> Replay:
+    """The one way a twin is built from its events: live (after a late event), `--as-of`, rebuild.
+
+    Events are folded in key order: same set of events, any order, any repeats, same twin.
+    Events after `until` are left out (time travel: the rack as of that instant). From a
+    `snapshot`, only events sorting after it are folded (and only their refusals returned); the
+    snapshot must not be newer than `until`. Illegal events change nothing and are returned in
+    `refused`. Of two events with one event_id (a producer bug the intake refuses as a
+    conflicting duplicate), the one sorting first is taken. The service gate of an entry into
+    service reads the intent revision in force at that event.
+    """
+    twin = RackTwin.from_snapshot(snapshot) if snapshot is not None else RackTwin(rack_id)
+    if twin.rack_id != rack_id:
+        raise ValueError(f"snapshot is of rack {twin.rack_id}, not {rack_id}")
+    floor = twin.last_key
+    if until is not None and floor is not None and floor[0] > _us(until):
+        raise ValueError(f"snapshot of rack {rack_id} is newer than {until.isoformat()}")
+    chosen: dict[int, tuple[EventKey, RackEvent]] = {}
+    for event in events:
+        if until is not None and event.occurred_at > until:
+            continue
+        key = event_key(event)
+        if floor is not None and key <= floor:
+            continue
+        held = chosen.get(key[2])
+        if held is None or key < held[0]:
+            chosen[key[2]] = (key, event)
+    refused: dict[str, Rejection] = {}
+    for key, event in sorted(chosen.values(), key=itemgetter(0)):
+        try:
+            twin._apply(event, key, intents)
+        except RejectedEvent as rejection:
+            if isinstance(rejection, WrongRack):
+                raise
+            twin._reject(event, key, rejection)
+            refused[str(event.event_id)] = twin.rejected[-1]
+    return Replay(twin, refused)

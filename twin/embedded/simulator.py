@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 from uuid import UUID
 
 import orjson
@@ -62,6 +62,7 @@ from schemas import (
     Row,
     TelemetryReported,
 )
+from twin.messages import Message, Role  # re-exported: producers and tests take Message from here too
 from twin.domain.lifecycle import POWERED_STAGES  # racks report telemetry exactly in the domain's powered stages
 
 __all__ = [
@@ -75,8 +76,6 @@ OUR_COMPANY = "Fleet Twin Inc."
 QUARTERS: tuple[str, ...] = tuple(f"{y}Q{q}" for y in range(2026, 2030) for q in range(1, 5))[2:]
 """Quarters the rollout plan covers: 2026Q3 through 2029Q4."""
 
-Role = Literal["intent", "lifecycle", "telemetry"]
-
 ReportShape = Literal["collector", "row"]
 """How telemetry is batched into reports. `collector` (the default) is what a facility collector
 sends: one report per poll cycle for each collector of a hall, about `READINGS_PER_COLLECTOR`
@@ -85,15 +84,6 @@ readings each. `row` is the shape of earlier waves: one report per row (about 7 
 READINGS_PER_COLLECTOR = 50
 """Racks one simulated hall collector polls: a hall's powered racks are split into collectors of
 at most this many, in rack order, so a rack's readings always travel under one key."""
-
-
-class Message(NamedTuple):
-    """One Kafka record as a producer sends it; `bad` names the bad-input kind of a crafted one."""
-
-    role: Role
-    key: bytes
-    value: bytes
-    bad: str | None = None
 
 
 class Stage(StrEnum):

@@ -21,7 +21,7 @@ import psycopg
 from twin.errors import StoreError
 from twin.publisher import Publisher
 from twin.settings import Topics
-from twin.embedded.simulator import Message
+from twin.messages import Message
 
 __all__ = ["Replayable", "replay", "to_message"]
 

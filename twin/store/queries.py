@@ -445,7 +445,8 @@ def list_racks(
         (%(stage)s::text IS NULL OR s.status = %(stage)s)
         AND (%(generation)s::text IS NULL OR s.generation = %(generation)s)
         AND (%(facility)s::text IS NULL OR s.facility_id = %(facility)s)
-        AND (%(health)s::text IS NULL OR s.health_overall = %(health)s)
+        AND (%(health)s::text IS NULL OR s.health_overall = %(health)s
+             OR (%(health)s = 'unknown' AND s.health_overall IS NULL))  -- never reported: no health document
         AND (%(deviation)s::text IS NULL
              OR EXISTS (SELECT 1 FROM deviations d WHERE d.rack_id = s.rack_id AND d.check_name = %(deviation)s))
         AND (%(stalled)s::boolean IS NULL OR %(stalled)s = EXISTS (
@@ -495,6 +496,11 @@ def _visible(conn: Conn, rack_id: str, owner: str | None) -> dict[str, Any] | No
         .format(racks=_RACKS), _p(owner, rack=rack_id)).fetchone()
 
 
+def _public_twin(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The stored snapshot as answered: its `status` is called `stage`, as everywhere else in an answer."""
+    return {("stage" if key == "status" else key): value for key, value in snapshot.items()}
+
+
 def rack(conn: Conn, rack_id: str, *, owner: str | None = None) -> a.RackDetail | None:
     """One rack's current twin with its open deviations; None when unknown or not the owner's."""
     row = _visible(conn, rack_id, owner)
@@ -508,7 +514,8 @@ def rack(conn: Conn, rack_id: str, *, owner: str | None = None) -> a.RackDetail 
         hall_id=row["hall_id"], row_id=row["row_id"], position=row["position"],
         stage_entered_at=row["stage_entered_at"], telemetry_at=row["telemetry_at"],
         readings={c: row[c] for c in READING_COLUMNS}, health=row["health"] or {},
-        intent_revision=row["intent_revision"], onshore_share=row["onshore_share"], twin=row["twin"] or {},
+        intent_revision=row["intent_revision"], onshore_share=row["onshore_share"],
+        twin=_public_twin(row["twin"] or {}),
         deviations=[a.DeviationAnswer(check=d["check_name"], severity=d["severity"], measured=d["measured"],
                                       allowed_min=d["allowed_min"], allowed_max=d["allowed_max"], unit=d["unit"],
                                       intent_revision=d["intent_revision"], detail=d["detail"], since=d["since"])
@@ -535,7 +542,7 @@ def rack_as_of(conn: Conn, rack_id: str, instant: datetime, *, owner: str | None
         return None
     twin = views.rack_as_of(conn, rack_id, instant)
     return a.RackAsOf(rack_id=rack_id, as_of=instant.astimezone(timezone.utc), stage=twin.status.value,
-                      twin=twin.snapshot())
+                      twin=_public_twin(twin.snapshot()))
 
 
 # --- rollout --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from twin.errors import StoreError
 from twin.domain.intent import IntentCatalog
 from twin.domain.rack import RackTwin
 
-__all__ = ["RebuildResult", "rebuild"]
+__all__ = ["RebuildResult", "rack_streams", "rebuild"]
 
 
 @dataclass(slots=True)
@@ -37,7 +37,7 @@ class RebuildResult:
         return not self.mismatched and not self.missing
 
 
-def _streams(conn: psycopg.Connection[Any], batch: int = 5_000) -> Iterator[tuple[str, list[Any]]]:
+def rack_streams(conn: psycopg.Connection[Any], batch: int = 5_000) -> Iterator[tuple[str, list[Any]]]:
     """(rack_id, its events as contract models) for every rack stream, via a server-side cursor."""
     with conn.cursor(name="rebuild") as cur:
         cur.itersize = batch
@@ -71,7 +71,7 @@ def rebuild(database_url: str, *, write: bool = False, progress: Callable[[int, 
             total = live.execute("SELECT count(DISTINCT stream_id) AS n FROM events WHERE stream_id NOT LIKE '%:%'"
                                  " AND stream_id <> 'rollout'").fetchone()
             stored = {r["rack_id"]: r["twin"] for r in live.execute("SELECT rack_id, twin FROM rack_state")}
-            for rack_id, events in _streams(conn):
+            for rack_id, events in rack_streams(conn):
                 twin = RackTwin.replay(rack_id, events, catalog)
                 rebuilt = twin.snapshot()
                 result.racks += 1
@@ -82,8 +82,9 @@ def rebuild(database_url: str, *, write: bool = False, progress: Callable[[int, 
                     result.mismatched.append(rack_id)
                 if write and stored.get(rack_id) != rebuilt:
                     live.execute(
-                        "UPDATE rack_state SET twin = %s, status = %s, version = %s, generation = %s, facility_id = %s,"
-                        " hall_id = %s, row_id = %s, position = %s, updated_at = now() WHERE rack_id = %s",
+                        "UPDATE rack_lifecycle SET twin = %s, status = %s, version = %s, generation = %s, facility_id = %s,"
+                        " hall_id = %s, row_id = %s, position = %s, lifecycle_xid = pg_current_xact_id(),"
+                        " updated_at = now() WHERE rack_id = %s",
                         (Jsonb(rebuilt), twin.status.value, twin.version, twin.generation, twin.facility_id,
                          twin.hall_id, twin.row_id, twin.position, rack_id))
                 if progress is not None:

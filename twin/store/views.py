@@ -15,7 +15,8 @@ from psycopg.rows import dict_row
 
 from twin.errors import StoreUnavailable
 
-__all__ = ["FleetSummary", "connect", "deadletter_counts", "fleet_summary", "list_racks", "rack_detail"]
+__all__ = ["FleetSummary", "connect", "deadletter_counts", "fleet_summary", "latest_deadletters", "list_racks",
+           "rack_detail", "recorded_reasons"]
 
 
 def connect(database_url: str) -> psycopg.Connection[dict[str, Any]]:
@@ -103,7 +104,13 @@ def list_racks(
     ).fetchall()
 
 
-def rack_detail(conn: psycopg.Connection[Any], rack_id: str) -> dict[str, Any] | None:
+def recorded_reasons(conn: psycopg.Connection[Any]) -> list[str]:
+    """The reasons of stored dead letters (a newer worker may record a reason this CLI does not list)."""
+    return [r["reason"] for r in conn.execute("SELECT DISTINCT reason FROM deadletters ORDER BY 1")]
+
+
+def rack_detail(conn: psycopg.Connection[Any], rack_id: str, *, history: bool = True) -> dict[str, Any] | None:
+    """The rack's current state, its open deviations and (with `history`) its event stream."""
     row = conn.execute("SELECT * FROM rack_state WHERE rack_id = %s", (rack_id,)).fetchone()
     if row is None:
         return None
@@ -116,7 +123,7 @@ def rack_detail(conn: psycopg.Connection[Any], rack_id: str) -> dict[str, Any] |
         "SELECT stream_version, type, occurred_at, source, seq, body FROM events WHERE stream_id = %s"
         " ORDER BY stream_version",
         (rack_id,),
-    ).fetchall()
+    ).fetchall() if history else []
     return row
 
 
@@ -148,28 +155,17 @@ def intent_catalog(conn: psycopg.Connection[Any]) -> Any:
     return catalog
 
 
-def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime) -> Any:
+def rack_as_of(conn: psycopg.Connection[Any], rack_id: str, instant: datetime, *, catalog: Any = None) -> Any:
     """The rack's twin as of `instant` (time travel): the fold of its events up to then.
 
-    Starts from the newest snapshot taken at or before `instant` when no event stored after
-    that snapshot sorts before it (a late event would make the snapshot wrong); else from the
-    first event.
+    The same fold as live and rebuild (`twin.domain.rack.fold_history`), from the first event: a
+    snapshot saved by a worker recorded what it knew then (a refusal a later intent or a late
+    event undid), so starting from one could answer differently from the rebuilt twin.
     """
-    from schemas import LIFECYCLE_TYPES
-    from twin.domain.rack import RackTwin, event_key
+    from twin.domain.rack import fold_history
 
-    catalog = intent_catalog(conn)
-    snap = conn.execute(
-        "SELECT stream_version, body FROM rack_snapshots WHERE rack_id = %s AND occurred_at <= %s"
-        " ORDER BY stream_version DESC LIMIT 1", (rack_id, instant)).fetchone()
-    if snap is not None:
-        after = [LIFECYCLE_TYPES[r["type"]].model_validate(r["body"]) for r in conn.execute(
-            "SELECT type, body FROM events WHERE stream_id = %s AND stream_version > %s ORDER BY stream_version",
-            (rack_id, snap["stream_version"]))]
-        start = RackTwin.from_snapshot(snap["body"])
-        if start.last_key is not None and all(event_key(e) > start.last_key for e in after):
-            return RackTwin.replay(rack_id, after, catalog, until=instant, snapshot=snap["body"])
-    return RackTwin.replay(rack_id, rack_history(conn, rack_id), catalog, until=instant)
+    catalog = catalog if catalog is not None else intent_catalog(conn)
+    return fold_history(rack_id, rack_history(conn, rack_id), catalog, until=instant).twin
 
 
 _ALLOCATING = ("installed", "commissioned", "active", "degraded", "maintenance")
@@ -226,4 +222,13 @@ def rollout_progress(conn: psycopg.Connection[Any], quarter: str) -> list[dict[s
         ORDER BY 1, 2
         """,
         {"quarter": quarter},
+    ).fetchall()
+
+
+def latest_deadletters(conn: psycopg.Connection[Any], reason: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest open dead letters (of one reason, if given), newest first."""
+    return conn.execute(
+        "SELECT id, reason, topic, partition, \"offset\", idx, rack_id, source, detail, recorded_at FROM deadletters"
+        " WHERE replayed_at IS NULL AND (%(r)s::text IS NULL OR reason = %(r)s) ORDER BY id DESC LIMIT %(n)s",
+        {"r": reason, "n": limit},
     ).fetchall()
