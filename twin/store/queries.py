@@ -32,9 +32,9 @@ tables rebuilt from the current state (migration 0023); a query finding one olde
 (`CUBE_MAX_AGE_SECONDS`, `DURATIONS_MAX_AGE_SECONDS`) rebuilds it first, and the answer's
 `summarised_at` says when. Racks, one rack and its history are read live.
 
-Where the racks are read from is said in `_RACKS` and `_OWNED` (partner-scoped views of the
-current-state table) and in the refresh functions of migration 0023: if the current state is
-split or renamed, only those change.
+Where the racks are read from is said in `_RACKS` and `_OWNED` (partner-scoped reads of the
+tables behind the `rack_state` view: rack_lifecycle and rack_telemetry since migration 0004) and
+in the refresh functions of migration 0023: if the current state changes shape, only those change.
 """
 
 from __future__ import annotations
@@ -69,13 +69,22 @@ __all__ = [
 Conn = psycopg.Connection[dict[str, Any]]
 
 _RACKS = sql.SQL("""
-    (SELECT * FROM rack_state
+    (SELECT l.rack_id, l.generation, l.status, l.version, l.stream_version, l.facility_id, l.hall_id, l.row_id,
+            l.position, l.stage_entered_at, l.lifecycle_at, l.twin, l.onshore_share, l.destination_facility_id,
+            t.telemetry_at, t.power_watts, t.inlet_temperature_celsius, t.outlet_temperature_celsius,
+            t.coolant_supply_temperature_celsius, t.coolant_return_temperature_celsius,
+            t.coolant_flow_liters_per_minute, t.coolant_differential_pressure_kilopascals, t.leak_detected,
+            t.hottest_accelerator_temperature_celsius, t.fan_speed_percent, t.network_links_up, t.network_links_down,
+            coalesce(t.health, '{}'::jsonb) AS health, t.health_overall, t.intent_revision,
+            (SELECT count(*) FROM deviations d WHERE d.rack_id = l.rack_id)::integer AS deviation_count
+     FROM rack_lifecycle l LEFT JOIN rack_telemetry t USING (rack_id)
      WHERE %(owner)s::text IS NULL
-        OR facility_id IN (SELECT facility_id FROM facilities WHERE operator = %(owner)s))""")
-"""The racks an owner may see: those standing in (received at, installed in) its facilities."""
+        OR l.facility_id IN (SELECT facility_id FROM facilities WHERE operator = %(owner)s))""")
+"""The racks an owner may see (those standing in, or received at, its facilities), with the current
+state's columns (the `rack_state` view of migration 0004) and the derived ones of 0022."""
 
 _OWNED = sql.SQL("""(%(owner)s::text IS NULL OR {column} IN (
-    SELECT o.rack_id FROM rack_state o JOIN facilities f USING (facility_id) WHERE f.operator = %(owner)s))""")
+    SELECT o.rack_id FROM rack_lifecycle o JOIN facilities f USING (facility_id) WHERE f.operator = %(owner)s))""")
 """`column` names a rack the owner may see (no scan of the racks for the whole fleet)."""
 
 _FACILITIES = sql.SQL("(SELECT * FROM facilities WHERE %(owner)s::text IS NULL OR operator = %(owner)s)")
@@ -194,9 +203,9 @@ def freshness(conn: Conn) -> a.Freshness:
 
 _GENERATIONS = """
     WITH RECURSIVE g AS (  -- the distinct generations of the racks, one index probe each (a skip scan)
-        SELECT min(generation) AS v FROM rack_state
+        SELECT min(generation) AS v FROM rack_lifecycle
         UNION ALL
-        SELECT (SELECT min(generation) FROM rack_state WHERE generation > g.v) FROM g WHERE g.v IS NOT NULL
+        SELECT (SELECT min(generation) FROM rack_lifecycle WHERE generation > g.v) FROM g WHERE g.v IS NOT NULL
     )
     SELECT v AS generation FROM g WHERE v IS NOT NULL UNION SELECT generation FROM generation_intents ORDER BY 1
 """
@@ -594,7 +603,7 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
             way AS (
                 SELECT coalesce(s.facility_id, s.destination_facility_id) AS facility_id, s.generation,
                        greatest(s.stage_entered_at + make_interval(secs => l.days * 86400), now()) AS due
-                FROM rack_state s JOIN lead l ON l.stage = s.status
+                FROM rack_lifecycle s JOIN lead l ON l.stage = s.status
                 WHERE s.status = ANY(%(pipeline)s) AND s.generation IS NOT NULL AND s.stage_entered_at IS NOT NULL
             )
             SELECT facility_id, generation, to_char(due AT TIME ZONE 'UTC', 'YYYY"Q"Q') AS quarter, count(*) AS n
