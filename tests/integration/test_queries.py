@@ -104,6 +104,11 @@ def test_rack_list_pages_through_every_match_once_in_order(fleet: Any) -> None:
         assert by_rule.total == conn.execute(
             "SELECT count(*) AS n FROM deviations d WHERE check_name = %s AND NOT EXISTS (SELECT 1 FROM deviations x"
             " WHERE x.rack_id = d.rack_id AND x.check_name = 'stalled-in-stage')", (hot["check_name"],)).fetchone()["n"]
+        for word in ("ok", "warning", "critical", "unknown"):
+            expected = {r["rack_id"] for r in conn.execute(
+                "SELECT rack_id FROM rack_state WHERE coalesce(health ->> 'overall', 'unknown') = %s", (word,))}
+            got = queries.list_racks(conn, health=word, limit=1000)
+            assert {r.rack_id for r in got.racks} == expected and got.total == len(expected), word
         low = queries.list_racks(conn, onshore_below=0.5, limit=1000)
         assert all(r.onshore_share is not None and r.onshore_share < 0.5 for r in low.racks)
 

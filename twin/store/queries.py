@@ -83,6 +83,14 @@ _RACKS = sql.SQL("""
 """The racks an owner may see (those standing in, or received at, its facilities), with the current
 state's columns (the `rack_state` view of migration 0004) and the derived ones of 0022."""
 
+_RACKS_TO_COUNT = sql.SQL("""
+    (SELECT l.rack_id, l.generation, l.status, l.facility_id, l.onshore_share
+     FROM rack_lifecycle l
+     WHERE %(owner)s::text IS NULL
+        OR l.facility_id IN (SELECT facility_id FROM facilities WHERE operator = %(owner)s))""")
+"""`_RACKS` with only what a filter reads: a count over it can be answered from an index alone (a
+join, even one the planner removes, or the per-rack deviation count would make it read every row)."""
+
 _OWNED = sql.SQL("""(%(owner)s::text IS NULL OR {column} IN (
     SELECT o.rack_id FROM rack_lifecycle o JOIN facilities f USING (facility_id) WHERE f.operator = %(owner)s))""")
 """`column` names a rack the owner may see (no scan of the racks for the whole fleet)."""
@@ -454,8 +462,11 @@ def list_racks(
         (%(stage)s::text IS NULL OR s.status = %(stage)s)
         AND (%(generation)s::text IS NULL OR s.generation = %(generation)s)
         AND (%(facility)s::text IS NULL OR s.facility_id = %(facility)s)
-        AND (%(health)s::text IS NULL OR s.health_overall = %(health)s
-             OR (%(health)s = 'unknown' AND s.health_overall IS NULL))  -- never reported: no health document
+        AND (%(health)s::text IS NULL
+             OR (%(health)s <> 'unknown' AND EXISTS (
+                 SELECT 1 FROM rack_telemetry h WHERE h.rack_id = s.rack_id AND h.health_overall = %(health)s))
+             OR (%(health)s = 'unknown' AND NOT EXISTS (  -- never reported: no health document
+                 SELECT 1 FROM rack_telemetry h WHERE h.rack_id = s.rack_id AND h.health_overall <> 'unknown')))
         AND (%(deviation)s::text IS NULL
              OR EXISTS (SELECT 1 FROM deviations d WHERE d.rack_id = s.rack_id AND d.check_name = %(deviation)s))
         AND (%(stalled)s::boolean IS NULL OR %(stalled)s = EXISTS (
@@ -467,15 +478,18 @@ def list_racks(
     params = _p(owner, stage=stage, generation=generation, facility=facility, health=health, deviation=deviation,
                 stalled=stalled, drift=firmware_drift, onshore=onshore_below, after=after, limit=limit + 1,
                 driver=deviation)
-    # A filter that asks for an open deviation drives the query from the deviations index: a few
-    # hundred racks, instead of walking every rack in id order to find the page's matches.
+    # A filter that asks for an open deviation or a rare health word drives the query from its index
+    # (a few hundred racks), instead of walking every rack in id order to find the page's matches.
     drivers = [sql.SQL(q) for q, wanted in (
         ("SELECT rack_id FROM deviations WHERE check_name = %(driver)s", deviation is not None),
         ("SELECT rack_id FROM deviations WHERE check_name = 'stalled-in-stage'", stalled is True),
         ("SELECT rack_id FROM deviations WHERE check_name LIKE 'firmware-drift-%%'", firmware_drift is True),
+        ("SELECT rack_id FROM rack_telemetry WHERE health_overall = %(health)s", health in ("warning", "critical")),
     ) if wanted]
-    source = _RACKS if not drivers else sql.SQL("(SELECT r.* FROM {racks} r JOIN ({ids}) dv USING (rack_id))").format(
-        racks=_RACKS, ids=sql.SQL(" INTERSECT ").join(drivers))
+    ids = sql.SQL(" INTERSECT ").join(drivers)
+    joined = sql.SQL("(SELECT r.* FROM {racks} r JOIN ({ids}) dv USING (rack_id))")
+    source = _RACKS if not drivers else joined.format(racks=_RACKS, ids=ids)
+    counted = _RACKS_TO_COUNT if not drivers else joined.format(racks=_RACKS_TO_COUNT, ids=ids)
     if drivers:  # what drives the query needs no second check per rack
         params.update(deviation=None, stalled=None if stalled else stalled, drift=None if firmware_drift else firmware_drift)
     rows = conn.execute(sql.SQL("""
@@ -485,7 +499,7 @@ def list_racks(
         FROM {racks} s WHERE {where} AND (%(after)s::text IS NULL OR s.rack_id > %(after)s)
         ORDER BY s.rack_id LIMIT %(limit)s
     """).format(racks=source, where=where), params).fetchall()
-    total = conn.execute(sql.SQL("SELECT count(*) AS n FROM {racks} s WHERE {where}").format(racks=source, where=where),
+    total = conn.execute(sql.SQL("SELECT count(*) AS n FROM {racks} s WHERE {where}").format(racks=counted, where=where),
                          params).fetchone()
     assert total is not None
     more = len(rows) > limit
