@@ -650,8 +650,9 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
 def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = None) -> a.Scorecard:
     """Generations side by side: the facts behind adopting a new one "depending on performance".
 
-    Counts, onshore share and power from the fleet cube; lead times, rack-years in service, RMAs
-    and failures (degradations) from the stage durations of the event store; deviation rates live.
+    Counts, onshore share and power from the fleet cube; lead times, rack-years in service (up to
+    when the durations were summarised, so two askings agree), RMAs and failures (degradations)
+    from the stage durations of the event store; deviation rates live.
     """
     _check(conn, "generation", generation)
     summarised_at = min(_fresh_summary(conn, "fleet_cube", CUBE_MAX_AGE_SECONDS),
@@ -678,9 +679,10 @@ def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = 
             rates[r["generation"]][r["subsystem"]] = r["n"] / base[r["generation"]]["racks"]
     p["who"] = owner if owner is not None else "*"
     years = {r["generation"]: r for r in conn.execute("""
-        SELECT generation, (closed_days + (open_stays * extract(epoch FROM now()) - open_since_epoch_sum) / 86400)
-                           / 365.25 AS rack_years, rma, failures
-        FROM service_record WHERE operator = %(who)s
+        SELECT generation, (closed_days + (open_stays * extract(epoch FROM r.refreshed_at) - open_since_epoch_sum)
+                            / 86400) / 365.25 AS rack_years, rma, failures
+        FROM service_record, (SELECT refreshed_at FROM summary_refreshes WHERE name = 'stage_durations') r
+        WHERE operator = %(who)s
           AND (%(generation)s::text IS NULL OR generation = %(generation)s)
     """, p)}
     leads: dict[str, list[a.LeadTime]] = defaultdict(list)
