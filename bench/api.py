@@ -219,8 +219,14 @@ def load(url: str, racks: int, seed: int = 7) -> dict[str, Any]:
             ((f, h, r, minute0 + timedelta(minutes=m), 15, 15 * 120_000.0 * rng.uniform(0.8, 1.0))
              for f, h, r, _ in lay.rows for m in range(60)))
         conn.execute("SELECT ensure_telemetry_partition(current_date)")
-        conn.execute("INSERT INTO telemetry SELECT rack_id, now(), 'bench', 1000, 24, 30, 30, 40, 10, 80, false, 60,"
-                     " 30, 8, 0 FROM rack_lifecycle LIMIT 100")
+        conn.execute("INSERT INTO telemetry (rack_id, occurred_at, source, power_watts, inlet_temperature_celsius,"
+                     " outlet_temperature_celsius, coolant_supply_temperature_celsius,"
+                     " coolant_return_temperature_celsius, coolant_flow_liters_per_minute,"
+                     " coolant_differential_pressure_kilopascals, leak_detected,"
+                     " hottest_accelerator_temperature_celsius, fan_speed_percent, network_links_up,"
+                     " network_links_down)"
+                     " SELECT rack_id, now(), 'bench', 1000, 24, 30, 30, 40, 10, 80, false, 60, 30, 8, 0"
+                     " FROM rack_lifecycle LIMIT 100")
         conn.execute("INSERT INTO consumer_offsets VALUES ('twin-worker', 'fleet.telemetry.v1', 0, 1, now())")
         conn.execute("VACUUM ANALYZE")
         sample = {

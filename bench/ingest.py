@@ -4,7 +4,7 @@
 
 One embedded stack (Tansu + PostgreSQL 18, in a temporary directory) serves every variant.
 The telemetry load is made once, by the simulator (`--report-shape collector`, the default: one
-report per hall collector per poll cycle, up to 50 readings, as DESIGN.md plans; `row`: one report
+report per hall collector per poll cycle, up to 50 readings, as docs/architecture.md ("Telemetry travels as reports") plans; `row`: one report
 per row, about 7 readings, the shape of earlier runs; one reading per powered rack per cycle), then published to each variant's own topics before anything is
 measured, so no variant competes with a publisher:
 
@@ -326,7 +326,7 @@ def plain_agent_main() -> None:
     app = faust.App(
         "bench-plain-agent", broker=f"kafka://{env['BENCH_KAFKA']}", value_serializer="raw", store="memory://",
         topic_allow_declare=False, topic_disable_leader=True, consumer_auto_offset_reset="earliest",
-        # Only so the group joins within seconds on Tansu (DESIGN.md, known quirks); not a rate knob.
+        # Only so the group joins within seconds on Tansu (docs/architecture.md, "Known quirks"); not a rate knob.
         broker_session_timeout=6, broker_heartbeat_interval=1, broker_rebalance_timeout=6, broker_max_poll_interval=10,
         web_enabled=False,
     )

@@ -1,4 +1,4 @@
-"""The envelope every event carries (DESIGN.md, "Events").
+"""The envelope every event carries (docs/architecture.md, "Events").
 
 `event_id` is the idempotency key; `seq` is the producer's per-source counter, so a consumer
 can tell a repeat or a reordering from a new fact; `occurred_at` is the source's clock, never
@@ -8,7 +8,7 @@ the arrival time.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -23,8 +23,27 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
 
+MAX_CLOCK_SKEW_SECONDS = 300
+"""How far ahead of the worker's clock an `occurred_at` may lie (5 minutes) before the event is
+refused as clock skew: a source with a broken clock must not freeze a twin in the future."""
+
+ENVELOPE_REQUIRED = ("type", "schema_version")
+"""Fields a worker requires on every event, although each model fills them in by default."""
+
+
+def _require_type_and_version(schema: dict[str, Any]) -> None:
+    """Mark `type` and `schema_version` required in the JSON Schema: our models default them (a
+    producer of our own code need not repeat them), but a worker refuses an event without them."""
+    required = schema.setdefault("required", [])
+    for name in reversed(ENVELOPE_REQUIRED):
+        if name in schema.get("properties", {}) and name not in required:
+            required.insert(0, name)
+
+
 class Envelope(Contract):
     """Fields common to every event on every topic."""
+
+    model_config = ConfigDict(json_schema_extra=_require_type_and_version)
 
     TYPE: ClassVar[str] = ""
     SCHEMA_VERSION: ClassVar[int] = 1

@@ -1,6 +1,7 @@
 """Export every contract as a JSON Schema file under `schemas/json/` (checked in).
 
-Run `python -m schemas.export` after changing a model; `tests/test_schemas.py` fails while
+Run `python -m schemas.export` after changing a model (then `python -m twin.contract`, which
+puts the same schemas into docs/asyncapi.yaml); `tests/unit/test_contracts.py` fails while
 the files and the models disagree.
 """
 

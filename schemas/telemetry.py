@@ -1,7 +1,7 @@
 """Rack telemetry, carried as reports: one Kafka message per collector poll cycle.
 
 Why reports: Faust's per-message cost (~100 µs) caps a worker near 10,000 messages/s, so one
-reading per message would waste nine tenths of a worker (DESIGN.md, "Telemetry travels as
+reading per message would waste nine tenths of a worker (docs/architecture.md, "Telemetry travels as
 reports"). A reading's identity is (rack_id, source, occurred_at): a repeated report, or the
 same reading in two reports, is one fact.
 

@@ -4,7 +4,7 @@ Each agent takes batches of raw messages (`take_events`, acked only after the ba
 transaction commits) and hands them to its pipeline (streams/telemetry.py, lifecycle.py, intent.py, on streams/batch.py). Telemetry arrives
 as reports of many readings, so Faust's per-message cost is paid once per poll cycle, not once
 per reading. Consumer settings are tuned for the embedded Tansu broker's slow first group
-join (DESIGN.md, "Known quirks"): a worker takes its first event within seconds.
+join (docs/architecture.md, "Known quirks"): a worker takes its first event within seconds.
 
 A batch that fails on the database is retried with backoff until it commits, never skipped;
 when the failure broke the connection (a restarted server closes it), the retry gets a fresh
@@ -14,7 +14,14 @@ the in-flight batch commit and be acked, commits the offsets and leaves the grou
 
 Web pages: /metrics (Prometheus, streams/metrics.py), /healthz (alive: the event loop answers;
 it also names a dependency that is down), /readyz (ready: the broker and the database answer,
-503 otherwise).
+503 otherwise, with the reason). They listen on TWIN_WORKER_WEB_HOST; when the port is taken (a
+second worker on the host) the worker takes a free one and logs it.
+
+When parts die: a database or broker that is down is logged once per backoff step, not once
+per attempt (`twin.logs.Repeats`); a SIGTERM stops the worker within `STOP_WITHIN_SECONDS`
+even then (a batch the database has not taken is left unacknowledged, and a restarted worker
+takes it again from the tracked offsets); a database that does not answer at start, or a bad
+setting, ends the worker with one line and a non-zero status.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
@@ -40,8 +50,9 @@ from streams.batch import Pipeline, WorkerState
 from streams.intent import IntentPipeline
 from streams.lifecycle import LifecyclePipeline
 from streams.telemetry import TelemetryPipeline
-from twin.errors import StoreError
-from twin.settings import get_settings
+from twin.errors import StoreError, TwinError
+from twin.logs import Repeats
+from twin.settings import address_hint, get_settings
 from twin.store import TwinStore
 
 log = structlog.get_logger(__name__)
@@ -57,6 +68,17 @@ EXIT_ON_BUG = 70
 """Exit status of a worker stopped by an unexpected error in a batch (EX_SOFTWARE)."""
 LAG_EVERY_SECONDS = 5.0
 """How often consumer lag is measured (one ListOffsets request per assigned partition set)."""
+STOP_WITHIN_SECONDS = 8.0
+"""After a SIGTERM, the longest an orderly stop may take; then the worker exits at once. Safe: a
+batch is acknowledged only after its transaction committed, so what was cut short comes again."""
+EXIT_STOP_CUT_SHORT = 75
+"""Exit status of a worker whose orderly stop was cut short (EX_TEMPFAIL: its work is redelivered)."""
+EXIT_CANNOT_START = 2
+"""Exit status of a worker that could not start: a bad setting, a database that does not answer."""
+
+stopping = asyncio.Event()
+"""Set on SIGTERM/SIGINT: retry loops give up instead of waiting for a database that may not come back."""
+repeats = Repeats()
 
 app = TwinApp(
     settings.worker_id,
@@ -75,6 +97,7 @@ app = TwinApp(
     broker_commit_interval=1.0,
     stream_buffer_maxsize=settings.batch_max_messages * 4,   # bounded memory: a slow database slows consumption
     web_host=settings.worker_web_host,
+    web_bind=settings.worker_web_host,   # Faust binds 0.0.0.0 unless told: listen only where configured
     web_port=settings.worker_web_port,
     web_in_thread=False,
     datadir=str(settings.state_dir / "faust" / "{conf.id}"),  # Faust's own files: never in the caller's cwd
@@ -131,9 +154,11 @@ async def _until_committed(pipeline: Pipeline, attempt: Callable[[], Awaitable[N
             return
         except StoreError as exc:
             metrics.STORE_RETRIES.labels(pipeline.role).inc()
-            log.warning("batch failed, retrying", role=pipeline.role, error=str(exc), retry_in=delay)
             pipeline.evict()
-            await asyncio.sleep(delay)
+            await _park_if_stopping(pipeline.role, exc)
+            log.warning("batch failed, retrying", role=pipeline.role, error=str(exc), retry_in=delay)
+            await _pause(delay)
+            await _park_if_stopping(pipeline.role, exc)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
             await _mend(pipeline)
         except Exception:
@@ -143,6 +168,23 @@ async def _until_committed(pipeline: Pipeline, attempt: Callable[[], Awaitable[N
             os._exit(EXIT_ON_BUG)
 
 
+async def _park_if_stopping(role: str, exc: Exception) -> None:
+    """While the worker stops, a batch the database refused is left unacknowledged (it comes again).
+
+    The agent waits here until Faust's stop cancels it: raising instead would count as a crash,
+    and Faust's supervisor would restart the agent on the same batch.
+    """
+    if stopping.is_set():
+        log.warning("stopping: batch left for a restarted worker", role=role, error=str(exc))
+        await asyncio.get_running_loop().create_future()
+
+
+async def _pause(seconds: float) -> None:
+    """Sleep between retries, cut short by a stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
 async def _connect(role: str) -> TwinStore:
     """A connection to the twin database, waiting (with backoff) while it is unavailable."""
     delay = RETRY_FIRST_SECONDS
@@ -150,8 +192,9 @@ async def _connect(role: str) -> TwinStore:
         try:
             return await TwinStore.connect(settings.database_url.get_secret_value())
         except StoreError as exc:
+            await _park_if_stopping(role, exc)
             log.warning("database unavailable", role=role, error=str(exc), retry_in=delay)
-            await asyncio.sleep(delay)
+            await _pause(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
@@ -272,16 +315,16 @@ async def _dependencies() -> list[str]:
     try:
         client = app.producer._ensure_producer().client  # type: ignore[attr-defined]  # aiokafka's, no public path
         if not await asyncio.wait_for(client.force_metadata_update(), timeout=PROBE_SECONDS):
-            problems.append("broker: metadata request failed")
+            problems.append(f"broker: no answer from {settings.kafka_bootstrap} (metadata request failed)")
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported in the body
-        problems.append(f"broker: {exc or type(exc).__name__}")
+        problems.append(f"broker: no answer from {settings.kafka_bootstrap} ({exc or type(exc).__name__})")
     try:  # a connection of its own: a pipeline's may be busy in a long transaction
         conn = await psycopg.AsyncConnection.connect(settings.database_url.get_secret_value(),
                                                      autocommit=True, connect_timeout=PROBE_SECONDS)
         async with conn:
             await asyncio.wait_for(conn.execute("SELECT 1"), timeout=PROBE_SECONDS)
     except (psycopg.Error, OSError, TimeoutError) as exc:
-        problems.append(f"database: {str(exc).strip() or type(exc).__name__}")
+        problems.append(f"database: {' '.join(str(exc).split()) or type(exc).__name__}")
     if not pipelines:
         problems.append("pipelines: not started yet")
     return problems
@@ -319,21 +362,77 @@ def _library_logging(level: str) -> dict[str, object]:
             "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                            structlog.processors.format_exc_info, renderer],
         }},
+        "filters": {"repeats": {"()": lambda: repeats.filter_record}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                                "formatter": "structured"}},
+                                "formatter": "structured", "filters": ["repeats"]}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
 
 
+class _Worker(faust.Worker):
+    """Faust's worker, with a deadline on its stop (`STOP_WITHIN_SECONDS`)."""
+
+    def _schedule_shutdown(self, sig: signal.Signals) -> None:
+        if not self._signal_stop_time:
+            stopping.set()
+            timer = threading.Timer(STOP_WITHIN_SECONDS, _cut_stop_short)
+            timer.daemon = True
+            timer.start()
+        super()._schedule_shutdown(sig)
+
+
+def _cut_stop_short() -> None:
+    log.warning("orderly stop took too long: exiting now; unacknowledged batches are taken again by the next worker",
+                within_seconds=STOP_WITHIN_SECONDS)
+    sys.stderr.flush()
+    os._exit(EXIT_STOP_CUT_SHORT)
+
+
+def _free_web_port(host: str, wanted: int) -> int:
+    """`wanted` if it can be bound on `host`, else a free port (a second worker on the same host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if wanted:
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds: TIME_WAIT is no owner
+            try:
+                probe.bind((host, wanted))
+                return wanted
+            except OSError:
+                pass
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _cannot_start(problem: str) -> None:
+    hint = address_hint()
+    print(f"error: the worker cannot start: {' '.join(problem.split())}" + (f" ({hint})" if hint else ""),
+          file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_CANNOT_START)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run one worker: migrate the database, then consume until stopped."""
-    from twin.logs import configure
+    from twin.logs import configure, quiet_repeats
     from twin.store.migrations import migrate
 
     configure(settings.log_level)
+    quiet_repeats(repeats)
+    try:
+        migrate(settings.database_url.get_secret_value())
+    except TwinError as exc:
+        _cannot_start(str(exc))
     log.info("worker starting", **settings.redacted())
-    migrate(settings.database_url.get_secret_value())
+    try:
+        port = _free_web_port(settings.worker_web_host, settings.worker_web_port)
+    except OSError as exc:
+        _cannot_start(f"cannot listen on TWIN_WORKER_WEB_HOST={settings.worker_web_host}: {exc}")
+    if port != settings.worker_web_port:
+        log.warning("web port taken: serving /metrics, /healthz and /readyz on another", host=settings.worker_web_host,
+                    wanted=settings.worker_web_port, port=port)
+    app.conf.web_port = port
+    log.info("web endpoints", url=f"http://{settings.worker_web_host}:{port}/readyz")
     app.conf.datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True,
-                          logging_config=_library_logging(settings.log_level))
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True,
+                     logging_config=_library_logging(settings.log_level))
     worker.execute_from_commandline()

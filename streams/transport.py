@@ -9,7 +9,7 @@ consumer starts, so it is set on the consumer Faust has just built, before it st
 
 Per message, Faust hands the record to its stream through `wait_first(deliver, flow
 suspended)`, which creates four tasks and an `asyncio.wait` for every Kafka message: most of
-the ~100 µs a message that DESIGN.md measured. `_Consumer.wait_first` first runs the delivery
+the ~100 µs a message that docs/architecture.md ("Telemetry travels as reports") gives. `_Consumer.wait_first` first runs the delivery
 to its first suspension; when it completes at once (the stream's buffer had room, the usual
 case) and nothing asked the flow to stop, that is the answer, as Faust's would have been.
 When it must wait (the buffer is full: backpressure), it goes on under Faust's own

@@ -9,6 +9,8 @@
     twin fleet / headroom / place / plan / scorecard   capacity planning (the API's answers)
     twin intent list / show    design-intent revisions and the fleet's conformance
     twin deadletters           bad input by reason; `replay` sends it through again
+    twin rollup / twin storage telemetry rollups and retention; bytes per rack-day
+    twin grafana export|push   the fleet dashboards as code
     twin clean                 remove demo and test state no running stack uses
 
 Every address is a setting: TWIN_KAFKA_BOOTSTRAP, TWIN_DATABASE_URL (see `twin settings`).
@@ -47,6 +49,10 @@ app.add_typer(token_app, name="token", rich_help_panel="Run the twin")
 app.command("api", rich_help_panel="Run the twin")(_serve_api)
 from twin.verify_command import verify as _verify  # noqa: E402  (its own module; registered here)
 app.command("verify", rich_help_panel="Look after it")(_verify)
+from twin.grafana.cli import grafana_app  # noqa: E402  (dashboards as code)
+from twin.storage_cli import register as _register_storage  # noqa: E402
+app.add_typer(grafana_app, name="grafana", rich_help_panel="Run the twin")
+_register_storage(app, rich_help_panel="Look after it")  # twin storage, twin rollup
 
 
 def _version(value: bool) -> None:

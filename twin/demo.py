@@ -184,6 +184,8 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         children["worker"] = spawn_child([sys.executable, "-m", "streams", "worker"], env=env,
                                          log_path=stack.log_dir / "worker.log")
         console.print(f"worker started (log {stack.log_dir / 'worker.log'}, metrics http://127.0.0.1:{web_port}/metrics)")
+        children["rollup"] = spawn_child([sys.executable, "-c", "from twin.cli import main; main()", "rollup"], env=env,
+                                         log_path=stack.log_dir / "rollup.log")  # rollups for the dashboards
         api_port = _free_port()
         children["api"] = spawn_child([sys.executable, "-c", "from twin.cli import main; main()", "api",
                                        "--port", str(api_port)], env=env, log_path=stack.log_dir / "api.log")

@@ -24,15 +24,11 @@ from typing import Self
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from twin.errors import TwinError
+from twin.errors import PublishError
 from twin.settings import Topics
 from twin.messages import Message
 
 __all__ = ["PublishError", "Publisher"]
-
-
-class PublishError(TwinError):
-    """Raised when the broker cannot be reached or a message could not be delivered."""
 
 
 class Publisher:
@@ -47,6 +43,7 @@ class Publisher:
         linger_ms: int = 5,
         batch_size: int = 256 * 1024,
         max_block_ms: int = 10_000,
+        delivery_timeout_ms: int = 30_000,
         check_topics: bool = True,
     ) -> None:
         self.bootstrap = bootstrap
@@ -54,6 +51,8 @@ class Publisher:
         self.sent: Counter[str] = Counter()
         """Messages handed to the producer, per role."""
         self._failures: list[BaseException] = []
+        self._flush_timeout_s = (delivery_timeout_ms + max_block_ms) / 1000
+        """A flush waits at most this long: every record is delivered or failed by then."""
         if check_topics:
             self._check_topics(client_id, max_block_ms)
         try:
@@ -66,6 +65,13 @@ class Publisher:
                 compression_type=None,
                 max_block_ms=max_block_ms,
                 bootstrap_timeout_ms=max_block_ms,
+                # A broker that went away fails a record within this, not kafka-python's 2 minutes
+                # (it must cover linger and one request, hence the shorter request timeout).
+                request_timeout_ms=min(10_000, delivery_timeout_ms - linger_ms),
+                delivery_timeout_ms=delivery_timeout_ms,
+                # Its sender thread expires records only between connection attempts; kafka-python lets
+                # the wait between attempts grow to 30 s, which would hold an expired record that long.
+                reconnect_backoff_max_ms=2_000,
                 allow_auto_create_topics=False,
             )
         except KafkaError as err:
@@ -113,9 +119,11 @@ class Publisher:
         return n
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """Wait until every queued message is acknowledged; raise `PublishError` if any was not."""
+        """Wait until every queued message is acknowledged; raise `PublishError` if any was not.
+
+        Waits at most `timeout_s` (default: until every record is delivered or has failed)."""
         try:
-            self._producer.flush(timeout=timeout_s)
+            self._producer.flush(timeout=self._flush_timeout_s if timeout_s is None else timeout_s)
         except KafkaError as err:
             raise PublishError(f"flush to {self.bootstrap} did not finish: {err}") from err
         if self._failures:
@@ -126,7 +134,7 @@ class Publisher:
     def close(self, timeout_s: float | None = None) -> None:
         """Send what is queued, then release the connections."""
         try:
-            self._producer.close(timeout=timeout_s)
+            self._producer.close(timeout=self._flush_timeout_s if timeout_s is None else timeout_s)
         except KafkaError as err:
             raise PublishError(f"closing the producer for {self.bootstrap} failed: {err}") from err
 
@@ -140,4 +148,5 @@ class Publisher:
             if exc_type is None:
                 self.flush()
         finally:
-            self.close()
+            # After a failure, what is still queued cannot be delivered either: do not wait for it long.
+            self.close(timeout_s=None if exc_type is None else 2.0)

@@ -27,7 +27,7 @@ from worker_process import query, scalar
 
 from twin.domain.intent import IntentCatalog
 from twin.publisher import Publisher
-from twin.embedded.simulator import FaultPlan, FleetSimulator, Message
+from twin.embedded.simulator import FaultPlan, FleetSimulator, Message, ReportShape
 
 
 @dataclass
@@ -47,13 +47,13 @@ class Fleet:
 
     @classmethod
     def simulated(cls, tenant: Any, racks: int, *, seed: int = 7, cycles_ahead: int = 0,
-                  malformed_share: float = 0.0) -> Fleet:
+                  malformed_share: float = 0.0, report_shape: ReportShape = "collector") -> Fleet:
         """A fleet whose telemetry will run `cycles_ahead` one-second cycles ending about now."""
         catalog = IntentCatalog.default()
         intents = {g: catalog.latest(g) for g in catalog.generations()}
         start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=cycles_ahead)
         sim = FleetSimulator(seed, racks, start, intents, faults=FaultPlan(hot_rack=1, leak=1),
-                             malformed_share=malformed_share)
+                             malformed_share=malformed_share, report_shape=report_shape)
         return cls(tenant, sim, next_cycle=start)
 
     def publish(self, messages: list[Message]) -> None:

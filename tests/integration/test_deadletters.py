@@ -10,6 +10,9 @@ from typing import Any
 import psycopg
 from test_worker import applied_messages, publish, simulated
 from worker_process import query, running_worker, scalar, wait_for
+import pytest
+
+pytestmark = pytest.mark.integration
 
 TWIN = str(Path(sys.executable).parent / "twin")
 

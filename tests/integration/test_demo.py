@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
 
 TWIN = str(Path(sys.executable).parent / "twin")
 

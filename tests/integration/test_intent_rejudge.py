@@ -24,6 +24,8 @@ from twin.domain.intent import IntentCatalog
 from twin.embedded.simulator import FleetSimulator
 from twin.store import TwinStore
 
+pytestmark = pytest.mark.integration
+
 GENERATION = "gen-a-130kw"
 FAIL_ONCE = """
     CREATE TABLE fail_once (armed boolean);

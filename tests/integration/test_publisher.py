@@ -1,7 +1,7 @@
 """The publisher puts a simulated fleet on the real broker, each message on its role's topic.
 
 Read back with a plain kafka-python consumer (no group: kafka-python groups join slowly on
-Tansu, see DESIGN.md) from the beginning of topics each test creates for itself on the shared
+Tansu, see docs/architecture.md) from the beginning of topics each test creates for itself on the shared
 broker. Why not the session's topics from their end offsets: Tansu 0.6 answers ListOffsets
 (latest) with the last batch's base offset + 1, not the high watermark, so "the end" is
 wrong by up to a batch; a topic of one's own has a beginning that is certain.

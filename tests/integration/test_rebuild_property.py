@@ -15,6 +15,9 @@ from twin.domain.intent import IntentCatalog
 from twin.store.rebuild import rebuild
 from twin.embedded.simulator import FaultPlan, FleetSimulator
 from inprocess import run_pipelines
+import pytest
+
+pytestmark = pytest.mark.integration
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -13,6 +13,8 @@ from twin.errors import StoreError
 from twin.store import TwinStore
 from worker_process import scalar
 
+pytestmark = pytest.mark.integration
+
 
 def reading(rack_id: str, second: int) -> RackReading:
     return RackReading(

@@ -23,6 +23,8 @@ from twin.domain.rack import Rejection
 from twin.store import StateRow, StoredEvent, TwinStore
 from twin.store.memory import MemoryStore
 
+pytestmark = pytest.mark.integration  # the file's marker; the in-memory class needs no stack but shares the contract
+
 T0 = datetime(2027, 1, 4, 12, tzinfo=timezone.utc)
 RACK = "dfw1-h1-r01-01"
 

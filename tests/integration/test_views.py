@@ -13,6 +13,9 @@ from twin.domain.fleet import Fleet, RolloutPlan, progress, quarter_of
 from twin.domain.intent import IntentCatalog
 from twin.domain.rack import RackTwin
 from twin.embedded.simulator import FaultPlan, FleetSimulator
+import pytest
+
+pytestmark = pytest.mark.integration
 
 
 def test_capacity_and_rollout_progress_in_sql_match_the_domain(tenant: Any) -> None:

@@ -18,6 +18,9 @@ from twin.domain.intent import IntentCatalog
 from twin.publisher import Publisher
 from twin.domain.rack import RackTwin
 from twin.embedded.simulator import FaultPlan, FleetSimulator, Message
+import pytest
+
+pytestmark = pytest.mark.integration
 
 
 def simulated(seed: int, racks: int, *, malformed_share: float = 0.0, cycles: int = 3) -> tuple[FleetSimulator, list[Message]]:

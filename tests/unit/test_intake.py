@@ -65,3 +65,20 @@ def test_a_late_event_changes_the_verdict_on_an_event_that_came_before_it() -> N
     refused = fold_history(RACK, without, catalog).refused
     assert [r.reason for r in refused.values()] == ["missing-tests"]
     assert fold_history(RACK, [*without, tests[-1]], catalog).refused == {}
+
+
+def test_the_reason_slugs_the_sql_names_are_the_error_trees() -> None:
+    """The store takes reasons from the error classes as parameters; the one literal left in the
+    schema (the orphan index of migration 0001) must still name `UnknownRack.reason`."""
+    import re
+    from pathlib import Path
+
+    import twin.store
+    from twin.errors import UnknownRack
+
+    sql_dir = Path(twin.store.__file__).parent / "sql"
+    named = {m for f in sql_dir.glob("*.sql") for m in re.findall(r"reason = '([a-z-]+)'", f.read_text())}
+    assert named == {UnknownRack.reason}
+    for module in ("postgres.py", "verify.py", "memory.py"):
+        code = (sql_dir.parent / module).read_text()
+        assert not re.search(r"reason (=|IN) \(?'", code), f"{module} spells a reason slug in its SQL"

@@ -222,7 +222,7 @@ NEXT = {  # event type -> stages it may follow, and the stage it leads to (None:
 
 
 def replay(events: list[RackEvent]) -> Stage | None:
-    """Fold a history with the legal order of DESIGN.md; fail on the first illegal step."""
+    """Fold a history with the legal order of twin.domain.lifecycle.TRANSITIONS; fail on the first illegal step."""
     stage: Stage | None = None
     passed: set[str] = set()
     for event in events:
@@ -357,7 +357,7 @@ def test_collector_reports_carry_up_to_fifty_readings_of_one_hall_under_a_fixed_
         halls = {fleet.racks[r.rack_id].row_key.rsplit("/", 1)[0] for r in report.readings}
         assert halls == {message.key.decode().rsplit("/", 1)[0]}
     assert max(sizes) == READINGS_PER_COLLECTOR
-    assert sum(sizes) / len(sizes) > 25  # most reports are full: the shape DESIGN.md plans for
+    assert sum(sizes) / len(sizes) > 25  # most reports are full: the shape docs/architecture.md plans for
     row_shaped = FleetSimulator(3, 3_000, START, INTENTS, report_shape="row").telemetry_messages(START)
     assert len(row_shaped) > 3 * len(first)
 

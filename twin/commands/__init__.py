@@ -38,7 +38,10 @@ StateDir = Annotated[
 
 
 def settings(state_dir: Path | None = None) -> Settings:
-    s = get_settings()
+    try:
+        s = get_settings()
+    except TwinError as exc:  # a bad TWIN_* value: one line, no traceback
+        fail(exc)
     return s.model_copy(update={"state_dir": state_dir}) if state_dir else s
 
 
@@ -46,17 +49,22 @@ def fail(exc: Exception | str, code: int = 2) -> NoReturn:
     """Print `error: …` on stderr and exit non-zero (2, as for a usage error, unless told).
 
     An unknown filter value (`InvalidQuery`) already lists the valid ones; a close one is offered too.
+    A broker or database that cannot be reached says where its address came from (a `twin up`
+    stack's state file, or the defaults), since that is the usual cause.
     """
     import difflib
 
-    from twin.errors import InvalidQuery
+    from twin.errors import InvalidQuery, PublishError, StackError, StoreError
+    from twin.settings import address_hint
 
-    message = str(exc)
+    message = " ".join(str(exc).split())  # one line: psycopg's messages carry newlines and tabs
     if isinstance(exc, InvalidQuery) and exc.valid and isinstance(exc.value, str):
         close = difflib.get_close_matches(exc.value, exc.valid, n=1)
         if close:
             message += f"; did you mean {close[0]!r}?"
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    hint = address_hint() if isinstance(exc, (StoreError, StackError, PublishError)) else ""
+    err.print(f"[bold red]error:[/] {escape(message)}" + (f" ({escape(hint)})" if hint else ""), soft_wrap=True,
+              highlight=False)
     raise typer.Exit(code)
 
 

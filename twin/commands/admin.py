@@ -15,9 +15,13 @@ app = typer.Typer()
 
 @app.command("settings", rich_help_panel=MAINTAIN)
 def show_settings() -> None:
-    """Print the effective settings (secrets redacted) and where each can be set."""
+    """Print every effective setting (secrets redacted), the variable that sets it, and where addresses came from."""
+    from twin.settings import address_source
+
     for key, value in settings().redacted().items():
-        console.print(f"[bold]{key}[/] = {escape(str(value))}   [dim](TWIN_{key.upper()})[/]")
+        console.print(f"[bold]{key}[/] = {escape(str(value))}   [dim](TWIN_{key.upper()})[/]", soft_wrap=True,
+                      highlight=False)
+    console.print(f"[dim]broker and database addresses: from {address_source()}[/]", soft_wrap=True)
 
 
 @app.command(rich_help_panel=MAINTAIN)

@@ -43,8 +43,9 @@ def demo(
 def up(state_dir: StateDir = None) -> None:
     """Start the embedded broker and database and keep them up until Ctrl-C or `twin down`.
 
-    Prints the TWIN_* exports that point `twin worker`, `twin simulate` and the other
-    commands at them.
+    `twin worker`, `twin simulate` and the other commands find this stack by themselves
+    (from its state file) when no TWIN_KAFKA_BOOTSTRAP or TWIN_DATABASE_URL is set; the
+    printed exports are for other tools, or for a stack under another --state-dir.
     """
     import signal
     import threading
@@ -68,7 +69,9 @@ def up(state_dir: StateDir = None) -> None:
     console.print(f"[green]up[/]: broker {stack.kafka_bootstrap}, database {stack.database_url}")
     console.print(f"  export TWIN_KAFKA_BOOTSTRAP={stack.kafka_bootstrap}")
     console.print(f"  export TWIN_DATABASE_URL={stack.database_url}")
-    console.print("[dim]Ctrl-C or `twin down` stops both.[/]")
+    console.print(f"[dim]twin commands find this stack by themselves (state in {s.state_dir}"
+                  + ("" if state_dir is None else "; set TWIN_STATE_DIR to it") + "). Ctrl-C or `twin down` stops both.[/]",
+                  soft_wrap=True)
     try:
         while not stopped.wait(0.5) and stack.running:
             pass
@@ -98,6 +101,7 @@ def worker() -> None:
     """
     import sys
 
+    settings()  # a bad TWIN_* value: one line, before the app is built from it
     sys.argv = [sys.argv[0], "worker"]
     from streams.app import main
 

@@ -18,7 +18,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas import INTENT_TYPES, LIFECYCLE_TYPES, TELEMETRY_TYPES, Envelope, RackReading, TelemetryReported
 from twin.errors import (
+    InvalidField,
     MalformedEvent,
+    MissingField,
     OutOfPhysicalRange,
     RejectedEvent,
     UnknownEventType,
@@ -60,37 +62,37 @@ def reason_for(exc: ValidationError, *, what: str) -> RejectedEvent:
     first = errors[0]
     loc = ".".join(str(p) for p in first["loc"]) or what
     if any(e["type"] == "json_invalid" for e in errors):
-        return MalformedEvent(f"{what} is not valid JSON: {first['msg']}", reason="malformed-json")
+        return MalformedEvent(f"{what} is not valid JSON: {first['msg']}")
     if any(e["type"] == "missing" for e in errors):
         missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
-        return MalformedEvent(f"{what} is missing required field(s): {', '.join(missing)}", reason="missing-field")
+        return MissingField(f"{what} is missing required field(s): {', '.join(missing)}")
     ranged = [e for e in errors if e["type"] in _RANGE_ERRORS]
     if ranged:
         e = ranged[0]
         where = ".".join(str(p) for p in e["loc"])
         return OutOfPhysicalRange(f"{where}={e.get('input')!r} is outside its physical range: {e['msg']}")
-    return MalformedEvent(f"{what} field {loc} is invalid: {first['msg']}", reason="invalid-field")
+    return InvalidField(f"{what} field {loc} is invalid: {first['msg']}")
 
 
 def _load(raw: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise MalformedEvent(f"not valid JSON: {exc}", reason="malformed-json") from None
+        raise MalformedEvent(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise MalformedEvent(f"an event must be a JSON object, got {type(data).__name__}", reason="malformed-json")
+        raise MalformedEvent(f"an event must be a JSON object, got {type(data).__name__}")
     return data
 
 
 def _model_for(data: Mapping[str, Any], types: Mapping[str, type[Envelope]]) -> type[Envelope]:
     kind = data.get("type")
     if "type" not in data:
-        raise MalformedEvent("event is missing required field(s): type", reason="missing-field")
+        raise MissingField("event is missing required field(s): type")
     model = types.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise UnknownEventType(f"unknown event type {kind!r} on this topic; known: {', '.join(sorted(types))}")
     if "schema_version" not in data:
-        raise MalformedEvent("event is missing required field(s): schema_version", reason="missing-field")
+        raise MissingField("event is missing required field(s): schema_version")
     if data["schema_version"] != model.SCHEMA_VERSION:
         raise UnknownSchemaVersion(
             f"{kind} schema_version {data['schema_version']!r} is unknown; this worker reads version {model.SCHEMA_VERSION}"

@@ -113,7 +113,7 @@ class Fault(StrEnum):
 
 
 class BadInput(StrEnum):
-    """Bad-input kinds of DESIGN.md ("Bad input"); each value is the dead-letter reason it must get."""
+    """Bad-input kinds of docs/producer-contract.md ("Dead-letter reasons"); each value is the dead-letter reason it must get."""
 
     MALFORMED_JSON = "malformed-json"
     UNKNOWN_TYPE = "unknown-type"

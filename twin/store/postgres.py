@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 from schemas import READING_FIELDS, DeadLetter, Deviation, Envelope, Facility, GenerationIntent, RackReading, RolloutTarget
 from twin.domain.rack import TELEMETRY_SIDE_BLANKS, Rejection
 from twin.errors import FOLD_REASONS, StoreError, StoreUnavailable, UnknownLocation, UnknownRack
+from twin.store import rollups
 
 __all__ = ["Appended", "AppendedEvent", "Copied", "Orphan", "Origin", "READING_COLUMNS", "StateRow", "StoredEvent", "StreamEvent",
            "TwinStore", "UnitOfWork"]
@@ -41,7 +42,9 @@ _COPY_COLUMNS = ("rack_id", "occurred_at", *READING_COLUMNS, "source")
 """A reading's fields in attribute order, then its source: a row is `_reading_fields(r) + (source,)`."""
 _PG_TYPES = {float: "float8", bool: "bool", int: "int4"}
 _VALUE_TYPES = tuple(_PG_TYPES[RackReading.model_fields[c].annotation] for c in READING_COLUMNS)  # type: ignore[index]
-_COPY_TYPES = ("text", "timestamptz", *_VALUE_TYPES, "text")
+_NARROW = {"float8": "float4", "int4": "int2", "bool": "bool"}
+_COPY_TYPES = ("text", "timestamptz", *(_NARROW[t] for t in _VALUE_TYPES), "text")
+"""The telemetry table's narrow types (0010_telemetry_narrow.sql): binary COPY needs them exact."""
 _reading_fields = attrgetter("rack_id", "occurred_at", *READING_COLUMNS)
 
 # Per-connection scratch tables that a batch's rows are COPYed into (binary) before one statement
@@ -336,6 +339,7 @@ class UnitOfWork:
         if not readings:
             return Copied(0, [])
         await self._store.ensure_partitions(self._conn, _utc_days(r.occurred_at for _, r in readings))
+        await rollups.mark_pending(self._conn, (r.occurred_at for _, r in readings))
         rows = [_reading_fields(r) + (source,) for source, r in readings]
         async with self._conn.cursor() as cur:
             try:

@@ -189,11 +189,12 @@ def freshness(conn: Conn) -> a.Freshness:
     """The newest event reflected (telemetry or lifecycle) and the age of the workers' newest commit.
 
     Fleet-wide for every caller: a partner learns only how current the twin is, not whose
-    event was newest.
+    event was newest. The newest lifecycle event is read live; the newest reading as of the last
+    summary rebuild (`TWIN_API_SUMMARY_SECONDS`), since the raw telemetry's time index is BRIN.
     """
     row = conn.execute(
         """
-        SELECT greatest((SELECT max(occurred_at) FROM telemetry),
+        SELECT greatest((SELECT newest_reading_at FROM summary_refreshes WHERE name = 'fleet_cube'),
                         (SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1)) AS newest,
                (SELECT max(updated_at) FROM consumer_offsets) AS committed,
                now() AS answered_at

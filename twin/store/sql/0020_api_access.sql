@@ -17,7 +17,9 @@ CREATE TABLE api_tokens (
 
 -- Onshore share by part count of a rack's power, cooling, cabling and networking parts, from the
 -- folded twin's bill of materials (twin.domain.components.onshore_share; a test keeps the kinds
--- and the country in step). IMMUTABLE so a generated column can hold it (0022).
+-- and the country in step). IMMUTABLE so an index can hold it: the filter "onshore share below"
+-- then reads the index instead of unpacking 100,000 bills of materials. Only the lifecycle path
+-- rewrites `twin`, so the telemetry path's updates stay HOT.
 CREATE FUNCTION rack_onshore_share(twin jsonb) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN count(*) = 0 THEN NULL
@@ -26,11 +28,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                    THEN twin -> 'components' ELSE '[]'::jsonb END) AS c
     WHERE c ->> 'kind' IN ('cabling', 'cdu', 'cooling-manifold', 'nic', 'power-shelf', 'psu', 'switch-tray')
 $$;
+CREATE INDEX rack_state_onshore_share ON rack_lifecycle (rack_onshore_share(twin));  -- rack_state's lifecycle side (0004)
 
 -- Racks filtered by an open deviation rule (stalled, firmware drift, ...) without a scan.
 CREATE INDEX deviations_check ON deviations (check_name text_pattern_ops, rack_id);
--- Partner scope and placement: racks by place (rack_state is a view over rack_lifecycle since 0004).
-CREATE INDEX rack_lifecycle_place ON rack_lifecycle (facility_id, hall_id, row_id) INCLUDE (generation, status);
+-- Placement and partner scope: racks by place.
+CREATE INDEX rack_state_place ON rack_lifecycle (facility_id, hall_id, row_id) INCLUDE (generation, status);
 -- Freshness: the newest commit of any worker.
 CREATE INDEX consumer_offsets_updated ON consumer_offsets (updated_at);
 -- Rack history and lead times: events by type (rack.entered_service, rack.rma_opened, ...).

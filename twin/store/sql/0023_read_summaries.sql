@@ -8,7 +8,9 @@
 CREATE TABLE summary_refreshes (
     name         text PRIMARY KEY,
     refreshed_at timestamptz NOT NULL,
-    seconds      double precision NOT NULL
+    seconds      double precision NOT NULL,
+    newest_reading_at timestamptz  -- the newest reading the current state held (freshness: the raw
+                                   -- telemetry's time index is BRIN, which cannot answer max() cheaply)
 );
 
 -- The fleet by place, generation, stage and operator (summary by hall or row, a few tens of
@@ -113,9 +115,11 @@ BEGIN
     FROM (SELECT facility_id, minute, sum(power_watts) AS watts FROM win GROUP BY 1, 2) f
     GROUP BY facility_id;
 
-    INSERT INTO summary_refreshes (name, refreshed_at, seconds)
-    VALUES ('fleet_cube', started, extract(epoch FROM clock_timestamp() - started))
-    ON CONFLICT (name) DO UPDATE SET refreshed_at = excluded.refreshed_at, seconds = excluded.seconds;
+    INSERT INTO summary_refreshes (name, refreshed_at, seconds, newest_reading_at)
+    VALUES ('fleet_cube', started, extract(epoch FROM clock_timestamp() - started),
+            (SELECT max(telemetry_at) FROM rack_telemetry))
+    ON CONFLICT (name) DO UPDATE SET refreshed_at = excluded.refreshed_at, seconds = excluded.seconds,
+                                     newest_reading_at = excluded.newest_reading_at;
     RETURN true;
 END
 $$;
