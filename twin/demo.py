@@ -36,7 +36,7 @@ from twin.store import views
 from twin.errors import StackError, TwinError
 from twin.store.migrations import migrate
 from twin.publisher import Publisher
-from twin.settings import Settings
+from twin.settings import KafkaSecurity, Settings
 from twin.embedded.simulator import FaultPlan, FleetSimulator
 from twin.embedded.stack import EmbeddedStack, read_stack, spawn_child, stop_children
 from twin.store import forget_tracked_offsets
@@ -186,14 +186,9 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         console.print(f"worker started (log {stack.log_dir / 'worker.log'}, metrics http://127.0.0.1:{web_port}/metrics)")
         children["rollup"] = spawn_child([sys.executable, "-c", "from twin.cli import main; main()", "rollup"], env=env,
                                          log_path=stack.log_dir / "rollup.log")  # rollups for the dashboards
-        api_port = _free_port()
-        children["api"] = spawn_child([sys.executable, "-c", "from twin.cli import main; main()", "api",
-                                       "--port", str(api_port)], env=env, log_path=stack.log_dir / "api.log")
-        console.print(f"API at http://127.0.0.1:{api_port}/docs (a token: TWIN_DATABASE_URL={stack.database_url}"
-                      " twin token create NAME)")
         sim = FleetSimulator(options.seed, options.racks, datetime.now(timezone.utc), intents,
                              faults=FaultPlan.typical(), malformed_share=options.malformed_share)
-        publisher = Publisher(stack.kafka_bootstrap, settings.topics)
+        publisher = Publisher(stack.kafka_bootstrap, settings.topics, security=KafkaSecurity.plaintext())
         feeder = threading.Thread(target=_feed, args=(sim, publisher, options.interval_s, stop), daemon=True,
                                   name="simulator")
         feeder.start()
