@@ -4,6 +4,7 @@ Other teams read `schemas/json/*.json`, not this code; `python -m schemas.export
 them and a test fails when they drift from the models.
 """
 
+from schemas.alerts import Alert, AlertChanged, AlertPhase
 from schemas.deviations import DeadLetter, Deviation, DeviationChanged, Severity
 from schemas.envelope import Contract, Envelope
 from schemas.fleet import Facility, FacilityRegistered, Hall, RolloutPlanPublished, RolloutTarget, Row
@@ -38,7 +39,8 @@ INTENT_TYPES: dict[str, type[Envelope]] = {
 ALL_TYPES: dict[str, type[Envelope]] = {**TELEMETRY_TYPES, **LIFECYCLE_TYPES, **INTENT_TYPES}
 
 __all__ = [
-    "ALL_TYPES", "INTENT_TYPES", "READING_FIELDS", "READING_IDENTITY", "LIFECYCLE_EVENTS", "LIFECYCLE_TYPES", "TELEMETRY_TYPES",
+    "ALL_TYPES", "Alert", "AlertChanged", "AlertPhase", "INTENT_TYPES", "READING_FIELDS", "READING_IDENTITY",
+    "LIFECYCLE_EVENTS", "LIFECYCLE_TYPES", "TELEMETRY_TYPES",
     "Component", "ComponentInstalled", "ComponentReplaced", "Contract", "DeadLetter", "Deviation",
     "DeviationChanged", "Envelope", "Facility", "FacilityRegistered", "FirmwareUpdated", "GenerationIntent",
     "Hall", "IntentPublished", "RackCommissioned", "RackDecommissioned", "RackDegraded", "RackEnteredService",

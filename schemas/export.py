@@ -11,14 +11,15 @@ import json
 import sys
 from pathlib import Path
 
-from schemas import ALL_TYPES, DeadLetter, DeviationChanged
+from schemas import ALL_TYPES, AlertChanged, DeadLetter, DeviationChanged
 
 JSON_DIR = Path(__file__).parent / "json"
 
 
 def rendered() -> dict[str, str]:
     """File name -> JSON Schema text, for every event type and the emitted records."""
-    models = {**ALL_TYPES, DeviationChanged.TYPE: DeviationChanged, "deadletter": DeadLetter}
+    models = {**ALL_TYPES, DeviationChanged.TYPE: DeviationChanged, AlertChanged.TYPE: AlertChanged,
+              "deadletter": DeadLetter}
     return {
         f"{name}.v{getattr(model, 'SCHEMA_VERSION', 1)}.json": json.dumps(
             model.model_json_schema(mode="validation"), indent=2, sort_keys=True

@@ -51,6 +51,7 @@ from streams.intent import IntentPipeline
 from streams.lifecycle import LifecyclePipeline
 from streams.telemetry import TelemetryPipeline
 from twin.errors import StoreError, TwinError
+from twin.kafka_security import faust_credentials
 from twin.logs import Repeats
 from twin.settings import address_hint, get_settings
 from twin.store import TwinStore
@@ -102,6 +103,7 @@ app = TwinApp(
     web_in_thread=False,
     datadir=str(settings.state_dir / "faust" / "{conf.id}"),  # Faust's own files: never in the caller's cwd
     producer_acks=-1,
+    broker_credentials=faust_credentials(settings.kafka_security),  # TLS and SASL: TWIN_KAFKA_* settings
 )
 
 telemetry_topic = app.topic(topics.telemetry, value_type=bytes, key_type=bytes, partitions=topics.partitions)

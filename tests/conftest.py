@@ -65,6 +65,7 @@ class Tenant:
             "TWIN_TOPIC_INTENT": self.topics.intent,
             "TWIN_TOPIC_DEADLETTER": self.topics.deadletter,
             "TWIN_TOPIC_DEVIATIONS": self.topics.deviations,
+            "TWIN_TOPIC_ALERTS": self.topics.alerts,
             "TWIN_TOPIC_PARTITIONS": str(self.topics.partitions),
         }
 
@@ -88,6 +89,6 @@ def _new_tenant(stack: EmbeddedStack, test_name: str) -> Tenant:
     database_url = stack.database_url.rsplit("/", 1)[0] + f"/{name}"
     migrate(database_url)
     topics = Topics(**{role: f"t.{name}.{role}" for role in ("telemetry", "lifecycle", "intent", "deadletter",
-                                                              "deviations")}, partitions=4)
+                                                              "deviations", "alerts")}, partitions=4)
     ensure_topics(stack.kafka_bootstrap, topics.partition_counts())
     return Tenant(name, stack.kafka_bootstrap, database_url, topics)

@@ -12,6 +12,7 @@
     twin rollup / twin storage telemetry rollups and retention; bytes per rack-day
     twin grafana export|push   the fleet dashboards as code
     twin clean                 remove demo and test state no running stack uses
+    twin alerts / twin silence firing alerts, a rack's alert history, the engine; Alertmanager silences
 
 Every address is a setting: TWIN_KAFKA_BOOTSTRAP, TWIN_DATABASE_URL (see `twin settings`).
 The verbs live in `twin/commands/`, one module per group; this module only assembles them.
@@ -53,6 +54,11 @@ from twin.grafana.cli import grafana_app  # noqa: E402  (dashboards as code)
 from twin.storage_cli import register as _register_storage  # noqa: E402
 app.add_typer(grafana_app, name="grafana", rich_help_panel="Run the twin")
 _register_storage(app, rich_help_panel="Look after it")  # twin storage, twin rollup
+from twin.topics_cli import topics_app  # noqa: E402  (deploy: `twin topics create|rewind`, production's jobs)
+app.add_typer(topics_app, name="topics", rich_help_panel="Run the twin")
+from twin.alerting.cli import alerts_app, silence_app  # noqa: E402  (alerting's verbs live with alerting)
+app.add_typer(alerts_app, name="alerts", rich_help_panel="Ask the twin")
+app.add_typer(silence_app, name="silence", rich_help_panel="Look after it")
 
 
 def _version(value: bool) -> None:

@@ -32,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas import GenerationIntent
+from twin.alerting.demo import AlertDrill, DemoAlerting
 from twin.store import views
 from twin.errors import StackError, TwinError
 from twin.store.migrations import migrate
@@ -98,7 +99,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _feed(sim: FleetSimulator, publisher: Publisher, interval_s: float, stop: threading.Event) -> None:
+def _feed(sim: FleetSimulator, publisher: Publisher, interval_s: float, stop: threading.Event,
+          patch: Callable[[list[Any]], list[Any]] = list) -> None:
     """Publish reference data and histories, then one telemetry cycle per interval, in real time."""
     for message in sim.reference_messages():
         publisher.send(message)
@@ -108,7 +110,7 @@ def _feed(sim: FleetSimulator, publisher: Publisher, interval_s: float, stop: th
     publisher.flush()
     next_at = time.monotonic()
     while not stop.is_set():
-        for message in sim.telemetry_messages(datetime.now(timezone.utc)):
+        for message in patch(sim.telemetry_messages(datetime.now(timezone.utc))):  # alert drill: transient leaks
             publisher.send(message)
         publisher.flush()
         next_at += interval_s
@@ -173,6 +175,7 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
     stack = EmbeddedStack(state_dir, topics=settings.topics)
     feeder: threading.Thread | None = None
     publisher: Publisher | None = None
+    alerting = DemoAlerting(state_dir, stack.log_dir)
     try:
         console.print(f"starting the embedded stack in {state_dir} …")
         stack.start()
@@ -188,8 +191,11 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
                                          log_path=stack.log_dir / "rollup.log")  # rollups for the dashboards
         sim = FleetSimulator(options.seed, options.racks, datetime.now(timezone.utc), intents,
                              faults=FaultPlan.typical(), malformed_share=options.malformed_share)
+        alerting.start(env, children)  # the alert engine (and Alertmanager, when installed)
+        console.print(f"alert engine started (log {stack.log_dir / 'alerts.log'}; {alerting.note})")
         publisher = Publisher(stack.kafka_bootstrap, settings.topics, security=KafkaSecurity.plaintext())
-        feeder = threading.Thread(target=_feed, args=(sim, publisher, options.interval_s, stop), daemon=True,
+        feeder = threading.Thread(target=_feed, args=(sim, publisher, options.interval_s, stop,
+                                                      AlertDrill(sim, seed=options.seed).patch), daemon=True,
                                   name="simulator")
         feeder.start()
         rates = _Rates(f"http://127.0.0.1:{web_port}/metrics")
@@ -217,7 +223,7 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
 
             if console.is_terminal:
                 with Live(console=console, refresh_per_second=4, transient=False) as live:
-                    tick(lambda s: live.update(_view(s, rates, started, sim)))
+                    tick(lambda s: live.update(Group(_view(s, rates, started, sim), alerting.panel(conn))))
             else:
                 last_print = 0.0
 
@@ -225,7 +231,7 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
                     nonlocal last_print
                     if time.monotonic() - last_print >= 5:
                         last_print = time.monotonic()
-                        print(_summary_line(s, rates, started), flush=True)
+                        print(_summary_line(s, rates, started) + " " + alerting.line(conn), flush=True)
 
                 tick(line)
             final = summary()
@@ -245,6 +251,7 @@ def run_demo(settings: Settings, intents: Mapping[str, GenerationIntent], option
         if publisher is not None:
             publisher.close(timeout_s=2)
         stop_children(children)
+        alerting.stop()
         stack.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -25,7 +25,8 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
 from twin.errors import PublishError
-from twin.settings import Topics
+from twin.kafka_security import kafka_python_config
+from twin.settings import KafkaSecurity, Topics, get_settings
 from twin.messages import Message
 
 __all__ = ["PublishError", "Publisher"]
@@ -45,8 +46,11 @@ class Publisher:
         max_block_ms: int = 10_000,
         delivery_timeout_ms: int = 30_000,
         check_topics: bool = True,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self._security = kafka_python_config(security or get_settings().kafka_security)
+        """TLS and SASL arguments of every client (default: the TWIN_KAFKA_* settings)."""
         self._topic = {"intent": topics.intent, "lifecycle": topics.lifecycle, "telemetry": topics.telemetry}
         self.sent: Counter[str] = Counter()
         """Messages handed to the producer, per role."""
@@ -73,6 +77,7 @@ class Publisher:
                 # the wait between attempts grow to 30 s, which would hold an expired record that long.
                 reconnect_backoff_max_ms=2_000,
                 allow_auto_create_topics=False,
+                **self._security,
             )
         except KafkaError as err:
             raise PublishError(f"no Kafka broker answered at {bootstrap}: {err}") from err
@@ -81,7 +86,8 @@ class Publisher:
         """Refuse to start when a topic is missing (listing all topics creates none)."""
         try:
             admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=f"{client_id}-check",
-                                     bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms)
+                                     bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms,
+                                     **self._security)
             try:
                 existing = set(admin.list_topics())
             finally:

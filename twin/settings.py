@@ -1,9 +1,10 @@
 """Every address and knob, from the environment (`TWIN_*`) or secret files.
 
 The same code runs against the embedded stack and against production Kafka and TimescaleDB:
-only these settings differ. Secrets (a database URL with a password) come from the
-environment or a file under `TWIN_SECRETS_DIR`, and are never logged: `redacted()` is what
-logs and `twin settings` show.
+only these settings differ. Secrets (a database URL with a password, the Kafka SASL password)
+come from the environment, from a file named by `TWIN_<NAME>_FILE` (Docker and Kubernetes
+secrets mounted as files), or from a file called `TWIN_<NAME>` in the folder `TWIN_SECRETS_DIR`;
+they are never logged: `redacted()` is what logs and `twin settings` show.
 
 With neither `TWIN_KAFKA_BOOTSTRAP` nor `TWIN_DATABASE_URL` set, `get_settings()` looks for a
 stack started by `twin up` in the state directory (its `stack.json`) and takes its addresses;
@@ -18,15 +19,18 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import platformdirs
 import psycopg.conninfo
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from twin.errors import SettingsError
 
-__all__ = ["ADDRESS_VARIABLES", "Settings", "SettingsError", "Topics", "address_hint", "address_source", "get_settings"]
+__all__ = ["ADDRESS_VARIABLES", "KafkaSecurity", "SecretFileSettings", "Settings", "SettingsError", "Topics",
+           "address_hint", "address_source", "get_settings"]
 
 ADDRESS_VARIABLES = ("TWIN_KAFKA_BOOTSTRAP", "TWIN_DATABASE_URL")
 """Either of these set: the caller chose its broker and database, no stack is looked for."""
@@ -34,6 +38,127 @@ ADDRESS_VARIABLES = ("TWIN_KAFKA_BOOTSTRAP", "TWIN_DATABASE_URL")
 
 def default_state_dir() -> Path:
     return Path(platformdirs.user_data_dir("fleet-twin", appauthor=False))
+
+
+# --- Secure transport and secret files (production deployment, issue 14) ---------------------
+
+SECRETS_DIR_ENV = "TWIN_SECRETS_DIR"
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """Values read from files: `TWIN_<NAME>_FILE=/path` (Docker and Kubernetes secrets mounted as
+    files), or a file named `TWIN_<NAME>` in the folder `TWIN_SECRETS_DIR` (a Kubernetes Secret
+    mounted as a volume). A variable set directly wins over both; a trailing newline is dropped."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.settings_cls.model_config.get("env_prefix", ""))
+        folder = os.environ.get(SECRETS_DIR_ENV)
+        values: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            env = f"{prefix}{name}".upper()
+            path = os.environ.get(f"{env}_FILE")
+            if path is None and folder and (Path(folder) / env).is_file():
+                path = str(Path(folder) / env)
+            if path is not None:
+                try:
+                    values[name] = Path(path).read_text().removesuffix("\n").removesuffix("\r")
+                except OSError as err:
+                    raise SettingsError(f"bad setting {env}_FILE: {path!r} cannot be read: {err.strerror}") from None
+        return values
+
+
+class SecretFileSettings(BaseSettings):
+    """Settings that may also come from secret files (`_SecretFiles`); the environment wins."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings, file_secret_settings
+
+
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+PostgresSslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class KafkaSecurity(SecretFileSettings):
+    """How every Kafka client of the twin (Faust, aiokafka, kafka-python) authenticates and
+    encrypts: Kafka's own `security.protocol` words. twin/kafka_security.py turns this into
+    each client's configuration; the embedded broker (Tansu) speaks PLAINTEXT only."""
+
+    model_config = SettingsConfigDict(env_prefix="TWIN_KAFKA_", extra="ignore")
+
+    security_protocol: KafkaProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL over TLS).")
+    sasl_mechanism: SaslMechanism = Field(default="SCRAM-SHA-512", description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    sasl_username: str | None = Field(default=None, description="SASL user (SASL_* protocols).")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (SASL_* protocols); a secret.")
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM) that signed the brokers' "
+                                    "certificates [default: the system's trust store].")
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (PEM), for brokers that "
+                                      "require mutual TLS.")
+    ssl_keyfile: Path | None = Field(default=None, description="Private key (PEM) of the client certificate.")
+    ssl_key_password: SecretStr | None = Field(default=None, description="Password of the private key; a secret.")
+
+    @classmethod
+    def plaintext(cls) -> KafkaSecurity:
+        """No TLS, no SASL, whatever the environment says: the embedded broker (Tansu) speaks only this."""
+        return cls.model_construct()
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSecurity:
+        if self.uses_sasl and not (self.sasl_username and self.sasl_password):
+            raise ValueError(f"TWIN_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs TWIN_KAFKA_SASL_USERNAME "
+                             "and TWIN_KAFKA_SASL_PASSWORD (or TWIN_KAFKA_SASL_PASSWORD_FILE)")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("TWIN_KAFKA_SSL_CERTFILE and TWIN_KAFKA_SSL_KEYFILE go together (mutual TLS)")
+        if not self.uses_tls and (self.ssl_cafile or self.ssl_certfile):
+            raise ValueError(f"TLS files are set but TWIN_KAFKA_SECURITY_PROTOCOL={self.security_protocol}: "
+                             "use SSL or SASL_SSL")
+        return self
+
+    def redacted(self) -> dict[str, object]:
+        """What may be shown: the protocol, mechanism, user and file paths; never a password."""
+        shown: dict[str, object] = {"kafka_security_protocol": self.security_protocol}
+        if self.uses_sasl:
+            shown |= {"kafka_sasl_mechanism": self.sasl_mechanism, "kafka_sasl_username": self.sasl_username,
+                      "kafka_sasl_password": "***"}
+        if self.uses_tls:
+            shown |= {"kafka_ssl_cafile": str(self.ssl_cafile or "(system trust store)"),
+                      "kafka_ssl_certfile": str(self.ssl_certfile or "-"), "kafka_ssl_keyfile": str(self.ssl_keyfile or "-")}
+        return shown
+
+
+def with_database_tls(url: str, sslmode: str | None, sslrootcert: Path | None, password: str | None) -> str:
+    """The libpq URL (or key=value string) with `sslmode`, `sslrootcert` and a password (kept apart
+    as a secret) put in, so that every connection the twin opens (psycopg takes it as it is) uses them."""
+    extra = {k: v for k, v in (("sslmode", sslmode), ("sslrootcert", sslrootcert and str(sslrootcert)),
+                               ("password", password)) if v}
+    if "://" not in url:
+        return psycopg.conninfo.make_conninfo(url, **extra)
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in extra]
+    return urlunsplit(parts._replace(query=urlencode(query + list(extra.items()), safe="/")))
+
+
+# --- end of secure transport and secret files --------------------------------------------------
 
 
 class Topics(BaseSettings):
@@ -46,6 +171,7 @@ class Topics(BaseSettings):
     intent: str = "fleet.intent.v1"
     deadletter: str = "fleet.deadletter.v1"
     deviations: str = "fleet.deviations.v1"
+    alerts: str = "fleet.alerts.v1"
     partitions: int = Field(default=4, ge=1, description="Partitions of telemetry and lifecycle (scale-out unit).")
 
     def partition_counts(self) -> dict[str, int]:
@@ -56,10 +182,11 @@ class Topics(BaseSettings):
             self.intent: 1,
             self.deadletter: 1,
             self.deviations: self.partitions,
+            self.alerts: 1,  # alert transitions stay in the order the one active engine made them
         }
 
 
-class Settings(BaseSettings):
+class Settings(SecretFileSettings):
     """Runtime configuration. Environment variables are `TWIN_` + the upper-case field name."""
 
     model_config = SettingsConfigDict(env_prefix="TWIN_", extra="ignore", secrets_dir=None)
@@ -102,6 +229,25 @@ class Settings(BaseSettings):
                                        " scorecard); 0 = only when a query finds them older than its bound.")
     log_level: str = Field(default="info")
     topics: Topics = Field(default_factory=Topics)
+
+    # --- secure transport (issue 14): Kafka TLS/SASL and PostgreSQL TLS ---
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    database_sslmode: PostgresSslMode | None = Field(
+        default=None, description="libpq sslmode; verify-full in production [default: what the URL says, else prefer].")
+    database_sslrootcert: Path | None = Field(default=None, description="CA file (PEM) that signed the server's "
+                                              "certificate (verify-ca, verify-full).")
+    database_password: SecretStr | None = Field(
+        default=None, description="Database password, kept out of the URL (use TWIN_DATABASE_PASSWORD_FILE).")
+
+    @model_validator(mode="after")
+    def _database_tls_in_url(self) -> Settings:
+        """Fold sslmode, the CA file and the password into the URL every connection is opened with."""
+        if self.database_sslmode or self.database_sslrootcert or self.database_password:
+            password = self.database_password.get_secret_value() if self.database_password else None
+            self.database_url = SecretStr(with_database_tls(self.database_url.get_secret_value(),
+                                                            self.database_sslmode, self.database_sslrootcert, password))
+        return self
+    # --- end of secure transport ---
 
     @field_validator("database_url")
     @classmethod
@@ -178,12 +324,16 @@ def _load() -> Settings:
 
 def _describe(exc: ValidationError) -> str:
     problems = []
-    prefix = "TWIN_TOPIC_" if exc.title == Topics.__name__ else "TWIN_"
+    prefix = {Topics.__name__: "TWIN_TOPIC_", KafkaSecurity.__name__: "TWIN_KAFKA_"}.get(exc.title, "TWIN_")
     for error in exc.errors(include_url=False):
         loc = [str(p) for p in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        if not loc:  # a check of several settings together: its message names them
+            problems.append(message)
+            continue
         variable = ("TWIN_TOPIC_" + loc[1] if loc[:1] == ["topics"] and len(loc) > 1 else prefix + loc[0]).upper()
         shown = "" if "database_url" in loc or "password" in variable.lower() else f"={error.get('input')!r}"
-        problems.append(f"{variable}{shown}: {error['msg'].removeprefix('Value error, ')}")
+        problems.append(f"{variable}{shown}: {message}")
     return "bad setting " + "; ".join(problems)
 
 

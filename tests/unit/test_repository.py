@@ -59,3 +59,9 @@ def test_no_two_test_files_share_a_name() -> None:
 
     names = Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
     assert [name for name, n in names.items() if n > 1] == []
+
+
+def test_no_file_keeps_the_markers_of_an_unresolved_merge() -> None:
+    marker = re.compile(r"^(<{7}|>{7}) ", re.M)
+    left = [str(p.relative_to(ROOT)) for p in _files() if marker.search(p.read_text(errors="replace"))]
+    assert not left, f"merge conflict markers left in {left}"

@@ -53,7 +53,7 @@ from psycopg import sql
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from twin.errors import StackError
-from twin.settings import Topics
+from twin.settings import KafkaSecurity, Topics
 from twin.topics import ensure_topics
 
 with warnings.catch_warnings():
@@ -399,7 +399,8 @@ class EmbeddedStack:
                     raise self._failure(_TANSU, f"Tansu did not listen on {_HOST}:{port}: {err}") from err
                 time.sleep(0.02)
         try:
-            ensure_topics(self.kafka_bootstrap, self._topics.partition_counts(), max(deadline - time.monotonic(), 1))
+            ensure_topics(self.kafka_bootstrap, self._topics.partition_counts(), max(deadline - time.monotonic(), 1),
+                          security=KafkaSecurity.plaintext())  # Tansu speaks plaintext only
         except StackError as err:
             raise self._failure(_TANSU, str(err)) from err
 
