@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from api_fleet import load_fleet, partners
+from api_fleet import load_fleet, new_tenant, partners
 
 from twin.domain.components import ONSHORE_COUNTRY, ONSHORE_KINDS, onshore_share
 from twin.domain.fleet import Fleet
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def fleet(stack: Any, request: pytest.FixtureRequest) -> Any:
-    from conftest import _new_tenant
-
-    tenant = _new_tenant(stack, "queries")
+    tenant = new_tenant(stack, "queries")
     sim = load_fleet(tenant.database_url)
     return tenant, sim
 
