@@ -40,6 +40,8 @@ def migrate() -> None:
 def rebuild_command(
     write: Annotated[bool, typer.Option("--write", help="Replace the live lifecycle state with the rebuilt one "
                                         "(after a fix to the fold); default: only compare.")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes folding racks in parallel (id ranges); "
+                                         "more is faster on idle cores but takes them from running workers.")] = 1,
 ) -> None:
     """Rebuild every rack twin from the event store and check it equals the live state.
 
@@ -57,7 +59,8 @@ def rebuild_command(
             bar.update(task, completed=done, total=total or None)
 
         try:
-            result = rebuild(settings().database_url.get_secret_value(), write=write, progress=advance)
+            result = rebuild(settings().database_url.get_secret_value(), write=write, progress=advance,
+                             workers=workers)
         except TwinError as exc:
             fail(exc)
     rate = result.events / result.seconds if result.seconds else 0.0

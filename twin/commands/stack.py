@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -120,6 +121,13 @@ def _counts(counter: Any) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(counter.items())) if counter else "none"
 
 
+class ReportShapeChoice(StrEnum):
+    """How the simulator groups readings into telemetry reports (`FleetSimulator.report_shape`)."""
+
+    collector = "collector"
+    row = "row"
+
+
 @app.command(rich_help_panel=RUN)
 def simulate(
     racks: Annotated[int, typer.Option(min=1, max=200_000, help="Fleet size.")] = 300,
@@ -132,6 +140,9 @@ def simulate(
                                          "stalled installs.")] = True,
     history: Annotated[bool, typer.Option(help="Publish facilities, intent and lifecycle histories first.")] = True,
     realtime: Annotated[bool, typer.Option(help="Pace cycles in real time (off: as fast as the broker takes them).")] = True,
+    report_shape: Annotated[ReportShapeChoice, typer.Option(
+                                              help="collector: one report per hall collector per cycle (up to 50 "
+                                                   "readings, the fleet's shape); row: one per row (about 7).")] = ReportShapeChoice.collector,
 ) -> None:
     """Publish a simulated fleet to Kafka: facilities, intent, lifecycle histories, then telemetry reports.
 
@@ -147,7 +158,7 @@ def simulate(
     s = settings()
     now = datetime.now(timezone.utc)
     sim = FleetSimulator(seed, racks, now, intents(), faults=FaultPlan.typical() if faults else None,
-                         malformed_share=malformed_share)
+                         malformed_share=malformed_share, report_shape=report_shape.value)  # type: ignore[arg-type]
     n = 0
     started = time.monotonic()
     try:
