@@ -22,8 +22,15 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from tests.conftest import Tenant
-from tests.integration.conftest import DEPLOY_CONFIG, RunningAlertmanager, Webhook, amtool_binary
+from alertmanager_fixtures import (  # the session's Alertmanager and webhook fixtures come in with the import
+    DEPLOY_CONFIG,
+    RunningAlertmanager,
+    Webhook,
+    alertmanager,  # noqa: F401
+    amtool_binary,
+    webhook,  # noqa: F401
+)
+from conftest import Tenant
 from twin.alerting.engine import Engine
 from twin.alerting.settings import AlertingSettings
 

@@ -1,4 +1,5 @@
-"""Session fixtures of the alerting tests: ONE real Alertmanager on loopback, and the test's own
+"""Session fixtures of the alerting tests (imported by them: a conftest here would shadow tests/conftest.py
+for the tests that import `Tenant` from it): ONE real Alertmanager on loopback, and the test's own
 webhook receiver it notifies.
 
 The Alertmanager runs `deploy/alertmanager/alertmanager.yml` itself (routes, inhibit rules),
