@@ -121,7 +121,7 @@ def load(url: str, racks: int, seed: int = 7) -> dict[str, Any]:
         positions = [(f, h, r, p) for f, h, r, n in lay.rows for p in range(1, n + 1)]
         rng.shuffle(positions)
         stage_pool = [s for s, share in STAGES for _ in range(int(share * 1000))]
-        state_rows, event_rows, deviation_rows, ids = [], [], [], []
+        state_rows, telemetry_rows, event_rows, deviation_rows, ids = [], [], [], [], []
         for i in range(racks):
             rack_id = f"rk-{i:06d}"
             ids.append(rack_id)
@@ -170,9 +170,10 @@ def load(url: str, racks: int, seed: int = 7) -> dict[str, Any]:
                 devs.append(("accelerator-too-hot", "critical"))
             state_rows.append((
                 rack_id, gen, stage, len(entered), len(entered), twin["facility_id"], hall, row, pos, since, since,
-                now, orjson.dumps(twin).decode(), now if powered else None,
-                budget * rng.uniform(0.6, 0.95) if powered else None, 24.0 if powered else None,
-                orjson.dumps({"overall": health}).decode(), intent.revision, len(devs)))
+                now, orjson.dumps(twin).decode()))
+            if powered:
+                telemetry_rows.append((rack_id, now, budget * rng.uniform(0.6, 0.95), 24.0,
+                                       orjson.dumps({"overall": health}).decode(), intent.revision))
             for check, severity in devs:
                 deviation_rows.append((rack_id, check, severity, "1", None, None, None, gen, intent.revision, "", since))
             version = 0
@@ -201,14 +202,12 @@ def load(url: str, racks: int, seed: int = 7) -> dict[str, Any]:
                                    orjson.dumps(body).decode()))
         counts["racks"] = _copy(conn, "racks", ["rack_id", "generation", "serial_number", "manufactured_at"],
                                 ((r[0], r[1], f"SN{k}", EPOCH) for k, r in enumerate(state_rows)))
-        # rack_state is a view over its two writers' tables; its deviation_count is counted from deviations.
-        counts["rack_state"] = _copy(conn, "rack_lifecycle", [
+        counts["rack_lifecycle"] = _copy(conn, "rack_lifecycle", [
             "rack_id", "generation", "status", "version", "stream_version", "facility_id", "hall_id", "row_id",
-            "position", "stage_entered_at", "lifecycle_at", "lifecycle_recorded_at", "twin"],
-            (r[:13] for r in state_rows))
-        _copy(conn, "rack_telemetry", ["rack_id", "telemetry_at", "power_watts", "inlet_temperature_celsius", "health",
-                                       "intent_revision"],
-              ((r[0], *r[13:18]) for r in state_rows if r[13] is not None))
+            "position", "stage_entered_at", "lifecycle_at", "lifecycle_recorded_at", "twin"], state_rows)
+        counts["rack_telemetry"] = _copy(conn, "rack_telemetry", [
+            "rack_id", "telemetry_at", "power_watts", "inlet_temperature_celsius", "health", "intent_revision"],
+            telemetry_rows)
         counts["deviations"] = _copy(conn, "deviations", [
             "rack_id", "check_name", "severity", "measured", "allowed_min", "allowed_max", "unit", "generation",
             "intent_revision", "detail", "since"], deviation_rows)
@@ -220,14 +219,20 @@ def load(url: str, racks: int, seed: int = 7) -> dict[str, Any]:
             ((f, h, r, minute0 + timedelta(minutes=m), 15, 15 * 120_000.0 * rng.uniform(0.8, 1.0))
              for f, h, r, _ in lay.rows for m in range(60)))
         conn.execute("SELECT ensure_telemetry_partition(current_date)")
-        conn.execute("INSERT INTO telemetry SELECT rack_id, now(), 'bench', 1000, 24, 30, 30, 40, 10, 80, false, 60,"
-                     " 30, 8, 0 FROM rack_state LIMIT 100")
+        conn.execute("INSERT INTO telemetry (rack_id, occurred_at, source, power_watts, inlet_temperature_celsius,"
+                     " outlet_temperature_celsius, coolant_supply_temperature_celsius,"
+                     " coolant_return_temperature_celsius, coolant_flow_liters_per_minute,"
+                     " coolant_differential_pressure_kilopascals, leak_detected,"
+                     " hottest_accelerator_temperature_celsius, fan_speed_percent, network_links_up,"
+                     " network_links_down)"
+                     " SELECT rack_id, now(), 'bench', 1000, 24, 30, 30, 40, 10, 80, false, 60, 30, 8, 0"
+                     " FROM rack_lifecycle LIMIT 100")
         conn.execute("INSERT INTO consumer_offsets VALUES ('twin-worker', 'fleet.telemetry.v1', 0, 1, now())")
         conn.execute("VACUUM ANALYZE")
         sample = {
             "racks": rng.sample(ids, 500),
             "partner_racks": [row[0] for row in conn.execute(
-                "SELECT s.rack_id FROM rack_state s JOIN facilities f USING (facility_id) WHERE f.operator = %s"
+                "SELECT s.rack_id FROM rack_lifecycle s JOIN facilities f USING (facility_id) WHERE f.operator = %s"
                 " LIMIT 500", (OPERATORS[1],)).fetchall()],
             "facilities": [f for f, _, _ in lay.facilities],
             "generations": generations,
@@ -443,8 +448,8 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
         "",
         "## What the speed rests on",
         "",
-        "A scan of `rack_state` at 100,000 racks reads every row with its folded twin (about 1.7 kB compressed,",
-        "kept in the row, at fillfactor 50): 280 MB and 300-400 ms here. So no hot answer scans it:",
+        "A scan of the current state at 100,000 racks reads every rack's folded twin (about 1.7 kB compressed, kept",
+        "in the row of `rack_lifecycle`): hundreds of MB and 300-400 ms here. So no hot answer scans it:",
         "",
         "- summary tables (migration 0023), rebuilt from the current state in one scan by `refresh_fleet_cube()`",
         "  (the API every `TWIN_API_SUMMARY_SECONDS`, 30 s; a query finding them older than 120 s rebuilds first;",
@@ -459,10 +464,10 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
         "  index (a few hundred racks) instead of walking every rack in id order;",
         "- `row_power_minutes` (0021): per-row per-minute draw rolled up from telemetry by the API in the",
         "  background; a window's p95 reads these, never raw readings;",
-        "- generated columns on `rack_state` (0022) with indexes: `onshore_share` (from the twin's parts),",
-        "  `health_overall`, `destination_facility_id`; recomputed only when the lifecycle path rewrites the",
-        "  twin (health: on telemetry updates, unindexed change only when the word changes, updates stay HOT);",
-        "- indexes (0020): `deviations_check` (stalled, firmware drift, deviation rule), `rack_state_place`,",
+        "- generated columns (0022) with indexes: `rack_lifecycle.onshore_share` (from the twin's parts) and",
+        "  `destination_facility_id`, recomputed only when the lifecycle path rewrites the twin;",
+        "  `rack_telemetry.health_overall`, whose index changes only when the health word does (updates stay HOT);",
+        "- indexes (0020): `deviations_check` (stalled, firmware drift, deviation rule), `rack_lifecycle_place`,",
         "  `events_type_stream`, `consumer_offsets_updated`; rack lists walk the primary key in id order",
         "  (cursor = last id), and totals are counted through indexes where the filters allow.",
         "",

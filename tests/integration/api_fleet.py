@@ -33,3 +33,22 @@ def partners(database_url: str) -> list[dict[str, Any]]:
         return conn.execute(
             "SELECT f.operator, count(s.rack_id) AS racks FROM facilities f LEFT JOIN rack_state s USING (facility_id)"
             " WHERE f.ownership = 'partner' GROUP BY 1 ORDER BY 2 DESC").fetchall()
+
+
+def new_tenant(stack: Any, name: str) -> Any:
+    """A tenant for a module-scoped fixture (`tenant` is per test). `tests/conftest.py` is found by its
+    path: `from conftest import` resolves to `tests/integration/conftest.py` once that exists."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    module = next((m for m in list(sys.modules.values())
+                   if getattr(m, "__file__", None) and Path(m.__file__).resolve() == path), None)
+    if module is None:
+        spec = importlib.util.spec_from_file_location("fleet_twin_tests_conftest", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return module._new_tenant(stack, name)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_fleet import load_fleet, partners
+from api_fleet import load_fleet, new_tenant, partners
 from api_server import ApiWorld, serving
 
 from schemas import ALL_TYPES, RackManufactured, RackReading, RackTested, TelemetryReported
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def world(stack: Any) -> Iterator[ApiWorld]:
-    from conftest import _new_tenant
-
-    tenant = _new_tenant(stack, "api")
+    tenant = new_tenant(stack, "api")
     load_fleet(tenant.database_url)
     with serving(tenant, [p["operator"] for p in partners(tenant.database_url)]) as served:
         yield served

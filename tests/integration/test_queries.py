@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from api_fleet import load_fleet, partners
+from api_fleet import load_fleet, new_tenant, partners
 
 from twin.domain.components import ONSHORE_COUNTRY, ONSHORE_KINDS, onshore_share
 from twin.domain.fleet import Fleet
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def fleet(stack: Any, request: pytest.FixtureRequest) -> Any:
-    from conftest import _new_tenant
-
-    tenant = _new_tenant(stack, "queries")
+    tenant = new_tenant(stack, "queries")
     sim = load_fleet(tenant.database_url)
     return tenant, sim
 
@@ -94,6 +92,21 @@ def test_rack_list_pages_through_every_match_once_in_order(fleet: Any) -> None:
         assert stalled.total > 0 and all(
             queries.rack(conn, r.rack_id).deviations for r in stalled.racks)  # type: ignore[union-attr]
         assert queries.list_racks(conn, stalled=False, limit=1000).total == page.total - stalled.total
+        expected = {r["rack_id"] for r in conn.execute(
+            "SELECT DISTINCT rack_id FROM deviations WHERE check_name LIKE 'firmware-drift-%%'"
+            " INTERSECT SELECT rack_id FROM deviations WHERE check_name = 'stalled-in-stage'")}
+        both = queries.list_racks(conn, stalled=True, firmware_drift=True, limit=1000)
+        assert {r.rack_id for r in both.racks} == expected and both.total == len(expected)
+        hot = conn.execute("SELECT check_name FROM deviations GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()
+        by_rule = queries.list_racks(conn, deviation=hot["check_name"], stalled=False, limit=1000)
+        assert by_rule.total == conn.execute(
+            "SELECT count(*) AS n FROM deviations d WHERE check_name = %s AND NOT EXISTS (SELECT 1 FROM deviations x"
+            " WHERE x.rack_id = d.rack_id AND x.check_name = 'stalled-in-stage')", (hot["check_name"],)).fetchone()["n"]
+        for word in ("ok", "warning", "critical", "unknown"):
+            expected = {r["rack_id"] for r in conn.execute(
+                "SELECT rack_id FROM rack_state WHERE coalesce(health ->> 'overall', 'unknown') = %s", (word,))}
+            got = queries.list_racks(conn, health=word, limit=1000)
+            assert {r.rack_id for r in got.racks} == expected and got.total == len(expected), word
         low = queries.list_racks(conn, onshore_below=0.5, limit=1000)
         assert all(r.onshore_share is not None and r.onshore_share < 0.5 for r in low.racks)
 

@@ -41,7 +41,9 @@ class Freshness(Answer):
     therefore shows a growing lag; compare `newest_event_at` with the wall clock to tell.
     """
 
-    newest_event_at: datetime | None = Field(description="Newest event time (lifecycle or telemetry) reflected.")
+    newest_event_at: datetime | None = Field(
+        description="Newest event time reflected: the newest lifecycle event (live) or reading (as of the last "
+                    "summary rebuild, at most TWIN_API_SUMMARY_SECONDS old).")
     worker_committed_at: datetime | None = Field(description="When a worker last committed a batch.")
     worker_lag_seconds: float | None = Field(description="Seconds since that commit, at `answered_at`.")
     answered_at: datetime

@@ -32,9 +32,9 @@ tables rebuilt from the current state (migration 0023); a query finding one olde
 (`CUBE_MAX_AGE_SECONDS`, `DURATIONS_MAX_AGE_SECONDS`) rebuilds it first, and the answer's
 `summarised_at` says when. Racks, one rack and its history are read live.
 
-Where the racks are read from is said in `_RACKS` and `_OWNED` (partner-scoped views of the
-current-state table) and in the refresh functions of migration 0023: if the current state is
-split or renamed, only those change.
+Where the racks are read from is said in `_RACKS` and `_OWNED` (partner-scoped reads of the
+tables behind the `rack_state` view: rack_lifecycle and rack_telemetry since migration 0004) and
+in the refresh functions of migration 0023: if the current state changes shape, only those change.
 """
 
 from __future__ import annotations
@@ -69,13 +69,30 @@ __all__ = [
 Conn = psycopg.Connection[dict[str, Any]]
 
 _RACKS = sql.SQL("""
-    (SELECT * FROM rack_state
+    (SELECT l.rack_id, l.generation, l.status, l.version, l.stream_version, l.facility_id, l.hall_id, l.row_id,
+            l.position, l.stage_entered_at, l.lifecycle_at, l.twin, l.onshore_share, l.destination_facility_id,
+            t.telemetry_at, t.power_watts, t.inlet_temperature_celsius, t.outlet_temperature_celsius,
+            t.coolant_supply_temperature_celsius, t.coolant_return_temperature_celsius,
+            t.coolant_flow_liters_per_minute, t.coolant_differential_pressure_kilopascals, t.leak_detected,
+            t.hottest_accelerator_temperature_celsius, t.fan_speed_percent, t.network_links_up, t.network_links_down,
+            coalesce(t.health, '{}'::jsonb) AS health, t.health_overall, t.intent_revision,
+            (SELECT count(*) FROM deviations d WHERE d.rack_id = l.rack_id)::integer AS deviation_count
+     FROM rack_lifecycle l LEFT JOIN rack_telemetry t USING (rack_id)
      WHERE %(owner)s::text IS NULL
-        OR facility_id IN (SELECT facility_id FROM facilities WHERE operator = %(owner)s))""")
-"""The racks an owner may see: those standing in (received at, installed in) its facilities."""
+        OR l.facility_id IN (SELECT facility_id FROM facilities WHERE operator = %(owner)s))""")
+"""The racks an owner may see (those standing in, or received at, its facilities), with the current
+state's columns (the `rack_state` view of migration 0004) and the derived ones of 0022."""
+
+_RACKS_TO_COUNT = sql.SQL("""
+    (SELECT l.rack_id, l.generation, l.status, l.facility_id, l.onshore_share
+     FROM rack_lifecycle l
+     WHERE %(owner)s::text IS NULL
+        OR l.facility_id IN (SELECT facility_id FROM facilities WHERE operator = %(owner)s))""")
+"""`_RACKS` with only what a filter reads: a count over it can be answered from an index alone (a
+join, even one the planner removes, or the per-rack deviation count would make it read every row)."""
 
 _OWNED = sql.SQL("""(%(owner)s::text IS NULL OR {column} IN (
-    SELECT o.rack_id FROM rack_state o JOIN facilities f USING (facility_id) WHERE f.operator = %(owner)s))""")
+    SELECT o.rack_id FROM rack_lifecycle o JOIN facilities f USING (facility_id) WHERE f.operator = %(owner)s))""")
 """`column` names a rack the owner may see (no scan of the racks for the whole fleet)."""
 
 _FACILITIES = sql.SQL("(SELECT * FROM facilities WHERE %(owner)s::text IS NULL OR operator = %(owner)s)")
@@ -172,11 +189,12 @@ def freshness(conn: Conn) -> a.Freshness:
     """The newest event reflected (telemetry or lifecycle) and the age of the workers' newest commit.
 
     Fleet-wide for every caller: a partner learns only how current the twin is, not whose
-    event was newest.
+    event was newest. The newest lifecycle event is read live; the newest reading as of the last
+    summary rebuild (`TWIN_API_SUMMARY_SECONDS`), since the raw telemetry's time index is BRIN.
     """
     row = conn.execute(
         """
-        SELECT greatest((SELECT max(occurred_at) FROM telemetry),
+        SELECT greatest((SELECT newest_reading_at FROM summary_refreshes WHERE name = 'fleet_cube'),
                         (SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1)) AS newest,
                (SELECT max(updated_at) FROM consumer_offsets) AS committed,
                now() AS answered_at
@@ -194,9 +212,9 @@ def freshness(conn: Conn) -> a.Freshness:
 
 _GENERATIONS = """
     WITH RECURSIVE g AS (  -- the distinct generations of the racks, one index probe each (a skip scan)
-        SELECT min(generation) AS v FROM rack_state
+        SELECT min(generation) AS v FROM rack_lifecycle
         UNION ALL
-        SELECT (SELECT min(generation) FROM rack_state WHERE generation > g.v) FROM g WHERE g.v IS NOT NULL
+        SELECT (SELECT min(generation) FROM rack_lifecycle WHERE generation > g.v) FROM g WHERE g.v IS NOT NULL
     )
     SELECT v AS generation FROM g WHERE v IS NOT NULL UNION SELECT generation FROM generation_intents ORDER BY 1
 """
@@ -445,8 +463,11 @@ def list_racks(
         (%(stage)s::text IS NULL OR s.status = %(stage)s)
         AND (%(generation)s::text IS NULL OR s.generation = %(generation)s)
         AND (%(facility)s::text IS NULL OR s.facility_id = %(facility)s)
-        AND (%(health)s::text IS NULL OR s.health_overall = %(health)s
-             OR (%(health)s = 'unknown' AND s.health_overall IS NULL))  -- never reported: no health document
+        AND (%(health)s::text IS NULL
+             OR (%(health)s <> 'unknown' AND EXISTS (
+                 SELECT 1 FROM rack_telemetry h WHERE h.rack_id = s.rack_id AND h.health_overall = %(health)s))
+             OR (%(health)s = 'unknown' AND NOT EXISTS (  -- never reported: no health document
+                 SELECT 1 FROM rack_telemetry h WHERE h.rack_id = s.rack_id AND h.health_overall <> 'unknown')))
         AND (%(deviation)s::text IS NULL
              OR EXISTS (SELECT 1 FROM deviations d WHERE d.rack_id = s.rack_id AND d.check_name = %(deviation)s))
         AND (%(stalled)s::boolean IS NULL OR %(stalled)s = EXISTS (
@@ -456,16 +477,22 @@ def list_racks(
         AND (%(onshore)s::double precision IS NULL OR s.onshore_share < %(onshore)s)
     """)
     params = _p(owner, stage=stage, generation=generation, facility=facility, health=health, deviation=deviation,
-                stalled=stalled, drift=firmware_drift, onshore=onshore_below, after=after, limit=limit + 1)
-    # A filter that asks for an open deviation drives the query from the deviations index: a few
-    # hundred racks, instead of walking every rack in id order to find the page's matches.
+                stalled=stalled, drift=firmware_drift, onshore=onshore_below, after=after, limit=limit + 1,
+                driver=deviation)
+    # A filter that asks for an open deviation or a rare health word drives the query from its index
+    # (a few hundred racks), instead of walking every rack in id order to find the page's matches.
     drivers = [sql.SQL(q) for q, wanted in (
-        ("SELECT rack_id FROM deviations WHERE check_name = %(deviation)s", deviation is not None),
+        ("SELECT rack_id FROM deviations WHERE check_name = %(driver)s", deviation is not None),
         ("SELECT rack_id FROM deviations WHERE check_name = 'stalled-in-stage'", stalled is True),
         ("SELECT rack_id FROM deviations WHERE check_name LIKE 'firmware-drift-%%'", firmware_drift is True),
+        ("SELECT rack_id FROM rack_telemetry WHERE health_overall = %(health)s", health in ("warning", "critical")),
     ) if wanted]
-    source = _RACKS if not drivers else sql.SQL("(SELECT r.* FROM {racks} r JOIN ({ids}) dv USING (rack_id))").format(
-        racks=_RACKS, ids=sql.SQL(" INTERSECT ").join(drivers))
+    ids = sql.SQL(" INTERSECT ").join(drivers)
+    joined = sql.SQL("(SELECT r.* FROM {racks} r JOIN ({ids}) dv USING (rack_id))")
+    source = _RACKS if not drivers else joined.format(racks=_RACKS, ids=ids)
+    counted = _RACKS_TO_COUNT if not drivers else joined.format(racks=_RACKS_TO_COUNT, ids=ids)
+    if drivers:  # what drives the query needs no second check per rack
+        params.update(deviation=None, stalled=None if stalled else stalled, drift=None if firmware_drift else firmware_drift)
     rows = conn.execute(sql.SQL("""
         SELECT s.rack_id, s.generation, s.status, s.facility_id, s.hall_id, s.row_id, s.position,
                s.stage_entered_at, s.health_overall AS health, s.power_watts, s.telemetry_at,
@@ -473,7 +500,7 @@ def list_racks(
         FROM {racks} s WHERE {where} AND (%(after)s::text IS NULL OR s.rack_id > %(after)s)
         ORDER BY s.rack_id LIMIT %(limit)s
     """).format(racks=source, where=where), params).fetchall()
-    total = conn.execute(sql.SQL("SELECT count(*) AS n FROM {racks} s WHERE {where}").format(racks=source, where=where),
+    total = conn.execute(sql.SQL("SELECT count(*) AS n FROM {racks} s WHERE {where}").format(racks=counted, where=where),
                          params).fetchone()
     assert total is not None
     more = len(rows) > limit
@@ -591,7 +618,7 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
             way AS (
                 SELECT coalesce(s.facility_id, s.destination_facility_id) AS facility_id, s.generation,
                        greatest(s.stage_entered_at + make_interval(secs => l.days * 86400), now()) AS due
-                FROM rack_state s JOIN lead l ON l.stage = s.status
+                FROM rack_lifecycle s JOIN lead l ON l.stage = s.status
                 WHERE s.status = ANY(%(pipeline)s) AND s.generation IS NOT NULL AND s.stage_entered_at IS NOT NULL
             )
             SELECT facility_id, generation, to_char(due AT TIME ZONE 'UTC', 'YYYY"Q"Q') AS quarter, count(*) AS n
@@ -624,8 +651,9 @@ def rollout(conn: Conn, *, owner: str | None = None, facility: str | None = None
 def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = None) -> a.Scorecard:
     """Generations side by side: the facts behind adopting a new one "depending on performance".
 
-    Counts, onshore share and power from the fleet cube; lead times, rack-years in service, RMAs
-    and failures (degradations) from the stage durations of the event store; deviation rates live.
+    Counts, onshore share and power from the fleet cube; lead times, rack-years in service (up to
+    when the durations were summarised, so two askings agree), RMAs and failures (degradations)
+    from the stage durations of the event store; deviation rates live.
     """
     _check(conn, "generation", generation)
     summarised_at = min(_fresh_summary(conn, "fleet_cube", CUBE_MAX_AGE_SECONDS),
@@ -652,9 +680,10 @@ def scorecard(conn: Conn, *, owner: str | None = None, generation: str | None = 
             rates[r["generation"]][r["subsystem"]] = r["n"] / base[r["generation"]]["racks"]
     p["who"] = owner if owner is not None else "*"
     years = {r["generation"]: r for r in conn.execute("""
-        SELECT generation, (closed_days + (open_stays * extract(epoch FROM now()) - open_since_epoch_sum) / 86400)
-                           / 365.25 AS rack_years, rma, failures
-        FROM service_record WHERE operator = %(who)s
+        SELECT generation, (closed_days + (open_stays * extract(epoch FROM r.refreshed_at) - open_since_epoch_sum)
+                            / 86400) / 365.25 AS rack_years, rma, failures
+        FROM service_record, (SELECT refreshed_at FROM summary_refreshes WHERE name = 'stage_durations') r
+        WHERE operator = %(who)s
           AND (%(generation)s::text IS NULL OR generation = %(generation)s)
     """, p)}
     leads: dict[str, list[a.LeadTime]] = defaultdict(list)

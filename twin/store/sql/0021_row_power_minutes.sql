@@ -2,7 +2,7 @@
 -- (a few thousand rows per window), never the raw telemetry (75,000 racks x 60 readings a
 -- minute). Filled by refresh_row_power_minutes(), which the API calls in the background
 -- (TWIN_API_ROLLUP_SECONDS); each run rolls up the complete minutes newer than the last one
--- rolled. A rack counts towards the row it stands in now (rack_state), which is where its
+-- rolled. A rack counts towards the row it stands in now (rack_lifecycle), which is where its
 -- draw is allocated.
 CREATE TABLE row_power_minutes (
     facility_id text NOT NULL,
@@ -39,7 +39,7 @@ BEGIN
     SELECT s.facility_id, s.hall_id, s.row_id, m.minute, count(*), sum(m.power_watts)
     FROM (SELECT rack_id, date_trunc('minute', occurred_at) AS minute, avg(power_watts) AS power_watts
           FROM telemetry WHERE occurred_at >= from_ts AND occurred_at < upto GROUP BY 1, 2) m
-    JOIN rack_state s USING (rack_id)
+    JOIN rack_lifecycle s USING (rack_id)
     WHERE s.facility_id IS NOT NULL AND s.hall_id IS NOT NULL AND s.row_id IS NOT NULL
     GROUP BY 1, 2, 3, 4
     ON CONFLICT (facility_id, hall_id, row_id, minute) DO UPDATE SET racks = excluded.racks,

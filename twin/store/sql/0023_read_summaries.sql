@@ -1,5 +1,6 @@
 -- Summary tables for the API's fleet-wide answers at 100,000 racks (bench/api.py): a scan of
--- rack_state reads every rack's row, folded twin included, and took 400 ms there. These tables
+-- the current state reads every rack's row, folded twin included, and took 400 ms there. They
+-- read the tables behind the `rack_state` view (0004) directly. These tables
 -- are rebuilt from the current state by refresh_* functions: the API calls them in the
 -- background (TWIN_API_SUMMARY_SECONDS), and a query finding one older than its bound
 -- refreshes it first. Answers read from them say when (freshness.summarised_at).
@@ -7,7 +8,9 @@
 CREATE TABLE summary_refreshes (
     name         text PRIMARY KEY,
     refreshed_at timestamptz NOT NULL,
-    seconds      double precision NOT NULL
+    seconds      double precision NOT NULL,
+    newest_reading_at timestamptz  -- the newest reading the current state held (freshness: the raw
+                                   -- telemetry's time index is BRIN, which cannot answer max() cheaply)
 );
 
 -- The fleet by place, generation, stage and operator (summary by hall or row, a few tens of
@@ -65,14 +68,15 @@ BEGIN
                         (body ->> 'cooling_capacity_watts')::double precision) AS draw_watts
         FROM generation_intents ORDER BY generation, revision DESC
     )
-    SELECT s.facility_id, s.hall_id, s.row_id, s.generation, s.status AS stage, f.operator, s.intent_revision,
+    SELECT s.facility_id, s.hall_id, s.row_id, s.generation, s.status AS stage, f.operator, t.intent_revision,
            to_char(s.stage_entered_at AT TIME ZONE 'UTC', 'YYYY"Q"Q') AS entered_quarter,
            s.status IN ('active', 'degraded', 'maintenance') AS serving,
-           s.deviation_count > 0 AS deviating, s.health_overall = 'critical' AS critical,
-           s.power_watts, s.onshore_share,
+           s.rack_id IN (SELECT rack_id FROM deviations) AS deviating, t.health_overall = 'critical' AS critical,
+           t.power_watts, s.onshore_share,
            CASE WHEN s.status IN ('installed', 'commissioned', 'active', 'degraded', 'maintenance')
                      AND s.row_id IS NOT NULL THEN d.draw_watts END AS allocated
-    FROM rack_state s LEFT JOIN facilities f USING (facility_id) LEFT JOIN draw d USING (generation);
+    FROM rack_lifecycle s LEFT JOIN rack_telemetry t USING (rack_id) LEFT JOIN facilities f USING (facility_id)
+    LEFT JOIN draw d USING (generation);
 
     DELETE FROM fleet_cube;
     INSERT INTO fleet_cube
@@ -111,9 +115,11 @@ BEGIN
     FROM (SELECT facility_id, minute, sum(power_watts) AS watts FROM win GROUP BY 1, 2) f
     GROUP BY facility_id;
 
-    INSERT INTO summary_refreshes (name, refreshed_at, seconds)
-    VALUES ('fleet_cube', started, extract(epoch FROM clock_timestamp() - started))
-    ON CONFLICT (name) DO UPDATE SET refreshed_at = excluded.refreshed_at, seconds = excluded.seconds;
+    INSERT INTO summary_refreshes (name, refreshed_at, seconds, newest_reading_at)
+    VALUES ('fleet_cube', started, extract(epoch FROM clock_timestamp() - started),
+            (SELECT max(telemetry_at) FROM rack_telemetry))
+    ON CONFLICT (name) DO UPDATE SET refreshed_at = excluded.refreshed_at, seconds = excluded.seconds,
+                                     newest_reading_at = excluded.newest_reading_at;
     RETURN true;
 END
 $$;
@@ -169,7 +175,7 @@ BEGIN
     )
     SELECT st.rack_id, s.generation, f.operator, st.stage, st.occurred_at,
            extract(epoch FROM st.left_at - st.occurred_at) / 86400
-    FROM staged st JOIN rack_state s USING (rack_id) LEFT JOIN facilities f ON f.facility_id = s.facility_id
+    FROM staged st JOIN rack_lifecycle s USING (rack_id) LEFT JOIN facilities f ON f.facility_id = s.facility_id
     WHERE s.generation IS NOT NULL;
 
     DELETE FROM lead_to_service;
