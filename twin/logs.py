@@ -20,13 +20,24 @@ __all__ = ["Repeats", "configure", "quiet_repeats"]
 
 class _CurrentStderr:
     """Writes to whatever `sys.stderr` is now, not the stream it was at `configure`: a CLI run
-    inside another process (typer's CliRunner in tests) swaps stderr and closes its copy after."""
+    inside another process (typer's CliRunner in tests) swaps stderr and closes its copy after.
+
+    Except when stderr has been turned into a logger (Faust's worker redirects it through
+    `mode.utils.logging.FileLogProxy`): our lines are already rendered, and going through that
+    logger would wrap each one, as a string, in a record of its own."""
+
+    @staticmethod
+    def _stream() -> Any:
+        stream = sys.stderr
+        if type(stream).__name__ == "FileLogProxy" or getattr(stream, "closed", False):
+            return sys.__stderr__
+        return stream
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        return self._stream().write(text)
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        self._stream().flush()
 
 
 def configure(level: str = "info", *, json: bool | None = None) -> None:

@@ -32,6 +32,8 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     "intent": {"cleanup.policy": "compact", "min.compaction.lag.ms": str(7 * DAY_MS)},
     "deadletter": {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
     "deviations": {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+    # Every alert transition is in `alert_history`; Kafka keeps a week for other consumers to catch up.
+    "alerts": {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
 }
 """Topic configs by role, given to each topic when it is created (docs/operations.md explains them)."""
 

@@ -42,7 +42,8 @@ def test_metrics_count_the_flow_and_consumer_lag_follows_what_is_not_yet_applied
         wait_for("dead letters settled", fleet.open_letters, lambda letters: letters == fleet.bad, timeout=15,
                  log_path=log, proc=worker)
         page = wait_for("lag measured as nothing left, on every assigned partition", lambda: scrape(port),
-                        lambda p: len(_lag(p)) == 9 and not any(_lag(p).values()), timeout=15, log_path=log)
+                        lambda p: len(_lag(p)) == 10 and not any(_lag(p).values()), timeout=15, log_path=log)
+        # 10: 4 lifecycle, 4 telemetry, 1 intent, and 1 dead-letter partition (the collectors' letters are recorded)
 
         # Held up at its offsets by a lock, the worker falls behind, and the gauge says by how much.
         with psycopg.connect(tenant.database_url) as blocker:
@@ -58,6 +59,11 @@ def test_metrics_count_the_flow_and_consumer_lag_follows_what_is_not_yet_applied
 
     # Messages in, per topic: every message the worker took, exactly once here (no redelivery).
     taken = {dict(k)["topic"]: v for k, v in samples(after, "twin_messages_in_total").items()}
+    # The dead-letter topic is read back too (for letters other producers send); the worker's own
+    # letters come round once each and are skipped.
+    own_letters = sum(v for k, v in samples(after, "twin_messages_out_total").items()
+                      if dict(k)["topic"] == topics.deadletter)
+    assert taken.pop("deadletter") == own_letters
     assert taken == {role: float(n) for role, n in fleet.sent.items()}
     readings = samples(after, "twin_readings_in_total")[()]
     latency = samples(after, "twin_event_to_visible_seconds_count")[()]
@@ -75,7 +81,8 @@ def test_metrics_count_the_flow_and_consumer_lag_follows_what_is_not_yet_applied
     # Partitions and lag: each assigned partition once, lag shown for each.
     assigned = {(dict(k)["topic"], int(dict(k)["partition"])) for k, v in
                 samples(page, "twin_assigned_partitions").items() if v == 1}
-    assert assigned == {(t, p) for t in (topics.telemetry, topics.lifecycle) for p in range(4)} | {(topics.intent, 0)}
+    assert assigned == ({(t, p) for t in (topics.telemetry, topics.lifecycle) for p in range(4)}
+                        | {(topics.intent, 0), (topics.deadletter, 0)})
     assert set(_lag(behind)) == assigned
 
 
@@ -100,8 +107,8 @@ def test_health_and_readiness_answer_and_the_logs_are_structured_json(tenant: An
     by_event = {r["event"]: r for r in records}
     assert by_event["worker starting"]["worker_id"] == tenant.env["TWIN_WORKER_ID"]
     assert sorted(by_event["partitions assigned"]["partitions"]) == sorted(
-        [f"{tenant.topics.intent}:0"] + [f"{t}:{p}" for t in (tenant.topics.lifecycle, tenant.topics.telemetry)
-                                         for p in range(4)])
+        [f"{tenant.topics.intent}:0", f"{tenant.topics.deadletter}:0"]
+        + [f"{t}:{p}" for t in (tenant.topics.lifecycle, tenant.topics.telemetry) for p in range(4)])
     assert any(r.get("logger", "").startswith(("faust", "aiokafka", "mode")) for r in records), \
         "the stream library's own log records are rendered as JSON too"
 

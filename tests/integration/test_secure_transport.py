@@ -179,7 +179,8 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
 
 def _topics(name: str) -> Topics:
     return Topics(telemetry=f"{name}.telemetry", lifecycle=f"{name}.lifecycle", intent=f"{name}.intent",
-                  deadletter=f"{name}.deadletter", deviations=f"{name}.deviations", partitions=2)
+                  deadletter=f"{name}.deadletter", deviations=f"{name}.deviations", alerts=f"{name}.alerts",
+                  partitions=2)
 
 
 def test_topics_are_created_and_messages_published_by_kafka_python_over_mutual_tls(tls_broker: TlsBroker) -> None:
@@ -252,7 +253,7 @@ def test_the_topics_job_creates_partitions_and_configs_over_tls(tls_broker: TlsB
     finally:
         admin.close()
     assert described == {topics.telemetry: 3, topics.lifecycle: 3, topics.intent: 1, topics.deadletter: 1,
-                         topics.deviations: 3}
+                         topics.deviations: 3, topics.alerts: 1}
 
 
 def test_a_worker_applies_a_fleet_it_reads_over_mutual_tls(tls_broker: TlsBroker, tenant: Any, tmp_path: Path,
