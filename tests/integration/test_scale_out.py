@@ -85,7 +85,7 @@ def test_a_slow_database_stops_consumption_and_worker_memory_stays_bounded(tenan
     env = worker_env(tenant, tmp_path)
     # Reports per row, as this bound was set for: the worker's buffer is bounded in messages, not
     # bytes, so 50-reading collector reports let it hold about 7 times the bytes (44 MB seen against
-    # this 40 MB bound); bounding by bytes is open work (see the README's known limits).
+    # this 40 MB bound); bounding the buffer by bytes is open work.
     fleet = Fleet.simulated(tenant, racks=200, cycles_ahead=520, report_shape="row")
     fleet.publish(fleet.lifecycle())
     db = tenant.database_url
