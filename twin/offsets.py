@@ -15,6 +15,13 @@ every partition, commits, leaves), which both Apache Kafka and the embedded Tans
 after its members leave: the member joins with the workers' own assignor, given by the caller).
 Given only some partitions, other members are alive: it commits nothing and says to stop the
 workers first.
+
+Tansu 0.6 can keep the leader of an emptied group (its last member left) as the leader of the
+next generation, which then never forms: a joiner waits for that leader's assignment for ever.
+So a group with no members is deleted first (DeleteGroups; Kafka refuses it for a group with
+members), which loses nothing: every partition's offset is set anew, and were the command to stop
+in between, workers would start the group from the earliest offsets and skip what the database
+has already applied.
 """
 
 from __future__ import annotations
@@ -25,13 +32,18 @@ from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InconsistentGroupProtocolError, KafkaError
+from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from twin.errors import TwinError
 from twin.kafka_security import aiokafka_config
 from twin.settings import KafkaSecurity
 
 __all__ = ["OffsetsError", "Rewind", "rewind_to_database"]
+
+NON_EMPTY_GROUP = 68
+"""Kafka's error code for deleting a group that has members."""
 
 SETTLE_SECONDS = 20.0
 """How long a partial assignment may wait for the members that hold the rest to leave (a worker that
@@ -85,6 +97,8 @@ async def _rewind(bootstrap: str, group_id: str, topics: list[str], security: Ka
                                 enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
                                 heartbeat_interval_ms=1000, rebalance_timeout_ms=6000, max_poll_interval_ms=300_000,
                                 **strategy, **aiokafka_config(security))
+    if not dry_run:  # the group's offsets are all set anew below: an empty group loses nothing
+        await _forget_if_empty(bootstrap, group_id, security)
     assignments = _Assignments()
     consumer.subscribe(topics=topics, listener=assignments)
     try:
@@ -122,6 +136,30 @@ async def _rewind(bootstrap: str, group_id: str, topics: list[str], security: Ka
         return plan
     finally:
         await consumer.stop()
+
+
+async def _forget_if_empty(bootstrap: str, group_id: str, security: KafkaSecurity) -> bool:
+    """Delete `group_id` when it has no members (see the module docstring); True when deleted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="twin-offsets-admin", **aiokafka_config(security))
+    await admin.start()
+    try:
+        described = await admin.describe_consumer_groups([group_id])
+        empty = any(group[1] == group_id and group[2] == "Empty" and not group[5]
+                    for response in described for group in response.groups)
+        if not empty:
+            return False
+        coordinator = await admin.find_coordinator(group_id)
+        # aiokafka's admin client has no delete_consumer_groups: the request goes to the coordinator as is.
+        response = await admin._send_request_to_node(coordinator, DeleteGroupsRequest([group_id]))
+    finally:
+        await admin.close()
+    errors = [error for _, error in response.results if error != 0]
+    if NON_EMPTY_GROUP in errors:  # a worker joined since the look: the group is in use
+        raise OffsetsError(f"consumer group {group_id!r} has other live members: stop every worker first "
+                           "(kubectl scale deployment/twin-worker --replicas=0)")
+    if errors:
+        raise OffsetsError(f"could not clear the empty group {group_id!r}: Kafka error code {errors[0]}")
+    return True
 
 
 class _Assignments(ConsumerRebalanceListener):

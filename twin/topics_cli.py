@@ -88,7 +88,9 @@ def rewind(
     from twin.offsets import rewind_to_database
 
     settings = load_settings()
-    topics = [settings.topics.intent, settings.topics.lifecycle, settings.topics.telemetry]
+    # Every topic the workers consume (their group's assignment spans all of them), dead letters too:
+    # the worker records the collector's reported letters and tracks that offset with its facts.
+    topics = [settings.topics.intent, settings.topics.lifecycle, settings.topics.telemetry, settings.topics.deadletter]
     try:
         moved = rewind_to_database(settings.kafka_bootstrap, settings.database_url.get_secret_value(),
                                    settings.worker_id, topics, settings.kafka_security, dry_run=dry_run,
