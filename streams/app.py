@@ -95,7 +95,11 @@ app = TwinApp(
     broker_session_timeout=6,
     broker_heartbeat_interval=1,
     broker_rebalance_timeout=6,
-    broker_max_poll_interval=10,
+    # A member that does not poll for this long leaves the group. Under backpressure (a full stream
+    # buffer, a slow database) polls pause for a batch or more: at 10 s a busy worker left and
+    # rejoined, and on Tansu that rejoin could wait for ever (docs/architecture.md, quirks). A dead
+    # worker is noticed by the 6 s session timeout; a wedged one by its liveness probe.
+    broker_max_poll_interval=120,
     broker_commit_interval=1.0,
     stream_buffer_maxsize=settings.batch_max_messages * 4,   # bounded memory: a slow database slows consumption
     web_host=settings.worker_web_host,
