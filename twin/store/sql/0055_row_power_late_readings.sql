@@ -10,7 +10,9 @@
 -- visible exactly when its readings are; the writers are unchanged. Each refresh then also
 -- recomputes, whole and from raw, the queued minutes it had already rolled (at most `max_minutes`
 -- of them per run, the newest first; the rest wait for the next run), and drops queued minutes
--- older than the longest headroom window (7 days), which no answer reads.
+-- older than the longest headroom window (7 days), which no answer reads. The queue grows by a row
+-- or two per telemetry batch until a refresh drains it: some API replica (TWIN_API_ROLLUP_SECONDS)
+-- or a cron job must run refresh_row_power_minutes, as headroom needs anyway.
 
 CREATE TABLE row_power_pending (
     id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
