@@ -37,12 +37,14 @@ from twin.store.answers import (
     Headroom,
     IntentDetail,
     IntentRevisions,
+    Liveness,
     Placement,
     RackAsOf,
     RackDetail,
     RackHistory,
     RackPage,
     RackSummary,
+    Readiness,
     RolloutProgress,
     Scorecard,
 )
@@ -104,6 +106,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, type[BaseModel]]] = {
     ("GET", "/v1/topology/cdus/{cooling_unit_id}"): ("cooling_unit", CoolingUnitRacks),
     ("POST", "/v1/events"): ("post_events", IngestAccepted),
     ("GET", "/v1/tokens"): ("tokens", TokenList),
+    ("GET", "/healthz"): ("alive", Liveness),
+    ("GET", "/readyz"): ("ready", Readiness),
 }
 """OpenAPI operation -> (client method, response model)."""
 
@@ -215,6 +219,14 @@ class TwinClient:
     def tokens(self) -> list[Token]:
         return self._get("/v1/tokens", TokenList).tokens
 
+    def alive(self) -> Liveness:
+        """The liveness probe (no token needed): the process serves."""
+        return self._get("/healthz", Liveness)
+
+    def ready(self) -> Readiness:
+        """The readiness probe (no token needed); not ready raises `Unavailable` naming what is not."""
+        return self._get("/readyz", Readiness)
+
     def post_events(self, events: Sequence[BaseModel | dict[str, Any]]) -> IngestAccepted:
         """Publish a batch of events (contract models or dicts); 422 raises `InvalidRequest` with `errors`."""
         body = [e.model_dump(mode="json") if isinstance(e, BaseModel) else e for e in events]
@@ -303,6 +315,14 @@ class AsyncTwinClient:
 
     async def tokens(self) -> list[Token]:
         return (await self._get("/v1/tokens", TokenList)).tokens
+
+    async def alive(self) -> Liveness:
+        """The liveness probe (no token needed): the process serves."""
+        return await self._get("/healthz", Liveness)
+
+    async def ready(self) -> Readiness:
+        """The readiness probe (no token needed); not ready raises `Unavailable` naming what is not."""
+        return await self._get("/readyz", Readiness)
 
     async def post_events(self, events: Sequence[BaseModel | dict[str, Any]]) -> IngestAccepted:
         """Publish a batch of events (contract models or dicts); 422 raises `InvalidRequest` with `errors`."""

@@ -43,8 +43,16 @@ def serving(tenant: Any, partners: list[str]) -> Iterator[ApiWorld]:
                 "writer": tokens.create_token(conn, "test-writer", ["write"])[1]}
         for p in partners:
             made[f"partner:{p}"] = tokens.create_token(conn, f"test-{p}", ["read"], owner=p)[1]
+    with serving_settings(settings_for(tenant)) as base_url:
+        yield ApiWorld(base_url, tenant, made)
+
+
+@contextmanager
+def serving_settings(settings: Settings) -> Iterator[str]:
+    """Serve the API for these settings (any database, even one not migrated or not there) until the
+    block ends; yields its base URL. The server thread is stopped and joined."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings_for(tenant)), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
     thread.start()
@@ -54,7 +62,7 @@ def serving(tenant: Any, partners: list[str]) -> Iterator[ApiWorld]:
             raise AssertionError("the API server did not start")
         time.sleep(0.05)
     try:
-        yield ApiWorld(f"http://127.0.0.1:{port}", tenant, made)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)

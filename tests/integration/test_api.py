@@ -29,10 +29,27 @@ def world(stack: Any) -> Iterator[ApiWorld]:
         yield served
 
 
+PROBES = {"/healthz", "/readyz"}
+"""The orchestrator's probes: outside /v1, without a token by design (a kubelet sends none) and over no
+one's data, so the token, scope and partner walks leave them out; tests/integration/test_api_probes.py
+and `test_the_probes_answer_without_a_token` cover them."""
+
+
 def _walk(world: ApiWorld) -> list[tuple[str, str]]:
-    """(method, path template) of every operation the OpenAPI document lists."""
+    """(method, path template) of every operation the OpenAPI document lists, but the probes."""
     doc = httpx.get(f"{world.base_url}/openapi.json").json()
-    return [(m.upper(), p) for p, ops in doc["paths"].items() for m in ops]
+    return [(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if p not in PROBES]
+
+
+def test_the_probes_answer_without_a_token(world: ApiWorld) -> None:
+    doc = httpx.get(f"{world.base_url}/openapi.json").json()
+    assert PROBES <= set(doc["paths"]), "the probes are in the OpenAPI document"
+    assert not any(p.startswith("/v1") for p in PROBES) and all("security" not in doc["paths"][p]["get"] for p in PROBES)
+    alive = httpx.get(f"{world.base_url}/healthz")
+    assert alive.status_code == 200 and alive.json() == {"status": "alive"}
+    ready = httpx.get(f"{world.base_url}/readyz", headers={"Authorization": "Bearer nope"})  # a bad token is ignored
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready" and all(c["ok"] for c in ready.json()["checks"])
 
 
 def _sample(world: ApiWorld, path: str, rack_id: str, generation: str) -> tuple[str, dict[str, Any]]:

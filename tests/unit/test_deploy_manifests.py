@@ -29,6 +29,7 @@ import yaml
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from twin.api.probes import PROBE_SECONDS
 from twin.settings import KafkaSecurity, Settings, Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,9 +41,9 @@ PENDING_SETTINGS = {"TWIN_ALERTMANAGER_URL", "TWIN_GRAFANA_URL"}
 """Settings of the alert engine (issue 11), on another branch: given to the containers under their agreed
 names before the code that reads them is merged. Once a settings class reads them, they are checked like
 the rest (and the names here are then simply known)."""
-API_PORT, API_PROBES = 8080, ("/openapi.json", "/openapi.json")
-"""The API's port and its (liveness, readiness) probe paths: it serves no /healthz or /readyz yet, and
-/openapi.json answers without a token once it is up. Checked against the API's own routes."""
+API_PORT, API_PROBES = 8080, ("/healthz", "/readyz")
+"""The API's port and its (liveness, readiness) probe paths (twin/api/probes.py, no token). Checked
+against the API's own routes; compose's one health check is the readiness one."""
 
 
 # -- what the code reads --------------------------------------------------------------------------
@@ -178,6 +179,7 @@ def test_compose_health_checks_ask_the_real_endpoints() -> None:
     assert services["worker"]["expose"] == [str(Settings().worker_web_port)]
     api_check = " ".join(services["api"]["healthcheck"]["test"])
     assert f"http://127.0.0.1:{API_PORT}{API_PROBES[1]}" in api_check
+    assert int(services["api"]["healthcheck"]["timeout"].removesuffix("s")) > 2 * PROBE_SECONDS
     assert services["api"]["ports"] == [f"${{API_PUBLISHED_PORT:-{API_PORT}}}:{API_PORT}"]
     for name in ("kafka", "timescaledb", "grafana", "alertmanager"):
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
@@ -338,6 +340,8 @@ def test_api_ports_probes_and_service_agree(overlay: str) -> None:
     [container] = _one(overlay, "Deployment", "twin-api")["spec"]["template"]["spec"]["containers"]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": API_PORT}
     assert (container["livenessProbe"]["httpGet"]["path"], container["readinessProbe"]["httpGet"]["path"]) == API_PROBES
+    # /readyz may take PROBE_SECONDS to connect and as long again to answer before it says 503 itself.
+    assert container["readinessProbe"]["timeoutSeconds"] > 2 * PROBE_SECONDS
     service = _one(overlay, "Service", "twin-api")
     assert service["spec"]["ports"][0]["targetPort"] == "http"
     assert service["spec"]["selector"] == _one(overlay, "Deployment", "twin-api")["spec"]["selector"]["matchLabels"]
@@ -346,9 +350,10 @@ def test_api_ports_probes_and_service_agree(overlay: str) -> None:
 def test_api_probe_paths_are_routes_of_the_api() -> None:
     from twin.api import create_app
 
-    app = create_app(Settings())
-    paths = {getattr(route, "path", None) for route in app.routes}
+    # Its OpenAPI document: FastAPI 0.165 keeps included routers whole in `app.routes` (no paths there).
+    paths = set(create_app(Settings()).openapi()["paths"])
     assert set(API_PROBES) <= paths, paths
+    assert not any(p.startswith("/v1/") for p in API_PROBES), "the probes are outside the versioned API"
     assert Settings().api_port == API_PORT
 
 

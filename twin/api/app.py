@@ -1,7 +1,8 @@
 """The FastAPI app: routes under /v1, a database pool, the ingest publisher, the draw rollup.
 
 `create_app(settings)` builds it (tests build one per tenant); `twin api` serves it with
-uvicorn. OpenAPI 3.1 is at /openapi.json, the interactive docs at /docs.
+uvicorn. OpenAPI 3.1 is at /openapi.json, the interactive docs at /docs; the orchestrator's probes,
+/healthz and /readyz, are outside /v1 and need no token (twin/api/probes.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from fastapi import FastAPI
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from twin.api import errors
+from twin.api import errors, probes
 from twin.api.ingest import Ingest
 from twin.api.routes import ROUTERS
 from twin.settings import Settings, get_settings
+from twin.store.migrations import available
 
 __all__ = ["create_app"]
 
@@ -95,9 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.ingest.close()
             pool.close()
 
-    app = FastAPI(title="fleet twin API", version="1", description=_DESCRIPTION, lifespan=lifespan,
-                  responses=errors.ERROR_RESPONSES)
+    app = FastAPI(title="fleet twin API", version="1", description=_DESCRIPTION, lifespan=lifespan)
     errors.install(app)
+    app.state.database_url = s.database_url.get_secret_value()  # for /readyz's own connection
+    app.state.migrations = available()  # what /readyz expects the database to have applied
 
     @app.middleware("http")
     async def server_timing(request: Any, call_next: Any) -> Any:
@@ -109,8 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
         return response
 
-    for router in ROUTERS:
-        app.include_router(router, prefix="/v1")
+    for router in ROUTERS:  # the errors every /v1 endpoint may give; the probes give none of 401, 403, 422
+        app.include_router(router, prefix="/v1", responses=errors.ERROR_RESPONSES)
+    app.include_router(probes.router)
     return app
 
 

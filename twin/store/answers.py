@@ -18,6 +18,7 @@ __all__ = [
     "HeadroomPlace", "HistoryEvent", "IntentDetail", "IntentRevision", "IntentRevisions", "LeadTime", "Placement",
     "PlacementRow", "RackAsOf", "RackDetail", "RackHistory", "RackPage", "RackSummary", "RolloutCell", "RolloutProgress",
     "Scorecard", "BadItem", "IngestAccepted", "IngestRejected", "GROUP_DIMENSIONS", "HEADROOM_LEVELS",
+    "Liveness", "Readiness", "ReadinessCheck",
 ]
 
 GroupDimension = Literal["facility", "hall", "row", "generation", "stage", "owner"]
@@ -315,3 +316,30 @@ class IngestAccepted(BaseModel):
 class IngestRejected(BaseModel):
     detail: str
     errors: list[BadItem]
+
+
+# -- the probes (/healthz, /readyz): no token, outside /v1 --------------------------------------
+
+
+class Liveness(Answer):
+    """The process serves HTTP."""
+
+    status: Literal["alive"]
+
+
+class ReadinessCheck(Answer):
+    """One thing readiness needs, and what was found."""
+
+    name: Literal["database", "migrations"]
+    ok: bool
+    detail: str
+
+
+class Readiness(Answer):
+    """Whether this API can answer requests now; `detail` names what is not ready."""
+
+    status: Literal["ready", "not-ready"]
+    detail: str
+    checks: list[ReadinessCheck]
+    schema_version: int | None = Field(description="The newest migration the database has applied (none if none).")
+    expected_schema_version: int = Field(description="The newest migration this code ships.")

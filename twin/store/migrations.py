@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 import structlog
+from psycopg.rows import tuple_row
 
 from twin.errors import StoreError, StoreUnavailable
 
-__all__ = ["Migration", "available", "migrate"]
+__all__ = ["Migration", "applied_versions", "available", "migrate"]
 
 log = structlog.get_logger(__name__)
 _LOCK_KEY = 0x7477696E  # 'twin'
@@ -38,6 +40,14 @@ def available() -> list[Migration]:
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text()))
     return sorted(found, key=lambda m: m.version)
+
+
+def applied_versions(conn: psycopg.Connection[Any]) -> set[int]:
+    """The versions this database has applied; none when it was never migrated (no `schema_migrations`)."""
+    cur = conn.cursor(row_factory=tuple_row)  # whatever rows the connection makes by default
+    if cur.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
+        return set()
+    return {version for (version,) in cur.execute("SELECT version FROM schema_migrations")}
 
 
 def migrate(database_url: str) -> list[Migration]:
