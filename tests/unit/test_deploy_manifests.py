@@ -134,7 +134,7 @@ def test_compose_runs_every_role_from_the_one_image_with_the_topics_and_migratio
     services = _twin_services()
     assert {name: s["command"][0] for name, s in services.items()} == {
         "topics": "topics", "migrate": "migrate", "worker": "worker", "api": "api", "collector": "collect",
-        "alerts": "alerts"}
+        "alerts": "alerts", "rollup": "rollup"}
     for name in ("worker", "api", "collector"):
         needs = services[name]["depends_on"]
         assert all(needs[job]["condition"] == "service_completed_successfully" for job in needs if job in
