@@ -141,7 +141,7 @@ def engine(tenant: Tenant, alertmanager: RunningAlertmanager) -> Iterator[Callab
 def test_amtool_accepts_the_deploy_config() -> None:
     result = subprocess.run([amtool_binary(), "check-config", str(DEPLOY_CONFIG)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 inhibit rules" in result.stdout
+    assert "5 inhibit rules" in result.stdout
 
 
 def test_alerts_fire_grouped_and_resolve_only_below_the_lower_threshold(
