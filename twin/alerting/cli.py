@@ -115,7 +115,9 @@ def rules() -> None:
     for name, rule in RULES.items():
         scope = "rack" if isinstance(rule, RackRule) else rule.scope
         quiet = ", ".join(sorted(rule.explained_by)) if isinstance(rule, RackRule) else "-"
-        table.add_row(name, scope, rule.severity, f"{rule.for_seconds:g} s", rule.owner, rule.subsystem, quiet,
+        severity = rule.severity if isinstance(rule, RackRule) or not rule.severity_from else (
+            f"{rule.severity_from}'s, up to {rule.severity}")
+        table.add_row(name, scope, severity, f"{rule.for_seconds:g} s", rule.owner, rule.subsystem, quiet,
                       f"docs/runbooks/{name}.md")
     console.print(table)
 

@@ -123,6 +123,8 @@ class FleetRule:
     """Share rules: and at least this many racks (three racks of ten is a pattern, one of three is not)."""
     window_seconds: float = 0.0
     """Generation drift: a rack counts if its check was open at any time in this window."""
+    severity_from: str = ""
+    """Whose state sets the alert's severity when not the rule (`severity` is then the worst it pages with)."""
 
 
 _SERVICE = frozenset({S.MAINTENANCE, S.RMA, S.DECOMMISSIONED})
@@ -182,10 +184,10 @@ FLEET_RULES: tuple[FleetRule, ...] = (
     FleetRule("facility-deployment-stalled", "facility", "lifecycle", "deployment", "warning", 300,
               "racks stalled in deployment", fire_share=0.0, clear_share=0.0, min_racks=1),
     FleetRule("cooling-unit-degraded", "cooling-unit", "cooling", "cooling", "critical", 0,
-              "a CDU in Warning or Critical (a failed pump is Critical) degrades the cooling of every rack it feeds"),
+              "a CDU in Warning or Critical (a failed pump is Critical) degrades the cooling of every rack it feeds",
+              severity_from="the CDU"),
 )
-"""Fleet rules. `cooling-unit-degraded` takes its severity from the CDU (warning or critical; `severity`
-above is the worst it pages with) and fires at once: Redfish `Status.Health` is the CDU's own debounced
+"""Fleet rules. `cooling-unit-degraded` takes its severity from the CDU (`severity_from`) and fires at once: Redfish `Status.Health` is the CDU's own debounced
 judgement, and the CDU alert must reach Alertmanager no later than the rack alerts it inhibits."""
 
 COOLING_UNIT_EXPLAINS: tuple[str, ...] = (
