@@ -190,8 +190,9 @@ def test_the_alertmanager_inhibit_rules_cover_what_the_pagerduty_path_holds_back
     config: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
     rules = config["inhibit_rules"]
     for source, target, equal in INHIBITIONS:
-        assert any(_matches(r["source_matchers"], {"alertname": source}) and _matches(r["target_matchers"], dict(target))
-                   and set(equal) <= set(r["equal"]) for r in rules), (source, target, equal)
+        assert any(_matches(r["source_matchers"], {"alertname": source})
+                   and _matches(r["target_matchers"], dict(target)) and set(equal) <= set(r["equal"])
+                   for r in rules), (source, target, equal)
     cdu_rule = next(r for r in rules if _matches(r["source_matchers"], {"alertname": "cooling-unit-degraded"}))
     for name in ("rack-leak-detected", "rack-inlet-temperature-out-of-envelope", "rack-cooling-over-capacity"):
         assert not _matches(cdu_rule["target_matchers"], {"scope": "rack", "alertname": name}), name

@@ -43,13 +43,13 @@ from typing import Literal
 from schemas import CoolingUnitStatus, Deviation
 from twin.domain.conformance import TELEMETRY_CHECKS
 from twin.domain.health import SUBSYSTEMS, cooling_unit_reason
-from twin.domain.topology import CoolingUnitCondition, cooling_unit_conditions
 from twin.domain.lifecycle import POWERED_STAGES, RackStatus
+from twin.domain.topology import CoolingUnitCondition, cooling_unit_conditions
 
 __all__ = [
     "COOLING_UNIT_EXPLAINS", "FLEET_RULES", "RACK_RULES", "RULES", "AlertState", "CooledRack", "FacilityReporting",
-    "FleetFacts", "FleetRule",
-    "GenerationCount", "HallLoad", "INHIBITIONS", "Links", "Observation", "Phase", "RackFacts", "RackRule",
+    "FleetFacts", "FleetRule", "GenerationCount", "HallLoad", "INHIBITIONS", "Links", "Observation", "Phase",
+    "RackFacts", "RackRule",
     "Transition", "advance", "evaluate", "inhibited", "observe", "stalled_in_deployment", "step",
 ]
 
@@ -187,8 +187,9 @@ FLEET_RULES: tuple[FleetRule, ...] = (
               "a CDU in Warning or Critical (a failed pump is Critical) degrades the cooling of every rack it feeds",
               severity_from="the CDU"),
 )
-"""Fleet rules. `cooling-unit-degraded` takes its severity from the CDU (`severity_from`) and fires at once: Redfish `Status.Health` is the CDU's own debounced
-judgement, and the CDU alert must reach Alertmanager no later than the rack alerts it inhibits."""
+"""Fleet rules. `cooling-unit-degraded` takes its severity from the CDU (`severity_from`) and fires at
+once: Redfish `Status.Health` is the CDU's own debounced judgement, and the CDU alert must reach
+Alertmanager no later than the rack alerts it inhibits."""
 
 COOLING_UNIT_EXPLAINS: tuple[str, ...] = (
     "rack-coolant-flow-out-of-range", "rack-coolant-supply-out-of-envelope", "rack-cooling-health-critical")
