@@ -1,6 +1,6 @@
 """Lifecycle, component and test events -> the rack's event stream -> its folded twin.
 
-    events ─▶ decode ─▶ clock skew ─▶ unknown rack (adopted later) ─▶ unknown location (adopted later)
+    events ─▶ decode ─▶ clock skew ─▶ unknown rack (adopted with its manufacture) ─▶ unknown location (adopted later)
            ─▶ append to the rack's stream (a conflicting duplicate comes back refused)
            ─▶ fold: in order, one event at a time; a late event, the rack's whole history
               (`fold_history`, the one replay), whose refusals settle the rack's dead letters
@@ -180,9 +180,6 @@ class LifecyclePipeline(Pipeline):
         rows: dict[str, StateRow] = {}
         try:
             async with self.store.unit_of_work() as uow:
-                for orphan in await uow.adopt_orphans(readings=False, partitions=self._owned):
-                    m = Record(orphan.topic, orphan.partition, orphan.offset, None, orphan.payload.encode())
-                    decoded.append((decode_event(m.value, LIFECYCLE_TYPES), m))  # type: ignore[arg-type]
                 known = await self.store.generations_of({e.rack_id for e, _ in decoded})
                 manufactured: dict[str, RackManufactured] = {}
                 for event, _ in decoded:
@@ -191,6 +188,14 @@ class LifecyclePipeline(Pipeline):
                 await uow.register_racks(
                     (e.rack_id, e.generation, e.serial_number, e.occurred_at) for e in manufactured.values())
                 known.update({r: e.generation for r, e in manufactured.items()})
+                # After the registration: events that came before their rack's manufacture join it in
+                # the batch that brings the manufacture, so a committed offset means a settled rack.
+                adopted: list[tuple[RackEvent, Record]] = []
+                for orphan in await uow.adopt_orphans(readings=False, partitions=self._owned):
+                    m = Record(orphan.topic, orphan.partition, orphan.offset, None, orphan.payload.encode())
+                    adopted.append((decode_event(m.value, LIFECYCLE_TYPES), m))  # type: ignore[arg-type]
+                decoded += adopted
+                known.update(await self.store.generations_of({e.rack_id for e, _ in adopted} - known.keys()))
                 places = await uow.known_locations(p for e, _ in decoded if (p := location_of(e)) is not None)
                 accepted: list[tuple[RackEvent, Record]] = []
                 for event, m in decoded:
