@@ -48,8 +48,8 @@ log = structlog.get_logger(__name__)
 
 LEADER_LOCK = 0x616C7274  # 'alrt': held by the active engine
 FLEET_EVERY_SECONDS = 5.0
-"""Fleet aggregates (hall loads, generation and facility counts), and the scan for racks newly critical or
-stale, run this often; racks with an open deviation or a live alert are read every tick. So a health or
+"""Fleet aggregates (hall loads, generation and facility counts, racks whose CDU is not ok), and the scan for
+racks newly critical or stale, run this often; racks with an open deviation or a live alert are read every tick. So a health or
 stale alert may start up to this much later than a deviation's (both are slow conditions by nature)."""
 PERSIST_EVERY_SECONDS = 10.0
 """A live alert whose phase and labels did not change is written back at most this often."""
