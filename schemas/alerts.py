@@ -14,10 +14,12 @@ AlertPhase = Literal["pending", "firing", "suppressed", "resolved", "cancelled"]
 class Alert(Contract):
     """One alert as the engine holds it: its rule, dedup key, labels and the text a person acts on."""
 
-    key: str = Field(description="Dedup key: `<rule>/<rack>` for rack rules, `<rule>/<place or generation>` otherwise.")
+    key: str = Field(description="Dedup key: `<rule>/<rack>` for rack rules, `<rule>/<CDU>/<severity>` for a CDU's, "
+                                 "`<rule>/<place or generation>` otherwise.")
     rule: str = Field(description="The rule's name, also the `alertname` label and the runbook's file name.")
     labels: dict[str, str] = Field(description="alertname, severity, scope, owner, subsystem, facility, hall, "
-                                               "generation, rack, check, operator (those that apply).")
+                                               "generation, rack, check, operator, kind, cooling_unit "
+                                               "(those that apply).")
     annotations: dict[str, str] = Field(description="summary, description, measured, band, intent_revision, "
                                                     "runbook_url, dashboard_url.")
     value: float | None = None

@@ -141,7 +141,7 @@ def engine(tenant: Tenant, alertmanager: RunningAlertmanager) -> Iterator[Callab
 def test_amtool_accepts_the_deploy_config() -> None:
     result = subprocess.run([amtool_binary(), "check-config", str(DEPLOY_CONFIG)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 inhibit rules" in result.stdout
+    assert "5 inhibit rules" in result.stdout
 
 
 def test_alerts_fire_grouped_and_resolve_only_below_the_lower_threshold(
@@ -411,3 +411,70 @@ def test_a_collector_outage_is_one_facility_alert_that_holds_back_its_racks_stal
     assert webhook.alerts(facility=fac, alertname="rack-telemetry-stale") == []
     held = alertmanager.api(f"/alerts?filter=facility%3D%22{fac}%22&filter=alertname%3D%22rack-telemetry-stale%22")
     assert len(held) == 4 and all(a["status"]["state"] == "suppressed" for a in held)
+
+
+def _cdu_health(cdu: str, state: str, *reasons: str) -> str:
+    """A rack's stored health (the workers' `RackHealth.as_dict`) while its CDU is in `state`."""
+    from schemas import CoolingUnitStatus
+    from twin.domain.health import cooling_unit_reason
+
+    view = CoolingUnitStatus(cooling_unit_id=cdu, health=state, reasons=reasons)  # type: ignore[arg-type]
+    cooling = {"state": "ok", "reason": ""} if state == "ok" else {"state": state, "reason": cooling_unit_reason(view)}
+    ok = {"state": "ok", "reason": ""}
+    return orjson.dumps({"overall": cooling["state"], "stale": False, "readings": 10, "power": ok, "compute": ok,
+                         "network": ok, "cooling": cooling, "cooling_unit": view.model_dump(mode="json")}).decode()
+
+
+def test_a_cdu_with_a_failed_pump_is_one_alert_that_holds_back_its_racks_and_resolves_when_it_recovers(
+        db: TwinDb, engine: Callable[..., RunningEngine], webhook: Webhook, alertmanager: RunningAlertmanager) -> None:
+    fac = db.facility("cph")
+    gen = f"gen-{db.token}"
+    cdu, other = f"cdu-{db.token}", f"cdu2-{db.token}"
+    fed = db.racks(fac, gen, 12, prefix="c")
+    (elsewhere,) = db.racks(fac, gen, 1, prefix="e")
+    db.racks(fac, gen, 17, prefix="p")  # 3 of 30 racks deviating on flow: not a generation-wide pattern
+    pump = "pump Pump2 failed (Critical)"
+    for rack_id in fed:
+        db.set(rack_id, health=_cdu_health(cdu, "critical", pump))
+    db.set(elsewhere, health=_cdu_health(other, "ok"))
+    for rack_id in (*fed[:2], elsewhere):  # the pump's loss shows as low flow on the racks' own readings too
+        db.deviate(rack_id, "coolant-flow-out-of-range", 0.6, 1.0, 2.0, "L/min/kW", severity="critical",
+                   generation=gen)
+    engine()
+
+    page = webhook.wait_for(lambda: webhook.alerts("firing", alertname="cooling-unit-degraded", cooling_unit=cdu))
+    assert len(page) == 1, "one alert for the CDU, not one per rack"
+    note, alert = page[0]
+    assert note.receiver == "oncall-facilities"
+    assert alert["labels"]["severity"] == "critical" and alert["labels"]["facility"] == fac
+    assert alert["labels"]["hall"] == "h1"
+    summary = alert["annotations"]["summary"]
+    assert f"CDU {cdu} ({fac}/h1) is critical: {pump}" in summary and "feeds 12 rack(s)" in summary
+    assert "(+2 more)" in summary
+    assert webhook.wait_for(lambda: webhook.alerts("firing", rack=elsewhere)), "a rack of another CDU still pages"
+    time.sleep(QUIET_SECONDS)
+    assert webhook.alerts(scope="rack", cooling_unit=cdu) == [], "the racks the CDU feeds do not page"
+    assert not [r for r in fed if webhook.alerts(rack=r)]
+    in_am = alertmanager.api(f"/alerts?filter=cooling_unit%3D%22{cdu}%22")
+    cdu_alerts = [a for a in in_am if a["labels"]["alertname"] == "cooling-unit-degraded"]
+    assert len(cdu_alerts) == 1 and cdu_alerts[0]["status"]["state"] == "active"
+    held = [a for a in in_am if a["labels"]["scope"] == "rack"]
+    assert sorted(a["labels"]["rack"] for a in held) == sorted(fed[:2])
+    assert all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"] for a in held)
+    raised = {k for k, in db.conn.execute("SELECT alert_key FROM alert_state WHERE rack_id = ANY(%s)", (fed,))}
+    assert raised == {f"rack-coolant-flow-out-of-range/{r}" for r in fed[:2]}, \
+        "a rack degraded only by its CDU raises no cooling health alert of its own"
+
+    for rack_id in fed:  # the pump is back, the filter still warns: the critical holds (no resolve yet)
+        db.set(rack_id, health=_cdu_health(cdu, "warning", "filter Filter1 Warning"))
+    time.sleep(QUIET_SECONDS)
+    assert not webhook.alerts("resolved", alertname="cooling-unit-degraded", cooling_unit=cdu)
+    for rack_id in fed:
+        db.set(rack_id, health=_cdu_health(cdu, "ok"))
+    for rack_id in fed[:2]:
+        db.recover(rack_id, "coolant-flow-out-of-range", coolant_flow_liters_per_minute=150.0)
+    assert webhook.wait_for(lambda: webhook.alerts("resolved", alertname="cooling-unit-degraded", cooling_unit=cdu))
+    assert db.history(f"cooling-unit-degraded/{cdu}/") == [(f"cooling-unit-degraded/{cdu}/critical", "firing"),
+                                                            (f"cooling-unit-degraded/{cdu}/critical", "resolved")]
+    time.sleep(QUIET_SECONDS)
+    assert not [r for r in fed if webhook.alerts(rack=r)], "their flow alerts resolved without ever paging"

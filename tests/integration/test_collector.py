@@ -135,6 +135,27 @@ def test_collector_events_reach_the_twin_with_the_mockup_values_and_the_topology
     unknown = twin(tenant, "topology", "cdu", "cdu-9")
     assert unknown.returncode == 2 and "known CDUs: cdu-1, cdu-2" in unknown.stderr
 
+    # The alert rules on what the worker stored: one alert for CDU 2, no cooling page per rack it feeds.
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from twin.alerting.facts import read_facts
+    from twin.alerting.rules import COOLING_UNIT_EXPLAINS, observe
+
+    now = datetime.now(timezone.utc)
+    with psycopg.connect(tenant.database_url, row_factory=dict_row) as conn:
+        rack_facts, fleet_facts = read_facts(conn, now, now - timedelta(hours=1), [], fleet=True)
+    assert fleet_facts is not None
+    seen = observe(rack_facts, fleet_facts, {}, now, stale_after_seconds=3600)
+    cdu_alerts = {k: o for k, o in seen.items() if o.rule == "cooling-unit-degraded"}
+    assert list(cdu_alerts) == ["cooling-unit-degraded/cdu-2/critical"]
+    assert cdu_alerts["cooling-unit-degraded/cdu-2/critical"].value == 3.0
+    cooling = [o for o in seen.values() if o.rack_id in (c, d, e) and o.labels.get("subsystem") == "cooling"]
+    assert all(o.labels["cooling_unit"] == "cdu-2" and o.rule in COOLING_UNIT_EXPLAINS for o in cooling), \
+        [(o.key, o.labels) for o in cooling]  # each one inhibited by the CDU's alert at Alertmanager
+    assert not [o for o in cooling if o.rack_id in (c, e) and o.rule == "rack-cooling-health-critical"], \
+        "a rack whose cooling is degraded only by its CDU raises no health alert of its own"
+
 
 def read_topic(tenant: Any, topic: str) -> list[dict[str, Any]]:
     consumer = KafkaConsumer(bootstrap_servers=tenant.kafka_bootstrap, enable_auto_commit=False,

@@ -4,7 +4,7 @@
     twin alerts history [RACK]       transitions, newest first (one rack's, or all)
     twin alerts rules                every rule: severity, for-duration, owner, runbook
     twin alerts run                  the alert engine (one is active; more stand by)
-    twin silence create --rack R --for 2h --comment "..."    (or --facility / --generation)
+    twin silence create --rack R --for 2h --comment "..."    (or --facility / --generation / --cooling-unit)
     twin silence list | expire ID
 
 Silences live in Alertmanager (API v2, TWIN_ALERTMANAGER_URL); the alert state in the twin database.
@@ -28,7 +28,7 @@ __all__ = ["alerts_app", "silence_app"]
 
 alerts_app = typer.Typer(help="Alerts: what is firing now, a rack's history, the rules, the engine.",
                          invoke_without_command=True)
-silence_app = typer.Typer(help="Silences in Alertmanager, by rack, facility or generation.", no_args_is_help=True)
+silence_app = typer.Typer(help="Silences in Alertmanager, by rack, facility, generation or CDU.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -115,7 +115,9 @@ def rules() -> None:
     for name, rule in RULES.items():
         scope = "rack" if isinstance(rule, RackRule) else rule.scope
         quiet = ", ".join(sorted(rule.explained_by)) if isinstance(rule, RackRule) else "-"
-        table.add_row(name, scope, rule.severity, f"{rule.for_seconds:g} s", rule.owner, rule.subsystem, quiet,
+        severity = rule.severity if isinstance(rule, RackRule) or not rule.severity_from else (
+            f"{rule.severity_from}'s, up to {rule.severity}")
+        table.add_row(name, scope, severity, f"{rule.for_seconds:g} s", rule.owner, rule.subsystem, quiet,
                       f"docs/runbooks/{name}.md")
     console.print(table)
 
@@ -171,20 +173,23 @@ def silence_create(
     rack: Annotated[Optional[str], typer.Option(help="Silence this rack's alerts.")] = None,
     facility: Annotated[Optional[str], typer.Option(help="Silence every alert of this facility.")] = None,
     generation: Annotated[Optional[str], typer.Option(help="Silence every alert of this generation.")] = None,
+    cooling_unit: Annotated[Optional[str], typer.Option(
+        help="Silence this CDU's alert and the cooling alerts of the racks it feeds (CDU maintenance).")] = None,
     rule: Annotated[Optional[str], typer.Option(help="Only this rule (alertname), e.g. rack-telemetry-stale.")] = None,
     duration: Annotated[str, typer.Option("--for", help="How long: 30m, 2h, 1d.")] = "2h",
     author: Annotated[str, typer.Option(help="Who silenced it.", envvar="USER")] = "twin",
 ) -> None:
-    """Silence alerts by rack, facility or generation (several narrow it down) in Alertmanager.
+    """Silence alerts by rack, facility, generation or CDU (several narrow it down) in Alertmanager.
 
     Example: twin silence create --facility fra-1 --rule rack-telemetry-stale --for 4h --comment "CHG-123 collector swap"
     """
     from twin.alerting.alertmanager import Matcher
 
     matchers = [Matcher(k, v) for k, v in (("rack", rack), ("facility", facility), ("generation", generation),
-                                           ("alertname", rule)) if v]
+                                           ("cooling_unit", cooling_unit), ("alertname", rule)) if v]
     if not any(m.name != "alertname" for m in matchers):
-        raise typer.BadParameter("say what to silence: --rack, --facility or --generation", param_hint="--rack")
+        raise typer.BadParameter("say what to silence: --rack, --facility, --generation or --cooling-unit",
+                                 param_hint="--rack")
     length = _duration(duration)
     try:
         with _alertmanager() as am:

@@ -48,9 +48,10 @@ log = structlog.get_logger(__name__)
 
 LEADER_LOCK = 0x616C7274  # 'alrt': held by the active engine
 FLEET_EVERY_SECONDS = 5.0
-"""Fleet aggregates (hall loads, generation and facility counts), and the scan for racks newly critical or
-stale, run this often; racks with an open deviation or a live alert are read every tick. So a health or
-stale alert may start up to this much later than a deviation's (both are slow conditions by nature)."""
+"""Fleet aggregates (hall loads, generation and facility counts, racks whose CDU is not ok), and the scan
+for racks newly critical or stale, run this often; racks with an open deviation or a live alert are read
+every tick. So a health, stale or CDU alert may start up to this much later than a deviation's (slow
+conditions by nature; a CDU seen on a deviating rack is seen in that rack's tick)."""
 PERSIST_EVERY_SECONDS = 10.0
 """A live alert whose phase and labels did not change is written back at most this often."""
 PRUNE_EVERY_SECONDS = 60.0

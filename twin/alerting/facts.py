@@ -4,7 +4,9 @@ Why from the database and not from fleet.deviations.v1: the current-state tables
 workers' committed truth (the deviations table holds exactly the open deviations, whichever
 worker judged them), so an engine that starts, restarts or takes over reads the whole picture
 at once instead of replaying a topic. Only racks that can matter are read each tick: those with
-an open deviation, a critical subsystem, an old newest reading, or a live alert.
+an open deviation, a critical subsystem, an old newest reading, or a live alert. The fleet scan also
+reads the racks whose CDU (as their stored health holds it) is in Warning or Critical, for the one
+alert per CDU.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+import structlog
+from pydantic import ValidationError
 
-from schemas import Deviation
-from twin.alerting.rules import FacilityReporting, FleetFacts, GenerationCount, HallLoad, RackFacts
+from schemas import CoolingUnitStatus, Deviation
+from twin.alerting.rules import CooledRack, FacilityReporting, FleetFacts, GenerationCount, HallLoad, RackFacts
 from twin.domain.health import SUBSYSTEMS
 from twin.domain.lifecycle import POWERED_STAGES
 from twin.errors import StoreError
 
 __all__ = ["read_facts"]
+
+log = structlog.get_logger(__name__)
 
 READINGS = ("power_watts", "inlet_temperature_celsius", "coolant_supply_temperature_celsius",
             "coolant_flow_liters_per_minute", "hottest_accelerator_temperature_celsius", "network_links_down")
@@ -57,6 +63,12 @@ _FLEET = """
 """
 """The fleet in one scan of rack_state: load and staleness per hall, rack counts per generation, and
 the racks whose health is critical or whose newest reading is old (read as rack facts from then on)."""
+_COOLED = """
+    SELECT s.rack_id, s.status, s.facility_id, s.hall_id, f.operator, s.health -> 'cooling_unit' AS cdu
+    FROM rack_state s LEFT JOIN facilities f USING (facility_id)
+    WHERE s.health -> 'cooling_unit' ->> 'health' IN ('warning', 'critical')
+"""
+"""Racks whose CDU is not ok (the view the worker stored with the rack's health, `twin.domain.health`)."""
 _PLACES = """
     SELECT f.facility_id, f.operator, h.hall_id, h.power_capacity_watts, h.cooling_capacity_watts
     FROM facilities f LEFT JOIN halls h USING (facility_id)
@@ -75,7 +87,10 @@ def read_facts(conn: psycopg.Connection[Any], now: datetime, stale_before: datet
             if fleet:
                 groups = cur.execute(_FLEET, params).fetchall()
                 places = cur.execute(_PLACES).fetchall()
-                facts = _fleet(groups, places)
+                cooled = [CooledRack(r["rack_id"], cdu, r["status"], r["facility_id"], r["hall_id"], r["operator"])
+                          for r in cur.execute(_COOLED).fetchall()
+                          if (cdu := _cooling_unit(r["rack_id"], r["cdu"])) is not None]
+                facts = _fleet(groups, places, cooled)
                 for g in groups:
                     if not g["by_generation"]:
                         watch.update(g["watch"] or ())
@@ -96,11 +111,24 @@ def read_facts(conn: psycopg.Connection[Any], now: datetime, stale_before: datet
         health={s: (r["health"] or {}).get(s, {}).get("state", "unknown") for s in SUBSYSTEMS},
         health_reasons={s: (r["health"] or {}).get(s, {}).get("reason", "") for s in SUBSYSTEMS},
         deviations=devs.get(r["rack_id"], {}),
+        cooling_unit=_cooling_unit(r["rack_id"], (r["health"] or {}).get("cooling_unit")),
     ) for r in rows]
     return racks, facts
 
 
-def _fleet(groups: list[dict[str, Any]], places: list[dict[str, Any]]) -> FleetFacts:
+def _cooling_unit(rack_id: str, stored: Any) -> CoolingUnitStatus | None:
+    """The rack's stored view of its CDU; one that does not parse is logged and left out, never a crash."""
+    if not stored:
+        return None
+    try:
+        return CoolingUnitStatus.model_validate(stored)
+    except ValidationError as exc:
+        log.warning("rack health holds a cooling unit that does not parse; left out", rack_id=rack_id,
+                    error=str(exc))
+        return None
+
+
+def _fleet(groups: list[dict[str, Any]], places: list[dict[str, Any]], cooled: list[CooledRack]) -> FleetFacts:
     """Join the scan's groups with the registry's halls and facilities."""
     by_hall = {(g["facility_id"], g["hall_id"]): g for g in groups if not g["by_generation"]}
     operators = {p["facility_id"]: p["operator"] for p in places}
@@ -119,6 +147,7 @@ def _fleet(groups: list[dict[str, Any]], places: list[dict[str, Any]]) -> FleetF
                      for g in groups if g["by_generation"] and g["generation"] is not None],
         facilities=[FacilityReporting(f, n, stale, operators.get(f)) for f, (n, stale) in sorted(reporting.items())
                     if n > 0],
+        cooled=cooled,
     )
 
 

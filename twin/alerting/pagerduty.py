@@ -22,7 +22,10 @@ EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
 def dedup_key(labels: Mapping[str, str]) -> str:
-    """Rack + rule for rack alerts (`r-17/rack-leak-detected`); place or generation + rule otherwise."""
+    """Rack + rule for rack alerts (`r-17/rack-leak-detected`); CDU + severity + rule for a CDU's (its warning
+    resolving as it turns critical must not close the critical incident); place or generation + rule otherwise."""
+    if labels.get("scope") == "cooling-unit":
+        return f"{labels.get('cooling_unit')}/{labels.get('severity')}/{labels['alertname']}"
     subject = (labels.get("rack") or "/".join(labels[k] for k in ("generation", "check", "facility", "hall")
                                               if labels.get(k)) or "fleet")
     return f"{subject}/{labels['alertname']}"

@@ -15,10 +15,12 @@ Two kinds of rule:
 - fleet rules (`FLEET_RULES`): power and cooling headroom of a facility or hall, a share of one
   generation deviating on the same check (a design problem: one alert that inhibits the rack
   alerts it explains), a facility whose racks went stale together (a collector outage), racks
-  stalled in deployment per facility.
+  stalled in deployment per facility, and a cooling unit (CDU) not ok: one alert for the CDU, over the
+  racks it feeds, that inhibits their coolant alerts.
 
 Every alert carries the grouping labels `facility`, `hall`, `generation`, `subsystem` and `owner`
-(the team that acts), plus `alertname` (the rule), `severity` and `scope`. Each rule has a
+(the team that acts), plus `alertname` (the rule), `severity` and `scope`; cooling alerts of a rack
+fed by a polled CDU, and the CDU's own, carry `cooling_unit`. Each rule has a
 runbook, `docs/runbooks/<rule>.md`.
 
 `step` is the whole alert life cycle, one alert at a time:
@@ -38,14 +40,16 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Literal
 
-from schemas import Deviation
+from schemas import CoolingUnitStatus, Deviation
 from twin.domain.conformance import TELEMETRY_CHECKS
-from twin.domain.health import SUBSYSTEMS
+from twin.domain.health import SUBSYSTEMS, cooling_unit_reason
 from twin.domain.lifecycle import POWERED_STAGES, RackStatus
+from twin.domain.topology import CoolingUnitCondition, cooling_unit_conditions
 
 __all__ = [
-    "FLEET_RULES", "RACK_RULES", "RULES", "AlertState", "FacilityReporting", "FleetFacts", "FleetRule",
-    "GenerationCount", "HallLoad", "INHIBITIONS", "Links", "Observation", "Phase", "RackFacts", "RackRule",
+    "COOLING_UNIT_EXPLAINS", "FLEET_RULES", "RACK_RULES", "RULES", "AlertState", "CooledRack", "FacilityReporting",
+    "FleetFacts", "FleetRule", "GenerationCount", "HallLoad", "INHIBITIONS", "Links", "Observation", "Phase",
+    "RackFacts", "RackRule",
     "Transition", "advance", "evaluate", "inhibited", "observe", "stalled_in_deployment", "step",
 ]
 
@@ -101,7 +105,7 @@ class FleetRule:
     """One alert per place or generation, over many racks."""
 
     name: str
-    scope: Literal["facility", "hall", "generation"]
+    scope: Literal["facility", "hall", "generation", "cooling-unit"]
     subsystem: str
     owner: str
     severity: Severity
@@ -119,6 +123,8 @@ class FleetRule:
     """Share rules: and at least this many racks (three racks of ten is a pattern, one of three is not)."""
     window_seconds: float = 0.0
     """Generation drift: a rack counts if its check was open at any time in this window."""
+    severity_from: str = ""
+    """Whose state sets the alert's severity when not the rule (`severity` is then the worst it pages with)."""
 
 
 _SERVICE = frozenset({S.MAINTENANCE, S.RMA, S.DECOMMISSIONED})
@@ -177,7 +183,19 @@ FLEET_RULES: tuple[FleetRule, ...] = (
               "racks of one facility stopped reporting together", fire_share=0.50, clear_share=0.25, min_racks=3),
     FleetRule("facility-deployment-stalled", "facility", "lifecycle", "deployment", "warning", 300,
               "racks stalled in deployment", fire_share=0.0, clear_share=0.0, min_racks=1),
+    FleetRule("cooling-unit-degraded", "cooling-unit", "cooling", "cooling", "critical", 0,
+              "a CDU in Warning or Critical (a failed pump is Critical) degrades the cooling of every rack it feeds",
+              severity_from="the CDU"),
 )
+"""Fleet rules. `cooling-unit-degraded` takes its severity from the CDU (`severity_from`) and fires at
+once: Redfish `Status.Health` is the CDU's own debounced judgement, and the CDU alert must reach
+Alertmanager no later than the rack alerts it inhibits."""
+
+COOLING_UNIT_EXPLAINS: tuple[str, ...] = (
+    "rack-coolant-flow-out-of-range", "rack-coolant-supply-out-of-envelope", "rack-cooling-health-critical")
+"""Rack alerts a degraded CDU explains on the racks it feeds (its pumps set their flow, its exchanger their
+supply temperature): held back while `cooling-unit-degraded` fires for their `cooling_unit`. A rack's leak,
+inlet air and heat over the loop's capacity are the rack's own and still page."""
 
 RULES: Mapping[str, RackRule | FleetRule] = {r.name: r for r in (*RACK_RULES, *FLEET_RULES)}
 """Every rule by name (its `alertname` label and its runbook's file name)."""
@@ -208,6 +226,8 @@ class RackFacts:
     """Subsystem -> `ok`/`unknown`/`warning`/`critical`."""
     health_reasons: Mapping[str, str] = field(default_factory=dict)
     deviations: Mapping[str, Deviation] = field(default_factory=dict)
+    cooling_unit: CoolingUnitStatus | None = None
+    """The CDU feeding the rack as last polled (the `cooling_unit` of its stored health), ok or not."""
 
     def metric(self, name: str) -> float | None:
         if name == "coolant_flow_per_kw":
@@ -248,10 +268,24 @@ class FacilityReporting:
 
 
 @dataclass(frozen=True, slots=True)
+class CooledRack:
+    """A rack whose CDU is not ok, as the fleet scan saw it: its view of the CDU, its place and stage."""
+
+    rack_id: str
+    cooling_unit: CoolingUnitStatus
+    status: str
+    facility_id: str | None = None
+    hall_id: str | None = None
+    operator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FleetFacts:
     halls: Sequence[HallLoad] = ()
     generations: Sequence[GenerationCount] = ()
     facilities: Sequence[FacilityReporting] = ()
+    cooled: Sequence[CooledRack] = ()
+    """Racks whose CDU is in Warning or Critical (`cooling-unit-degraded` folds them into one alert per CDU)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +407,7 @@ def evaluate(racks: Iterable[RackFacts], fleet: FleetFacts, states: Mapping[str,
              stale_after_seconds: float, links: Links = Links()) -> dict[str, Observation]:
     """Every alert condition seen now, by alert key. `states` (the alerts as stored) gives the
     hysteresis its band and the generation rule its window."""
+    racks = list(racks)
     out: dict[str, Observation] = {}
     live: dict[str, set[str]] = defaultdict(set)
     for s in states.values():
@@ -394,6 +429,8 @@ def evaluate(racks: Iterable[RackFacts], fleet: FleetFacts, states: Mapping[str,
                 out[seen.key] = seen
     for seen in _observe_fleet(fleet, states, out, now, links):
         out[seen.key] = seen
+    for seen in _cooling_units(racks, fleet.cooled, states, links):
+        out[seen.key] = seen
     return out
 
 
@@ -412,6 +449,10 @@ def _observe_rack(rule: RackRule, rack: RackFacts, status: RackStatus | None, st
                   now: datetime, stale_after_seconds: float, links: Links) -> Observation | None:
     live = state is not None and state.live
     explained = status in rule.explained_by
+    cdu = None
+    if rule.subsystem == "cooling":  # kept for the alert's life: its labels are its identity at Alertmanager
+        cdu = rack.cooling_unit.cooling_unit_id if rack.cooling_unit is not None else (
+            state.labels.get("cooling_unit") if live and state is not None else None)
     if rule.source == "stale":
         if status not in POWERED_STAGES or rack.telemetry_at is None:
             return None
@@ -426,11 +467,11 @@ def _observe_rack(rule: RackRule, rack: RackFacts, status: RackStatus | None, st
     if rule.source == "health":
         health = rack.health.get(rule.subsystem, "unknown")
         raising, holding = health == "critical", health not in ("ok",)
-        if not (raising or (live and holding)):
+        if not (raising or (live and holding)) or (rule.subsystem == "cooling" and _only_its_cooling_unit(rack)):
             return None
         return _rack_obs(rule, rack, raising, holding, None, (None, None), None, None,
                          f"{rule.subsystem} health {health}: {rack.health_reasons.get(rule.subsystem, '')}".rstrip(
-                             ": "), explained, links)
+                             ": "), explained, links, cooling_unit=cdu)
     found = sorted((d for c, d in rack.deviations.items() if rule.matches(c)), key=lambda d: d.check)
     if found:
         first = found[0]
@@ -438,7 +479,7 @@ def _observe_rack(rule: RackRule, rack: RackFacts, status: RackStatus | None, st
         value = first.measured if isinstance(first.measured, (int, float)) else rack.metric(rule.metric or "")
         detail = "; ".join(f"{d.check}: {d.detail}" if d.detail else d.check for d in found)
         return _rack_obs(rule, rack, True, True, value, band, first.unit, first, detail, explained, links,
-                         check=first.check)
+                         check=first.check, cooling_unit=cdu)
     if not live or rule.metric is None or state is None:
         return None
     # The deviation went away: hysteresis keeps the alert until the value is inside the band by the margin.
@@ -448,7 +489,14 @@ def _observe_rack(rule: RackRule, rack: RackFacts, status: RackStatus | None, st
     return _rack_obs(rule, rack, False, True, round(value, 3), state.band,
                      state.annotations.get("unit") or None, None, "back inside the band, not yet below the lower"
                      " threshold", explained, links, check=state.labels.get("check"),
-                     revision=state.annotations.get("intent_revision"))
+                     revision=state.annotations.get("intent_revision"), cooling_unit=cdu)
+
+
+def _only_its_cooling_unit(rack: RackFacts) -> bool:
+    """The rack's cooling is not ok only because its CDU is not: `cooling-unit-degraded` is the page for it
+    (the rack's cooling reason is exactly the CDU's, `twin.domain.health.cooling_unit_reason`)."""
+    cdu = rack.cooling_unit
+    return cdu is not None and cdu.health != "ok" and rack.health_reasons.get("cooling") == cooling_unit_reason(cdu)
 
 
 def _cleared(value: float, band: tuple[float | None, float | None], rule: RackRule) -> bool:
@@ -485,14 +533,14 @@ def _value_text(value: float | str | None, unit: str | None) -> str:
 
 def _rack_obs(rule: RackRule, rack: RackFacts, raising: bool, holding: bool, value: float | str | None,
               band: tuple[float | None, float | None], unit: str | None, deviation: Deviation | None, detail: str,
-              explained: bool, links: Links, *, check: str | None = None, revision: str | None = None
-              ) -> Observation:
+              explained: bool, links: Links, *, check: str | None = None, revision: str | None = None,
+              cooling_unit: str | None = None) -> Observation:
     place = "/".join(p for p in (rack.facility_id, rack.hall_id) if p) or "not placed"
     revision = str(deviation.intent_revision) if deviation is not None else (revision or "")
     generation = rack.generation or ""
     labels = _labels(alertname=rule.name, severity=rule.severity, scope="rack", owner=rule.owner,
                      subsystem=rule.subsystem, rack=rack.rack_id, facility=rack.facility_id, hall=rack.hall_id,
-                     generation=generation, operator=rack.operator, check=check,
+                     generation=generation, operator=rack.operator, check=check, cooling_unit=cooling_unit,
                      kind="health" if rule.source == "health" else "condition")
     numeric = value if isinstance(value, (int, float)) else None
     measured = _value_text(value, unit)
@@ -522,15 +570,16 @@ def _observe_fleet(fleet: FleetFacts, states: Mapping[str, AlertState], racks: M
 
 
 def _fleet_obs(rule: FleetRule, subject: str, raising: bool, holding: bool, value: float, summary: str,
-               detail: str, links: Links, band: tuple[float | None, float | None] = (None, None),
-               **labels: str | None) -> Observation:
+               detail: str, links: Links, band: tuple[float | None, float | None] = (None, None), *,
+               severity: Severity | None = None, explained: bool = False, **labels: str | None) -> Observation:
     fill = {"rule": rule.name, "rack": "", "facility": labels.get("facility") or "",
             "generation": labels.get("generation") or ""}
     annotations = {"summary": summary, "description": detail, "measured": f"{value:g}",
                    "runbook_url": links.runbook.format(**fill), "dashboard_url": links.fleet_dashboard.format(**fill)}
     return Observation(_key(rule.name, subject), rule.name, raising, holding,
-                       _labels(alertname=rule.name, severity=rule.severity, scope=rule.scope, owner=rule.owner,
-                               subsystem=rule.subsystem, **labels), annotations, None, value, band)
+                       _labels(alertname=rule.name, severity=severity or rule.severity, scope=rule.scope,
+                               owner=rule.owner, subsystem=rule.subsystem, **labels), annotations, None, value, band,
+                       explained)
 
 
 def _headroom(halls: Sequence[HallLoad], states: Mapping[str, AlertState], links: Links) -> Iterable[Observation]:
@@ -622,6 +671,59 @@ def _stale_facilities(facilities: Sequence[FacilityReporting], states: Mapping[s
                              (rule.fire_share, None), facility=f.facility_id, operator=f.operator)
 
 
+def _cooling_units(racks: Sequence[RackFacts], cooled: Sequence[CooledRack], states: Mapping[str, AlertState],
+                   links: Links) -> Iterable[Observation]:
+    """`cooling-unit-degraded`: one alert per CDU not ok, listing the racks it feeds.
+
+    The racks' views of their CDU come from the fleet scan (every few seconds), updated by the racks read
+    this tick, so a CDU that degrades a rack with an open deviation is seen in the tick that rack's alert is.
+    The alert is keyed by CDU and severity: a Warning CDU whose pump fails resolves its warning and fires
+    a critical (a new page to on-call); a critical one clears only once the CDU is ok again (a Warning
+    keeps it, as a rack's health alert), and no warning is raised while it holds. It does not page when
+    every rack the CDU feeds is in maintenance, RMA or decommissioned (someone is working on it).
+    """
+    rule = RULES["cooling-unit-degraded"]
+    assert isinstance(rule, FleetRule)
+    views = {c.rack_id: c for c in cooled}
+    for rack in racks:  # fresher than the scan: newly degraded, or recovered
+        if rack.cooling_unit is None or rack.cooling_unit.health == "ok":
+            views.pop(rack.rack_id, None)
+        else:
+            views[rack.rack_id] = CooledRack(rack.rack_id, rack.cooling_unit, rack.status, rack.facility_id,
+                                             rack.hall_id, rack.operator)
+    conditions = {c.cooling_unit_id: c for c in cooling_unit_conditions({r: v.cooling_unit for r, v in views.items()})}
+    for cdu, condition in sorted(conditions.items()):
+        critical_live = (s := states.get(_key(rule.name, f"{cdu}/critical"))) is not None and s.live
+        if condition.health == "critical" or critical_live:
+            yield _cooling_unit_obs(rule, condition, "critical", condition.health == "critical",
+                                    [views[r] for r in condition.racks], links)
+        else:
+            yield _cooling_unit_obs(rule, condition, "warning", True, [views[r] for r in condition.racks], links)
+
+
+def _cooling_unit_obs(rule: FleetRule, condition: CoolingUnitCondition, severity: Severity, raising: bool,
+                      racks: Sequence[CooledRack], links: Links) -> Observation:
+    facilities = {r.facility_id for r in racks if r.facility_id}
+    facility = next(iter(facilities)) if len(facilities) == 1 else None
+    halls = {r.hall_id for r in racks if r.hall_id}
+    hall = next(iter(halls)) if facility and len(halls) == 1 else None
+    place = "/".join(p for p in (facility, hall) if p) or ", ".join(sorted(facilities)) or "not placed"
+    ids = [r.rack_id for r in racks]
+    why = "; ".join(condition.reasons) or "Status.Health says so"
+    shown = ", ".join(ids[:10]) + (f", … (+{len(ids) - 10} more)" if len(ids) > 10 else "")
+    listed = ", ".join(ids[:100]) + (f", … (+{len(ids) - 100} more)" if len(ids) > 100 else "")
+    held = "; " if severity == condition.health else "; paged when critical, clears once the CDU is ok; "
+    explained = all(_status(r.status) in _OUT_OF_SERVICE for r in racks)
+    return _fleet_obs(
+        rule, f"{condition.cooling_unit_id}/{severity}", raising, True, float(len(ids)),
+        f"CDU {condition.cooling_unit_id} ({place}) is {condition.health}: {why}{held}feeds {len(ids)} "
+        f"rack(s): {shown}",
+        f"every rack it feeds has degraded cooling naming this CDU; their coolant flow, supply temperature and "
+        f"cooling health alerts are held back while this one fires. Racks: {listed}",
+        links, severity=severity, explained=explained, cooling_unit=condition.cooling_unit_id, facility=facility,
+        hall=hall, operator=next((r.operator for r in racks if r.operator), None))
+
+
 def stalled_in_deployment(racks: Iterable[RackFacts], states: Mapping[str, AlertState], links: Links = Links()
                           ) -> Iterable[Observation]:
     """`facility-deployment-stalled`: per facility, racks standing in a deployment stage longer than
@@ -672,6 +774,8 @@ INHIBITIONS: tuple[tuple[str, Mapping[str, str], tuple[str, ...]], ...] = (
     ("facility-telemetry-stale", {"alertname": "rack-telemetry-stale"}, ("facility",)),
     ("facility-power-headroom-low", {"alertname": "hall-power-headroom-low"}, ("facility",)),
     ("facility-cooling-headroom-low", {"alertname": "hall-cooling-headroom-low"}, ("facility",)),
+    *(("cooling-unit-degraded", {"scope": "rack", "alertname": name}, ("cooling_unit",))
+      for name in COOLING_UNIT_EXPLAINS),
 )
 """(source rule, target label matchers, labels that must be equal): the inhibit rules of
 `deploy/alertmanager/alertmanager.yml`, for senders that have no Alertmanager in front (PagerDuty)."""
