@@ -33,7 +33,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPORTS = BENCH / "reports"
 PLOTS = BENCH / "plots"
-OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json", "rebuild-profile.md"}
+OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json", "rebuild-profile.md", "worker-profile.md"}
 
 
 def _run(cmd: list[str], log: Path) -> bool:
@@ -270,6 +270,14 @@ def write_report(command: str) -> Path:
         lines += [profile.read_text().split("\n", 1)[1].replace("\n## ", "\n### "), ""]
     else:
         lines += ["Not measured (no `bench/reports/rebuild-profile.md`): `python -m bench.profile_rebuild`.", ""]
+
+    worker_profile = REPORTS / "worker-profile.md"
+    lines += ["## Worker hot path", ""]
+    if worker_profile.exists():
+        lines += [worker_profile.read_text().split("\n", 1)[1].replace("\n### ", "\n#### ").replace("\n## ", "\n### "), ""]
+    else:
+        lines += ["Not measured (no `bench/reports/worker-profile.md`): `python bench/ingest.py --only a,c --profile DIR`, "
+                  "then `python -m bench.hotpath DIR/worker-c.txt`.", ""]
 
     steady_runs = [r for p in sorted(REPORTS.glob("steady*.json")) if (r := _load(p)) and r.get("sizes")]
     steady = {"command": "`, `".join(r["command"] for r in steady_runs),

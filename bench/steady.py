@@ -1,6 +1,6 @@
 """Steady state at fleet size: N racks each reporting once a second, in the fleet's shape, to one worker.
 
-    python -m bench.steady [--sizes 20000,50000,75000,100000] [--seconds 60] [--warmup 10] [--quick]
+    python -m bench.steady [--sizes 20000,50000,75000,100000] [--seconds 60] [--warmup 10] [--quick] [--profile DIR]
 
 Per N, on one embedded stack (Tansu + PostgreSQL 18):
 
@@ -108,7 +108,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0, help="load before the window")
     parser.add_argument("--quick", action="store_true", help="2,000 racks, 15 s measured (a smoke run)")
     parser.add_argument("--out", type=Path, default=Path("bench/reports/steady.json"))
+    parser.add_argument("--profile", type=Path, help="py-spy record each size's worker into this directory "
+                        "(worker-steady<N>.txt; summarise with `python -m bench.hotpath`)")
     args = parser.parse_args()
+    if args.profile:
+        ingest.PROFILE_DIR = args.profile.absolute()
+        ingest.PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     sizes = [2_000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     seconds, warmup = (15.0, 5.0) if args.quick else (args.seconds, args.warmup)
     tmp = Path(tempfile.mkdtemp(prefix="bench-steady-"))
