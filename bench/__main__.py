@@ -93,6 +93,10 @@ def _median_spread(values: list[float]) -> str:
     return f"**{med:.2f}** (min {min(values):.2f}, max {max(values):.2f}, {len(values)} run(s))"
 
 
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f} s"
+
+
 def _plot_rebuild(rebuild: dict[str, Any]) -> Path | None:
     import matplotlib
 
@@ -203,7 +207,7 @@ def _closing(runs: list[dict[str, Any]], rebuild: dict[str, Any] | None, steady:
     sizes = {r["racks"]: r for r in (steady or {}).get("sizes", [])}
     at75 = sizes.get(75_000)
     row("one worker keeps up with 75,000 racks at p99 < 1 s",
-        f"p99 {at75['p99_s'] * 1000:,.0f} ms" if at75 else f"sizes measured: {sorted(sizes) or 'none'}",
+        f"p99 {_ms(at75['p99_s'])}" if at75 else f"sizes measured: {sorted(sizes) or 'none'}",
         at75["keeps_up"] if at75 else None)
     at100 = sizes.get(100_000)
     row("worker with 100,000 twins < 500 MB resident",
@@ -289,13 +293,14 @@ def write_report(command: str) -> Path:
     lines += ["## Steady state at fleet size (one worker, 1 Hz a rack, fleet-shaped reports)", ""]
     if steady and steady.get("sizes"):
         lines += [f"Commands: `{steady['command']}`; highest load average before a run {steady['loadavg_before'][0]:.2f}.", "",
-                  "| racks | readings/s offered | p50 | p99 | max | worker CPU | PostgreSQL CPU | worker RSS | "
+                  "| racks | warm-up | readings/s offered | p50 | p99 | max | worker CPU | PostgreSQL CPU | worker RSS | "
                   "lag after grace (messages) | keeps up (p99 < 1 s) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in steady["sizes"]:
             short = " (pacer fell behind: " + f"{r['offered_share']:.0%} of 1 Hz)" if r.get("offered_share", 1) < 0.95 else ""
-            lines.append(f"| {r['racks']:,} | {r['offered_readings_per_second']:,.0f}{short} | {r['p50_s']*1000:.0f} ms | "
-                         f"{r['p99_s']*1000:.0f} ms | {r['max_s']*1000:.0f} ms | {r['worker_cpu']:.0%} | "
+            lines.append(f"| {r['racks']:,} | {_seconds(r.get('warmup_s'))} | {r['offered_readings_per_second']:,.0f}{short} | "
+                         f"{_ms(r['p50_s'])} | "
+                         f"{_ms(r['p99_s'])} | {_ms(r['max_s'])} | {r['worker_cpu']:.0%} | "
                          f"{r['postgres_cpu']:.0%} | {r['worker_rss_mb']:.0f} MB | {'not valid in this run' if r['lag_messages_after_grace'] is None else format(r['lag_messages_after_grace'], ',')} | "
                          f"{'yes' if r['keeps_up'] else 'no'} |")
         largest = steady["sizes"][-1]
@@ -303,9 +308,15 @@ def write_report(command: str) -> Path:
             lines += ["", f"Workers needed at the largest size measured ({largest['racks']:,} racks): "
                       f"{steady.get('workers_needed_for_largest')} (its worker CPU share, rounded up to whole cores).", ""]
         else:
-            lines += ["", f"Workers needed: not derivable from this run. At {largest['racks']:,} racks one worker did "
-                      f"not keep up (p99 {largest['p99_s'] * 1000:,.0f} ms) while using {largest['worker_cpu']:.0%} of a "
-                      "core, so it was not CPU-bound: more workers would not be what it lacks.", ""]
+            kept = [r for r in steady["sizes"] if r["keeps_up"]]
+            busy = largest["worker_cpu"] + largest["postgres_cpu"] + largest.get("bench_cpu", 0.0)
+            lines += ["", f"Workers needed: not derivable from these runs: one worker kept up at "
+                      f"{'no size measured' if not kept else format(kept[-1]['racks'], ',') + ' racks'}. At "
+                      f"{largest['racks']:,} racks the worker used {largest['worker_cpu']:.0%} of a core, PostgreSQL "
+                      f"{largest['postgres_cpu']:.0%} and the load generator {largest.get('bench_cpu', 0.0):.0%}, "
+                      f"{busy:.1f} of the machine's {os.cpu_count()} cores with the broker besides: the machine was the "
+                      "limit, so a second worker here would share the same cores. Where the worker's time goes is in "
+                      "\"Worker hot path\" above.", ""]
         plot = _plot_steady(steady)
         if plot:
             lines += [f"![steady](plots/{plot.name})", ""]

@@ -23,9 +23,10 @@ _SITE = re.compile(r"^.*?(site-packages/|lib/python3\.\d+/|/work/[^/]+/|/check/[
 
 
 def _short(frame: str) -> str:
-    """`func (path:line)` with the path cut to the package (site-packages/…) or the repository."""
+    """`func (path)`: the path cut to the package (site-packages/…) or the repository, and the line
+    dropped, so a function's samples add up whichever of its lines was running."""
     name, _, where = frame.partition(" (")
-    return f"{name} ({_SITE.sub('', where)}" if where else name
+    return f"{name} ({_SITE.sub('', where).rstrip(')').rpartition(':')[0] or where.rstrip(')')})" if where else name
 
 
 def hot_frames(lines: list[str]) -> tuple[Counter[str], Counter[str], int, int]:

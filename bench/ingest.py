@@ -94,6 +94,13 @@ FAUST_FETCH_MAX_WAIT_MS = 1500   # what Faust gives its aiokafka consumer, with 
 FETCH_PROBE_RATE = 200           # --what-if-fetch-wait: messages/s of the fetch-wait probe, per wait
 FETCH_PROBE_SECONDS = 5.0
 PROFILE_DIR: Path | None = None
+
+
+def _py_spy() -> str:
+    """py-spy from PATH, else beside this interpreter (the venv's bin, not on PATH when run as .venv/bin/python)."""
+    import shutil
+
+    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 _SPIES: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -406,7 +413,7 @@ def start_worker(name: str, bootstrap: str, url: str, topics: Topics, workdir: P
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                                  cwd=cwd, process_group=0, preexec_fn=_dies_with_parent(os.getpid(), signal.SIGTERM))
     if PROFILE_DIR is not None and name != "base":  # --profile: py-spy samples the worker (collapsed stacks)
-        spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", "250", "--pid", str(child.pid),
+        spy = subprocess.Popen([_py_spy(), "record", "--format", "raw", "-r", "250", "--pid", str(child.pid),
                                 "-o", str(PROFILE_DIR / f"worker-{name}.txt")],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         _SPIES[child.pid] = spy
@@ -667,7 +674,7 @@ def run_latency(bootstrap: str, url: str, topic: str, port: int, load: Load, rat
                 if "before" not in probes and time.perf_counter() >= measure_from:
                     probe("before")
                     if PROFILE_DIR is not None:  # --profile: the steady window on its own
-                        subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", "250", "--pid",
+                        subprocess.Popen([_py_spy(), "record", "--format", "raw", "-r", "250", "--pid",
                                           str(child.pid), "-d", str(int(LATENCY_SECONDS)),
                                           "-o", str(PROFILE_DIR / "worker-latency.txt")],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

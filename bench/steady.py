@@ -98,7 +98,7 @@ def run_size(stack: EmbeddedStack, racks: int, seconds: float, warmup: float, wo
             "worker_rss_mb": rss / 2**20, "lag_messages_after_grace": max(0, sent_messages - committed),
             "offered_share": lat.rate / load.powered,  # < 1: the load generator could not keep the 1 Hz pace
             "all_visible": visible, "keeps_up": visible and lat.p99 < 1.0,
-            "seed_seconds": seeded.seconds, "seed_events": seeded.events}
+            "seed_seconds": seeded.seconds, "seed_events": seeded.events, "warmup_s": warmup, "seconds": seconds}
 
 
 def main() -> None:
