@@ -26,7 +26,10 @@ def _short(frame: str) -> str:
     """`func (path)`: the path cut to the package (site-packages/…) or the repository, and the line
     dropped, so a function's samples add up whichever of its lines was running."""
     name, _, where = frame.partition(" (")
-    return f"{name} ({_SITE.sub('', where).rstrip(')').rpartition(':')[0] or where.rstrip(')')})" if where else name
+    if not where:
+        return name
+    path = _SITE.sub("", where.rstrip(")"))
+    return f"{name} ({path.rpartition(':')[0] or path})"
 
 
 def hot_frames(lines: list[str]) -> tuple[Counter[str], Counter[str], int, int]:

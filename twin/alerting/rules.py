@@ -694,15 +694,14 @@ def _cooling_units(racks: Sequence[RackFacts], cooled: Sequence[CooledRack], sta
     conditions = {c.cooling_unit_id: c for c in cooling_unit_conditions({r: v.cooling_unit for r, v in views.items()})}
     for cdu, condition in sorted(conditions.items()):
         critical_live = (s := states.get(_key(rule.name, f"{cdu}/critical"))) is not None and s.live
-        if condition.health == "critical" or critical_live:
-            yield _cooling_unit_obs(rule, condition, "critical", condition.health == "critical",
-                                    [views[r] for r in condition.racks], links)
-        else:
-            yield _cooling_unit_obs(rule, condition, "warning", True, [views[r] for r in condition.racks], links)
+        severity: Severity = "critical" if condition.health == "critical" or critical_live else "warning"
+        yield _cooling_unit_obs(rule, condition, severity, [views[r] for r in condition.racks], links)
 
 
-def _cooling_unit_obs(rule: FleetRule, condition: CoolingUnitCondition, severity: Severity, raising: bool,
+def _cooling_unit_obs(rule: FleetRule, condition: CoolingUnitCondition, severity: Severity,
                       racks: Sequence[CooledRack], links: Links) -> Observation:
+    """Raising while the CDU is in `severity`; a critical held through a Warning only holds."""
+    raising = severity == condition.health
     facilities = {r.facility_id for r in racks if r.facility_id}
     facility = next(iter(facilities)) if len(facilities) == 1 else None
     halls = {r.hall_id for r in racks if r.hall_id}
@@ -712,7 +711,7 @@ def _cooling_unit_obs(rule: FleetRule, condition: CoolingUnitCondition, severity
     why = "; ".join(condition.reasons) or "Status.Health says so"
     shown = ", ".join(ids[:10]) + (f", … (+{len(ids) - 10} more)" if len(ids) > 10 else "")
     listed = ", ".join(ids[:100]) + (f", … (+{len(ids) - 100} more)" if len(ids) > 100 else "")
-    held = "; " if severity == condition.health else "; paged when critical, clears once the CDU is ok; "
+    held = "; " if raising else "; paged when critical, clears once the CDU is ok; "
     explained = all(_status(r.status) in _OUT_OF_SERVICE for r in racks)
     return _fleet_obs(
         rule, f"{condition.cooling_unit_id}/{severity}", raising, True, float(len(ids)),

@@ -64,7 +64,7 @@ def migrate(database_url: str) -> list[Migration]:
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            done = applied_versions(conn)
             for migration in available():
                 if migration.version in done:
                     continue
