@@ -301,7 +301,7 @@ class BillOfMaterials:
         if isinstance(index, bytes) and len(specs) <= 256:
             index = index + bytes(added_index)
         else:  # as `_index_with`: two bytes a slot once a variant number passes 255, and for good
-            index = array("H", index)
+            index = array("H", list(index))  # (from bytes directly, it would read them as raw memory)
             index.extend(added_index)
         return BillOfMaterials(tuple(slots), serials, specs, values, index), fitted
 
