@@ -17,10 +17,11 @@ from hypothesis import given as for_all
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from schemas import Component, ComponentInstalled, RackEvent
+from schemas import Component, FirmwareUpdated, ComponentInstalled, RackEvent
 from twin.domain.components import EMPTY_BOM, BillOfMaterials, Part
 from twin.domain.rack import RackTwin, event_key, fold_history
-from twin.domain.recorded import RecordedInstall
+from twin.domain.recorded import RecordedFlash, RecordedInstall
+from test_properties import histories
 from twin.errors import IllegalTransition, WrongRack
 
 SETTINGS = settings(max_examples=200, deadline=None)
@@ -93,7 +94,7 @@ def install_histories(draw: st.DrawFn) -> list[RackEvent]:
         events.append(step.cls(event_id=UUID(int=10_000 + n), occurred_at=at, source="factory-mes", seq=n + 1,
                                rack_id=RACK, **step.fields))
     fits = draw(st.lists(parts, min_size=1, max_size=20))
-    ids = draw(st.lists(st.integers(0, 2**128 - 1), min_size=len(fits), max_size=len(fits), unique=True))
+    ids = draw(st.lists(st.integers(2**64, 2**128 - 1), min_size=len(fits), max_size=len(fits), unique=True))  # (none a road id)
     for p, event_id in zip(fits, ids, strict=True):
         at += draw(st.sampled_from([timedelta(0), timedelta(seconds=1)]))
         events.append(ComponentInstalled(event_id=UUID(int=event_id), occurred_at=at, source="site-tool",
@@ -102,9 +103,12 @@ def install_histories(draw: st.DrawFn) -> list[RackEvent]:
     return events
 
 
-def recorded(event: RackEvent) -> RackEvent | RecordedInstall:
+def recorded(event: RackEvent) -> Any:
+    """The light form the rebuild reads an installation or a firmware update in; other events as they are."""
     if isinstance(event, ComponentInstalled):
-        return RecordedInstall(event_key(event), event.rack_id, Part(**event.component.model_dump()))
+        return RecordedInstall(*Part(**event.component.model_dump()), event_key(event), event.rack_id)
+    if isinstance(event, FirmwareUpdated):
+        return RecordedFlash(event.slot, event.firmware_version, event_key(event), event.rack_id)
     return event
 
 
@@ -132,6 +136,15 @@ def test_a_fold_with_runs_of_installations_equals_folding_each_and_keeps_every_r
         assert replay.twin.snapshot() == twin.snapshot()
         assert replay.twin == twin
         assert replay.refused == refused
+
+
+@SETTINGS
+@for_all(histories())
+def test_any_history_folds_alike_with_its_installations_and_flashes_recorded(events: list[RackEvent]) -> None:
+    expected = fold_history(RACK, events, CATALOG)
+    light = fold_history(RACK, [recorded(e) for e in events], CATALOG)
+    assert light.twin.snapshot() == expected.twin.snapshot()
+    assert light.refused == expected.refused
 
 
 def test_a_recorded_installation_reads_as_the_event_it_was_stored_from() -> None:

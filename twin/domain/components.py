@@ -25,6 +25,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, Protocol
 
 from schemas import Component
@@ -112,6 +113,12 @@ def _spec(kind: str, part_number: str, supplier: str, country: str, firmware: st
 
 def _spec_of(c: PartLike | Component) -> Spec:
     return _spec(c.kind, c.part_number, c.supplier, c.country_of_manufacture, c.firmware_version)
+
+
+_VARIANT_OF_PART = itemgetter(1, 2, 4, 5, 6, 7)
+"""A `Part` (or a tuple laid out alike) -> (kind, part_number, supplier, country, firmware, value)."""
+_VARIANT_OF = attrgetter("kind", "part_number", "supplier", "country_of_manufacture", "firmware_version",
+                         "unit_value_usd")
 
 
 def _encode(serial: str) -> str:
@@ -269,29 +276,28 @@ class BillOfMaterials:
         slots, serials, index = list(self._slots), self._serials, self._index
         specs, values = self._specs, self._values
         taken = set(slots)
-        variants: dict[tuple[Spec, float], int] = {}
+        variants: dict[tuple[Any, ...], int] = {}  # (kind, part number, supplier, country, firmware, value) -> variant
         for v in range(len(specs) - 1, -1, -1):  # the first equal variant wins, as in `_with_variant`
-            variants[(specs[v], values[v])] = v
+            variants[(*specs[v], values[v])] = v
         added_specs: list[Spec] = []
         added_values: list[float] = []
         added_index: list[int] = []
-        fitted = 0
         for component in components:
-            slot, encoded = component.slot, _encode(component.serial_number)
+            slot, serial = component.slot, component.serial_number
+            encoded = chr(len(serial)) + serial  # `_encode`
             if slot in taken or encoded in serials:
                 break
-            value = float(component.unit_value_usd)
-            variant = (_spec_of(component), value)
-            v = variants.get(variant) if value == value else None  # (NaN equals no variant, as there)
-            if v is None:
+            variant = _VARIANT_OF_PART(component) if isinstance(component, tuple) else _VARIANT_OF(component)
+            v = variants.get(variant)
+            if v is None or variant[5] != variant[5]:  # (NaN equals no variant, as in `_with_variant`)
                 v = variants[variant] = len(specs) + len(added_specs)
-                added_specs.append(variant[0])
-                added_values.append(value)
+                added_specs.append(_spec(*variant[:5]))
+                added_values.append(float(variant[5]))
             taken.add(slot)
             slots.append(_intern(slot))
             serials += encoded
             added_index.append(v)
-            fitted += 1
+        fitted = len(added_index)
         if not fitted:
             return self, 0
         if added_specs:

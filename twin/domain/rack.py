@@ -36,7 +36,7 @@ from twin.domain.components import EMPTY_BOM, BillOfMaterials
 from twin.errors import IllegalTransition, OutOfOrder, RejectedEvent, WrongRack
 from twin.domain.intent import IntentCatalog, intent_for
 from twin.domain.lifecycle import TEST_KINDS, RackStatus, check_service_gate, next_status
-from twin.domain.recorded import INSTALLED, RecordedInstall
+from twin.domain.recorded import INSTALLED, RECORDED, RecordedInstall
 
 __all__ = [
     "READING_FIELDS", "REJECTIONS_KEPT", "TELEMETRY_SIDE_BLANKS", "EventKey", "Intents", "RackTwin", "ReadingWindow", "Rejection", "Replay",
@@ -79,8 +79,8 @@ def _at(us: int) -> datetime:
 
 def event_key(event: RackEvent) -> EventKey:
     """Where `event` sits in its rack's fold. Canonical UUID strings sort as their integers do."""
-    if type(event) is RecordedInstall:
-        return event.key
+    if type(event) in RECORDED:
+        return event.key  # type: ignore[no-any-return]
     return (_us(event.occurred_at), event.seq, event.event_id.int)
 
 
@@ -471,8 +471,8 @@ class RackTwin:
             next_status(self.status, ordered[start][1])
         except RejectedEvent:
             return start
-        bom, fitted = self.bom.installed_many(
-            [e.component for _, e in ordered[start:stop]])  # type: ignore[attr-defined]
+        bom, fitted = self.bom.installed_many(  # a recorded installation is its own part
+            [e if type(e) is RecordedInstall else e.component for _, e in ordered[start:stop]])  # type: ignore[attr-defined]
         if fitted:
             self.bom = bom
             self.version += fitted
@@ -628,7 +628,7 @@ def fold_history(rack_id: str, events: Iterable[RackEvent], intents: IntentCatal
     for event in events:
         if until is not None and event.occurred_at > until:
             continue
-        key = event.key if type(event) is RecordedInstall else event_key(event)
+        key = event.key if type(event) in RECORDED else event_key(event)  # type: ignore[attr-defined]
         if floor is not None and key <= floor:
             continue
         held = chosen.get(key[2])
