@@ -8,13 +8,16 @@ is reported rack by rack) or writes the rebuilt lifecycle side back (after a fol
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
@@ -53,16 +56,17 @@ appear in JSON text (control characters are escaped there); a field holding one 
 the field count (`_compact`) and its rack read the JSON way."""
 
 _KEY = "(extract(epoch FROM occurred_at) * 1000000)::int8, seq, replace(event_id::text, '-', '')"
-_LIGHT = "AND body @> '{{\"type\": \"TYPE\", \"schema_version\": 1}}' AND body->>'rack_id' = stream_id"
+_LIGHT = "type = 'TYPE' AND schema_version = 1 AND body->>'rack_id' = stream_id"
 _HISTORY = (
     "SELECT stream_id, string_agg(CASE"
-    f" WHEN type = 'component.installed' {_LIGHT.replace('TYPE', 'component.installed')}"
+    f" WHEN {_LIGHT.replace('TYPE', 'component.installed')}"
     f" THEN concat_ws(E'\\x1f', 'i', {_KEY}, c->>'slot', c->>'kind', c->>'part_number', c->>'serial_number',"
     " c->>'supplier', c->>'country_of_manufacture', coalesce(c->'firmware_version', 'null'), c->>'unit_value_usd')"
-    f" WHEN type = 'component.firmware_updated' {_LIGHT.replace('TYPE', 'component.firmware_updated')}"
+    f" WHEN {_LIGHT.replace('TYPE', 'component.firmware_updated')}"
     f" THEN concat_ws(E'\\x1f', 'f', {_KEY}, body->>'slot', body->>'firmware_version')"
     " ELSE body::text END, E'\\x1e' ORDER BY stream_version)"
-    " FROM (SELECT stream_id, stream_version, type, occurred_at, seq, event_id, body, body->'component' AS c"
+    " FROM (SELECT stream_id, stream_version, type, schema_version, occurred_at, seq, event_id, body,"
+    " body->'component' AS c"
     " FROM events WHERE {where}) e GROUP BY stream_id ORDER BY stream_id")
 """One row a rack: its events in stream order; part installations (`i`) and firmware updates
 (`f`) as the fields the fold reads of them (the key from the columns the intake filled from the
@@ -139,28 +143,47 @@ def fast_json(conn: psycopg.Connection[Any]) -> None:
     set_json_loads(orjson.loads, conn)
 
 
+def _histories(conn: psycopg.Connection[Any], batch: int, first: str | None,
+               after: str | None) -> Iterator[list[tuple[str, str]]]:
+    """Batches of (rack_id, its `_HISTORY` text), via a server-side cursor.
+
+    A rebuild reads every event, so PostgreSQL is asked for one sequential scan and a sort
+    rather than a walk of the (stream_id, stream_version) index, which fetched the heap in
+    index order (measured about a quarter slower).
+    """
+    bound, params = _bounds("stream_id", first, after)
+    conn.execute("SET LOCAL enable_indexscan = off")
+    with conn.cursor(name="rebuild") as cur:
+        cur.execute(_HISTORY.format(where=_RACK_STREAMS + bound), params)
+        while rows := cur.fetchmany(batch):
+            yield rows
+
+
+def _events_of(conn: psycopg.Connection[Any], rows: list[tuple[str, str]]) -> list[tuple[str, list[Any]]]:
+    """(rack_id, its events as the fold takes them) for each row of `_histories`."""
+    out = []
+    for rack_id, history in rows:
+        try:
+            events = _rack_events(rack_id, history)
+        except _Unreadable:
+            events = _json_events(conn, rack_id)
+        out.append((rack_id, events))
+    return out
+
+
 def rack_batches(conn: psycopg.Connection[Any], batch: int = 200, *, first: str | None = None,
                  after: str | None = None) -> Iterator[list[tuple[str, list[Any]]]]:
     """Batches of (rack_id, its events as the fold takes them), every rack stream, via a server-side cursor.
 
-    One row a rack (`_HISTORY`): part installations arrive as compact records and become
-    `RecordedInstall`s; other events are constructed from their stored JSON (`twin.store.stored`:
-    stored events were validated on the way in). A rack with a record that does not read back
-    is read again from its JSON bodies alone. `first` and `after` bound the rack ids taken
-    (`first <= id`, `id < after`); `batch` is racks per fetch.
+    One row a rack (`_HISTORY`): part installations and firmware updates arrive as compact
+    records and become `RecordedInstall`s and `RecordedFlash`es; other events are constructed
+    from their stored JSON (`twin.store.stored`: stored events were validated on the way in).
+    A rack with a record that does not read back is read again from its JSON bodies alone.
+    `first` and `after` bound the rack ids taken (`first <= id`, `id < after`); `batch` is racks
+    per fetch.
     """
-    bound, params = _bounds("stream_id", first, after)
-    with conn.cursor(name="rebuild") as cur:
-        cur.execute(_HISTORY.format(where=_RACK_STREAMS + bound), params)
-        while rows := cur.fetchmany(batch):
-            out = []
-            for rack_id, history in rows:
-                try:
-                    events = _rack_events(rack_id, history)
-                except _Unreadable:
-                    events = _json_events(conn, rack_id)
-                out.append((rack_id, events))
-            yield out
+    for rows in _histories(conn, batch, first, after):
+        yield _events_of(conn, rows)
 
 
 def rack_streams(conn: psycopg.Connection[Any], batch: int = 200, *, first: str | None = None,
@@ -170,19 +193,57 @@ def rack_streams(conn: psycopg.Connection[Any], batch: int = 200, *, first: str 
         yield from racks
 
 
+_T = TypeVar("_T")
+
+
+def _ahead(items: Iterator[_T]) -> Iterator[_T]:
+    """`items`, the next one produced in a thread while the caller works on this one.
+
+    Why: reading a batch is mostly waiting for PostgreSQL (the GIL is released meanwhile), so
+    its query runs beside the fold of the batch before instead of after it.
+    """
+    done: Any = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as pool:
+        pending = pool.submit(next, items, done)
+        while (item := pending.result()) is not done:
+            pending = pool.submit(next, items, done)
+            yield item
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the gc's youngest generation less often while folding, then as before.
+
+    A fold allocates millions of small short-lived objects and no cycles; at the default
+    threshold the collector ran every 700 allocations (measured: a sixth of the rebuild's CPU).
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], 50_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def _rebuild_range(database_url: str, write: bool, first: str | None, after: str | None,
                    progress: Callable[[int, int], None] | None = None, total: int = 0) -> RebuildResult:
     """Fold the racks with ids in [first, after) and compare with (or write over) their live state."""
     from twin.store.views import connect, intent_catalog
 
     result = RebuildResult()
-    with psycopg.connect(database_url) as conn, connect(database_url) as live:
+    with psycopg.connect(database_url) as conn, connect(database_url) as live, _fewer_collections():
         fast_json(live)
         catalog: IntentCatalog = intent_catalog(live)  # type: ignore[arg-type]
-        for racks in rack_batches(conn, first=first, after=after):
-            stored = {r["rack_id"]: r["twin"] for r in live.execute(
-                "SELECT rack_id, twin::text AS twin FROM rack_lifecycle WHERE rack_id = ANY(%s)", ([r for r, _ in racks],))}
-            for rack_id, events in racks:
+
+        def read() -> Iterator[tuple[list[tuple[str, str]], dict[str, str]]]:
+            """Each batch of histories, with the live twins of its racks (as JSON text)."""
+            for rows in _histories(conn, 200, first, after):
+                yield rows, dict(conn.execute(  # type: ignore[arg-type]
+                    "SELECT rack_id, twin::text FROM rack_lifecycle WHERE rack_id = ANY(%s)",
+                    ([rack_id for rack_id, _ in rows],)).fetchall())
+
+        for rows, stored in _ahead(read()):
+            for rack_id, events in _events_of(conn, rows):
                 twin = RackTwin.replay(rack_id, events, catalog)
                 rebuilt = twin.snapshot()
                 result.racks += 1
