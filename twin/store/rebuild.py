@@ -77,6 +77,7 @@ event, and parsing it again about as much; nine events in ten are installations.
 _JSON_HISTORY = "SELECT json_agg(body ORDER BY stream_version)::text FROM events WHERE stream_id = %s"
 
 _loads = orjson.loads
+_install, _flash = RecordedInstall, RecordedFlash
 
 
 class _Unreadable(ValueError):
@@ -84,40 +85,43 @@ class _Unreadable(ValueError):
 
 
 def _firmware(text: str) -> str | None:
-    """A `firmware_version` shipped as JSON (`null` or a string)."""
-    if text == "null":
-        return None
-    if text[:1] == '"' and text[-1:] == '"' and "\\" not in text and len(text) > 1:
-        return text[1:-1]
+    """A `firmware_version` shipped as JSON (`null` or a string, escapes and all)."""
     value = _loads(text)
-    if type(value) is not str:
+    if value is not None and type(value) is not str:
         raise _Unreadable(f"firmware_version {text!r}")
     return value  # type: ignore[no-any-return]
 
 
-def _compact(rack_id: str, record: str) -> RecordedInstall | RecordedFlash:
-    """A part installation or firmware update from its compact record (raises `_Unreadable`)."""
-    f = record.split(_FIELD)
-    try:
-        key = (int(f[1]), int(f[2]), int(f[3], 16))
-        if f[0] == "i" and len(f) == 12:
-            return RecordedInstall(f[4], f[5], f[6], f[7], f[8], f[9], _firmware(f[10]), float(f[11]), key, rack_id)
-        if f[0] == "f" and len(f) == 6:
-            return RecordedFlash(f[4], f[5], key, rack_id)
-    except (ValueError, IndexError, orjson.JSONDecodeError) as exc:
-        raise _Unreadable(str(exc)) from exc
-    raise _Unreadable(f"{f[0]!r} record of {len(f)} fields")
-
-
 def _rack_events(rack_id: str, history: str) -> list[Any]:
-    """A rack's events as the fold takes them, from its `_HISTORY` text (raises `_Unreadable`)."""
+    """A rack's events as the fold takes them, from its `_HISTORY` text (raises `_Unreadable`).
+
+    (One loop, no call per record: at this rate a call is a tenth of a record's cost.)
+    """
     out: list[Any] = []
-    for record in history.split(_RECORD):
-        if record[:1] == "{":
-            body = _loads(record)
-            out.append(stored_event(body["type"], body))
-        else:
-            out.append(_compact(rack_id, record))
+    append = out.append
+    try:
+        for record in history.split(_RECORD):
+            if record[0] == "{":
+                body = _loads(record)
+                append(stored_event(body["type"], body))
+                continue
+            f = record.split(_FIELD)
+            key = (int(f[1]), int(f[2]), int(f[3], 16))
+            if f[0] == "i" and len(f) == 12:
+                firmware: str | None = f[10]
+                if firmware == "null":
+                    firmware = None
+                elif firmware[0] == '"' and firmware[-1] == '"' and len(firmware) > 1 and "\\" not in firmware:
+                    firmware = firmware[1:-1]
+                else:
+                    firmware = _firmware(firmware)
+                append(_install(f[4], f[5], f[6], f[7], f[8], f[9], firmware, float(f[11]), key, rack_id))
+            elif f[0] == "f" and len(f) == 6:
+                append(_flash(f[4], f[5], key, rack_id))
+            else:
+                raise _Unreadable(f"{f[0]!r} record of {len(f)} fields")
+    except (ValueError, IndexError) as exc:  # (orjson's errors and `_Unreadable` are ValueErrors)
+        raise _Unreadable(str(exc)) from exc
     return out
 
 
