@@ -115,6 +115,8 @@ def _spec_of(c: PartLike | Component) -> Spec:
     return _spec(c.kind, c.part_number, c.supplier, c.country_of_manufacture, c.firmware_version)
 
 
+_SLOT_OF_PART, _SERIAL_OF_PART = itemgetter(0), itemgetter(3)
+_SLOT_OF, _SERIAL_OF = attrgetter("slot"), attrgetter("serial_number")
 _VARIANT_OF_PART = itemgetter(1, 2, 4, 5, 6, 7)
 """A `Part` (or a tuple laid out alike) -> (kind, part_number, supplier, country, firmware, value)."""
 _VARIANT_OF = attrgetter("kind", "part_number", "supplier", "country_of_manufacture", "firmware_version",
@@ -273,12 +275,14 @@ class BillOfMaterials:
         on its own (to record the refusal) and may go on with the rest. Why: a rack's history
         fits its 40 to 70 parts in a row, and re-packing the bill for each is quadratic.
         """
+        components = list(components)
+        fast = self._all_fit(components)
+        if fast is not None:
+            return fast, len(components)
         slots, serials, index = list(self._slots), self._serials, self._index
         specs, values = self._specs, self._values
         taken = set(slots)
-        variants: dict[tuple[Any, ...], int] = {}  # (kind, part number, supplier, country, firmware, value) -> variant
-        for v in range(len(specs) - 1, -1, -1):  # the first equal variant wins, as in `_with_variant`
-            variants[(*specs[v], values[v])] = v
+        variants = self._variant_numbers()
         added_specs: list[Spec] = []
         added_values: list[float] = []
         added_index: list[int] = []
@@ -310,6 +314,74 @@ class BillOfMaterials:
             index = array("H", list(index))  # (from bytes directly, it would read them as raw memory)
             index.extend(added_index)
         return BillOfMaterials(tuple(slots), serials, specs, values, index), fitted
+
+    def _variant_numbers(self) -> dict[tuple[Any, ...], int]:
+        """(kind, part number, supplier, country, firmware, value) -> variant; the first equal one wins,
+        as in `_with_variant`."""
+        specs, values = self._specs, self._values
+        return {(*specs[v], values[v]): v for v in range(len(specs) - 1, -1, -1)}
+
+    def _all_fit(self, components: list[Any]) -> BillOfMaterials | None:
+        """`installed_many` when every part fits, checked and packed with set and map calls; None
+        when that is not certain (then the part-by-part loop decides).
+
+        Certain means: slots and serials all new and distinct, no unit value NaN, and every serial
+        (held or new) shorter than 32 characters and free of control characters. Then a
+        length-prefixed serial (`_encode`) can only be found in the packed string where it starts
+        a serial, so `installed`'s substring check is exact set membership.
+        """
+        if isinstance(components[0], tuple) if components else False:
+            slots_of, serials_of, variants_of = _SLOT_OF_PART, _SERIAL_OF_PART, _VARIANT_OF_PART
+        else:
+            slots_of, serials_of, variants_of = _SLOT_OF, _SERIAL_OF, _VARIANT_OF
+        try:
+            new_slots = list(map(slots_of, components))
+            new_serials = list(map(serials_of, components))
+            keys = list(map(variants_of, components))
+        except (AttributeError, IndexError, TypeError):
+            return None
+        held = self._held_serials()
+        joined = "".join(new_serials)
+        if (held is None or not joined.isprintable() or max(map(len, new_serials), default=0) >= 32
+                or len(set(new_slots)) != len(new_slots) or not self._slots_free(new_slots)
+                or len(set(new_serials)) != len(new_serials) or not held.isdisjoint(new_serials)):
+            return None
+        numbers = self._variant_numbers()
+        specs, values = list(self._specs), list(self._values)
+        for key in dict.fromkeys(keys):  # distinct variants, in first-seen order
+            value = key[5]
+            if value != value or type(value) not in (float, int):
+                return None
+            if key not in numbers:
+                numbers[key] = len(specs)
+                specs.append(_spec(*key[:5]))
+                values.append(float(value))
+        added = list(map(numbers.__getitem__, keys))
+        index: bytes | array = self._index
+        if isinstance(index, bytes) and len(specs) <= 256:
+            index = index + bytes(added)
+        else:
+            index = array("H", list(index))
+            index.extend(added)
+        return BillOfMaterials(self._slots + tuple(map(_intern, new_slots)),
+                               self._serials + "".join([chr(len(s)) + s for s in new_serials]),
+                               tuple(specs), array("d", values), index)
+
+    def _slots_free(self, slots: list[str]) -> bool:
+        return self._slots == () or set(self._slots).isdisjoint(slots)
+
+    def _held_serials(self) -> set[str] | None:
+        """The serials held, when each is shorter than 32 characters and free of control characters."""
+        out: set[str] = set()
+        packed, pos = self._serials, 0
+        while pos < len(packed):
+            n = ord(packed[pos])
+            serial = packed[pos + 1:pos + 1 + n]
+            if n >= 32 or not serial.isprintable():
+                return None
+            out.add(serial)
+            pos += 1 + n
+        return out
 
     def replaced(self, removed_serial_number: str, component: PartLike | Component) -> BillOfMaterials:
         """This bill with the part `removed_serial_number` in `component.slot` swapped for `component`."""

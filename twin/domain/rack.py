@@ -450,7 +450,8 @@ class RackTwin:
                 stamps[len(_STAGES) + _STAGE_AT[self.status]] = us
             stamps[_STAGE_AT[status]] = us
             self.status = status
-            self.status_reason = getattr(e, "reason", None)
+            fields = getattr(e, "__dict__", None)  # (a model's missing attribute is a slow miss through pydantic)
+            self.status_reason = fields.get("reason") if fields is not None else getattr(e, "reason", None)
         self.version += 1
         self.last_key = key
 
