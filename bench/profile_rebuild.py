@@ -1,4 +1,5 @@
-"""The rebuild's hot path, profiled before (validate every stored event) and after (construct them).
+"""The rebuild's hot path, profiled on each path: validate every stored event (before issue 13),
+construct them (session 5), and the shipped compact read with light records (session 6).
 
     python -m bench.profile_rebuild [--racks 2000] [--out bench/reports/rebuild-profile.md]
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.rebuild import _validate_path
+from bench.rebuild import _baseline_path
 from bench.seed import bench_database, seed_fleet
 from twin.embedded.stack import EmbeddedStack
 from twin.store import rebuild as rebuild_module
@@ -52,17 +53,22 @@ def main() -> None:
         seed_fleet(url, args.racks)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE events")
-        undo = _validate_path()
-        try:
-            before = _top(url, args.frames)
-        finally:
-            undo()
-        after = _top(url, args.frames)
+        profiles = []
+        for name in ("validate", "construct"):
+            undo = _baseline_path(name)
+            try:
+                profiles.append(_top(url, args.frames))
+            finally:
+                undo()
+        profiles.append(_top(url, args.frames))
     lines = ["# Rebuild hot path: top frames by own time (cProfile)", "",
              f"Command: `python -m bench.profile_rebuild {' '.join(sys.argv[1:])}`. cProfile inflates the cost "
              "of small Python calls; read the order, not the absolute times.", ""]
-    for label, (text, events, total) in (("Before: events row by row, stdlib json, every stored event validated (`model_validate`)", before),
-                                         ("After: one row a rack (`json_agg`), orjson, stored events constructed (`twin.store.stored`)", after)):
+    labels = ("Before issue 13: events row by row, stdlib json, every stored event validated (`model_validate`)",
+              "Session 5: one row a rack (`json_agg`), orjson, stored events constructed (`twin.store.stored`)",
+              "Now: installations and firmware updates as compact records folded as light `RecordedInstall`/"
+              "`RecordedFlash` (runs packed at once by `installed_many`), the next batch read in a thread")
+    for label, (text, events, total) in zip(labels, profiles, strict=True):
         lines += [f"## {label}", "", f"{events:,} events, {total:.2f} s profiled "
                   f"({total / events * 1e6:.1f} µs an event under the profiler)", "", "```", text.rstrip(), "```", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
