@@ -277,25 +277,30 @@ class TelemetryPipeline(Pipeline):
         return bands
 
     def _observe(self, rack_id: str, rs: Sequence[RackReading], generation: str,
-                 newest: dict[str, RackReading], changed: dict[str, RackTwin]) -> None:
-        """Observe one rack's readings, counting how many of its newest in a row are calm."""
+                 newest: dict[str, RackReading], changed: dict[str, RackTwin]) -> int:
+        """Observe one rack's readings; how many of its newest in a row are calm (0: no intent to judge by)."""
         twin = self.twins[rack_id]
         bands = self._calm_bands(generation, twin.status)
         held = self._calm.get(rack_id)
         run = held[1] if held is not None and held[0] is bands else 0
+        w = twin.window
+        was = w.latest_us if w is not None else None
         for r in rs if len(rs) <= _WINDOW else newest_distinct(rs, _WINDOW):
-            was = twin.window.latest_us if twin.window is not None else None
             if twin.observe(r):
                 changed[rack_id] = twin
                 n = newest.get(rack_id)
                 if n is None or r.occurred_at > n.occurred_at:
                     newest[rack_id] = r
-                if twin.window.latest_us == was:  # type: ignore[union-attr]  # went in among older readings
+                latest = twin.window.latest_us  # type: ignore[union-attr]
+                if latest == was:  # went in among older readings
                     run = 0
                 else:
                     run = run + 1 if bands is not None and bands.calm(r) else 0
-        if bands is not None:
-            self._calm[rack_id] = (bands, run)
+                    was = latest
+        if bands is None:
+            return 0
+        self._calm[rack_id] = (bands, run)
+        return run
 
     def _fold(self, readings: Sequence[RackReading], known: dict[str, str], changed: dict[str, RackTwin]
               ) -> tuple[list[Any], dict[str, dict[str, Deviation]], list[DeviationChanged]]:
@@ -306,8 +311,8 @@ class TelemetryPipeline(Pipeline):
         judgement is spared (`twin.domain.calm`).
         """
         newest: dict[str, RackReading] = {}  # per rack, the newest reading this batch added to its window
-        for rack_id, rs in per_rack(readings).items():
-            self._observe(rack_id, rs, known[rack_id], newest, changed)
+        calm_runs = {rack_id: self._observe(rack_id, rs, known[rack_id], newest, changed)
+                     for rack_id, rs in per_rack(readings).items()}
         revised = self._revised_generations()
         if revised:  # a new intent revision re-judges every twin of its generation, readings or not
             for rack_id, twin in self.twins.items():
@@ -319,21 +324,18 @@ class TelemetryPipeline(Pipeline):
         updates: dict[str, dict[str, Deviation]] = {}
         changes: list[DeviationChanged] = []
         stale_after = self.state.stale_after_seconds
-        calm_runs = self._calm
         for rack_id, twin in changed.items():
             intent = self.state.catalog.latest(known[rack_id])
             latest = _same_as_latest(newest.get(rack_id), twin) or twin.latest
             assert latest is not None
             opened = self.open.get(rack_id, {})
             before = {c: d for c, d in opened.items() if c in TELEMETRY_CHECKS} if opened else opened
-            if intent and twin.generation == intent.generation and not before:
-                held = calm_runs.get(rack_id)
-                if (held is not None and held[1] >= len(twin.window)  # type: ignore[arg-type]
-                        and held[0] is self._calm_bands(twin.generation, twin.status)):
-                    calm = calm_health(twin, clock, stale_after)
-                    if calm is not None:
-                        projected.append((latest, calm, intent.revision))
-                        continue
+            if (not before and calm_runs.get(rack_id, 0) >= len(twin.window)  # type: ignore[arg-type]
+                    and intent and twin.generation == intent.generation):
+                calm = calm_health(twin, clock, stale_after)
+                if calm is not None:
+                    projected.append((latest, calm, intent.revision))
+                    continue
             health = assess(twin, intent, clock, stale_after)
             after = ({d.check: d for d in evaluate(twin, intent, clock, stale_after_seconds=stale_after,
                                                    only="telemetry")}
