@@ -27,7 +27,7 @@ from streams.batch import Pipeline, WorkerState, no_cyclic_gc, now, observe_many
 from streams.deadletter import letter
 from twin.messages import Record
 from streams.memory import release_free_memory
-from twin.domain.calm import CalmBands, calm_health
+from twin.domain.calm import CalmBands, calm_judgement
 from twin.domain.conformance import TELEMETRY_CHECKS, deviation_changes, evaluate
 from twin.domain.decoding import decode_report, positions
 from twin.domain.health import assess
@@ -306,9 +306,8 @@ class TelemetryPipeline(Pipeline):
               ) -> tuple[list[Any], dict[str, dict[str, Deviation]], list[DeviationChanged]]:
         """Observe readings; judge each rack whose newest reading changed (fills `changed`).
 
-        A rack whose window is all calm, under the bands of the intent judging it now, has no
-        open telemetry deviation and gets none: its health is `calm_health`, and the full
-        judgement is spared (`twin.domain.calm`).
+        A rack whose window is all calm, under the bands of the intent judging it now, is judged
+        by `calm_judgement`, sparing the full judgement (`twin.domain.calm`).
         """
         newest: dict[str, RackReading] = {}  # per rack, the newest reading this batch added to its window
         calm_runs = {rack_id: self._observe(rack_id, rs, known[rack_id], newest, changed)
@@ -330,21 +329,21 @@ class TelemetryPipeline(Pipeline):
             assert latest is not None
             opened = self.open.get(rack_id, {})
             before = {c: d for c, d in opened.items() if c in TELEMETRY_CHECKS} if opened else opened
-            if (not before and calm_runs.get(rack_id, 0) >= len(twin.window)  # type: ignore[arg-type]
-                    and intent and twin.generation == intent.generation):
-                calm = calm_health(twin, clock, stale_after)
-                if calm is not None:
-                    projected.append((latest, calm, intent.revision))
-                    continue
-            health = assess(twin, intent, clock, stale_after)
-            after = ({d.check: d for d in evaluate(twin, intent, clock, stale_after_seconds=stale_after,
-                                                   only="telemetry")}
-                     if intent and twin.generation == intent.generation else {})
+            judged = (calm_judgement(twin, intent, clock, stale_after)
+                      if calm_runs.get(rack_id, 0) >= len(twin.window) and intent  # type: ignore[arg-type]
+                      and twin.generation == intent.generation else None)
+            if judged is not None:
+                health, after = judged
+            else:
+                health = assess(twin, intent, clock, stale_after).as_dict()
+                after = ({d.check: d for d in evaluate(twin, intent, clock, stale_after_seconds=stale_after,
+                                                       only="telemetry")}
+                         if intent and twin.generation == intent.generation else {})
             if after != before:
                 self._seq += 1
                 changes += deviation_changes(rack_id, before, after, latest.occurred_at, self.state.group_id, self._seq)
                 updates[rack_id] = after
-            projected.append((latest, health.as_dict(), intent.revision if intent else None))
+            projected.append((latest, health, intent.revision if intent else None))
         return projected, updates, changes
 
     async def handle(self, messages: Sequence[Record]) -> None:
