@@ -16,7 +16,7 @@ import time
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -54,8 +54,6 @@ lifecycle another worker owns. Changes by this worker's own lifecycle side arriv
 the next telemetry batch."""
 
 _WINDOW = ReadingWindow.CAPACITY
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 _UTC = timedelta(0)
 _occurred_at = operator.attrgetter("occurred_at")
 
@@ -110,17 +108,6 @@ class _Taken:
         r = self.readings[i]
         return letter(m, error, index=index, payload=r.model_dump_json(), rack_id=r.rack_id, event_id=report_id,
                       source=self.sources[i])
-
-
-def _same_as_latest(reading: RackReading | None, twin: RackTwin) -> RackReading | None:
-    """`reading` when it is what `twin.latest` would rebuild from the window (the window's newest
-    row, its time in UTC), sparing that rebuild; else None."""
-    if reading is None or twin.window is None:
-        return None
-    at = reading.occurred_at
-    if at.utcoffset() != _UTC or (at - _EPOCH) // _MICROSECOND != twin.window.latest_us:
-        return None
-    return reading
 
 
 def per_rack(readings: Iterable[RackReading]) -> dict[str, list[RackReading]]:
@@ -288,15 +275,13 @@ class TelemetryPipeline(Pipeline):
         for r in rs if len(rs) <= _WINDOW else newest_distinct(rs, _WINDOW):
             if twin.observe(r):
                 changed[rack_id] = twin
-                n = newest.get(rack_id)
-                if n is None or r.occurred_at > n.occurred_at:
-                    newest[rack_id] = r
                 latest = twin.window.latest_us  # type: ignore[union-attr]
                 if latest == was:  # went in among older readings
                     run = 0
                 else:
                     run = run + 1 if bands is not None and bands.calm(r) else 0
                     was = latest
+                    newest[rack_id] = r
         if bands is None:
             return 0
         self._calm[rack_id] = (bands, run)
@@ -309,7 +294,7 @@ class TelemetryPipeline(Pipeline):
         A rack whose window is all calm, under the bands of the intent judging it now, is judged
         by `calm_judgement`, sparing the full judgement (`twin.domain.calm`).
         """
-        newest: dict[str, RackReading] = {}  # per rack, the newest reading this batch added to its window
+        newest: dict[str, RackReading] = {}  # per rack, the reading this batch made its window's newest
         calm_runs = {rack_id: self._observe(rack_id, rs, known[rack_id], newest, changed)
                      for rack_id, rs in per_rack(readings).items()}
         revised = self._revised_generations()
@@ -325,7 +310,9 @@ class TelemetryPipeline(Pipeline):
         stale_after = self.state.stale_after_seconds
         for rack_id, twin in changed.items():
             intent = self.state.catalog.latest(known[rack_id])
-            latest = _same_as_latest(newest.get(rack_id), twin) or twin.latest
+            latest = newest.get(rack_id)
+            if latest is None or latest.occurred_at.utcoffset() != _UTC:  # as the window gives it back: in UTC
+                latest = twin.latest
             assert latest is not None
             opened = self.open.get(rack_id, {})
             before = {c: d for c, d in opened.items() if c in TELEMETRY_CHECKS} if opened else opened

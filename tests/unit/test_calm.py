@@ -183,3 +183,13 @@ def test_a_calm_rack_is_not_judged_again() -> None:
             fold(p, window_of([i], [{}], start))
         assert len(calls) == 6  # judged in full while the hot reading was in the window (7 to 11)
         assert not p.open[RACK]  # the deviation resolved with the first calm newest reading
+
+
+def test_a_reading_stamped_in_another_zone_is_projected_as_the_window_gives_it_back() -> None:
+    p = pipeline({RACK: RackStatus.ACTIVE})
+    east = timezone(timedelta(hours=2))
+    at = (CLOCK - timedelta(seconds=5)).astimezone(east)
+    with mock.patch("streams.telemetry.now", lambda: CLOCK):
+        [(latest, _, _)] = fold(p, [RackReading(rack_id=RACK, occurred_at=at, **NOMINAL)])
+    assert latest.occurred_at == at and latest.occurred_at.utcoffset() == timedelta(0)
+    assert latest == p.twins[RACK].latest
