@@ -224,11 +224,16 @@ def _ahead(items: Iterator[_T]) -> Iterator[_T]:
     its query runs beside the fold of the batch before instead of after it.
     """
     done: Any = object()
-    with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as pool:
-        pending = pool.submit(next, items, done)
-        while (item := pending.result()) is not done:
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as pool:
             pending = pool.submit(next, items, done)
-            yield item
+            while (item := pending.result()) is not done:
+                pending = pool.submit(next, items, done)
+                yield item
+    finally:  # the thread is done with `items`: end it here (its cursor closes while its connection is open)
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 @contextmanager
