@@ -751,6 +751,12 @@ def _bucket_quantile(before: dict[float, float], after: dict[float, float], q: f
     return lower, float("inf")
 
 
+def _percentiles(values: list[float]) -> list[float]:
+    """Percentiles 0, 1, ..., 100 of `values` (sorted once), for a CDF."""
+    s = sorted(values)
+    return [s[min(len(s) - 1, int(q / 100 * len(s)))] for q in range(101)] if s else []
+
+
 def _quantile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -772,6 +778,7 @@ class Latency:
     bench_cpu: float             # share of one core this process (load generator and poller) used then
     batches: int                 # telemetry batches the worker handled in that window
     batch_seconds: float         # their mean handling time
+    cdf: list[float] = field(default_factory=list)  # percentiles 0..100 of the latencies (the report's CDF plot)
 
 
 def run_latency(bootstrap: str, url: str, topic: str, port: int, load: Load, rate: float,
@@ -877,7 +884,8 @@ def run_latency(bootstrap: str, url: str, topic: str, port: int, load: Load, rat
                    max(latencies), _bucket_quantile(scrape_before, scrape_after, 0.5),
                    _bucket_quantile(scrape_before, scrape_after, 0.99), LATENCY_POLL_S,
                    (cpu_after - cpu_before) / LATENCY_SECONDS, (pg_after - pg_before) / LATENCY_SECONDS,
-                   (bench_after - bench_before) / LATENCY_SECONDS, batches, handling / max(batches, 1))
+                   (bench_after - bench_before) / LATENCY_SECONDS, batches, handling / max(batches, 1),
+                   _percentiles(latencies))
 
 
 def _machine_busy() -> float:
