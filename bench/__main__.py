@@ -670,7 +670,8 @@ def missing_items(report: str, plots: Path) -> list[str]:
         if at < 0:
             missing.append(f"figure {fig.title}")
             continue
-        block = report[at:report.find("\n### ", at + 1) if report.find("\n### ", at + 1) > 0 else len(report)]
+        end = report.find("\n#", at + 1)   # the figure's block runs to the next heading
+        block = report[at:end if end > 0 else len(report)]
         if f"](plots/{fig.file})" not in block or not (plots / fig.file).exists():
             missing.append(f"plot {fig.file}")
         if "Command: `" not in block:
