@@ -42,8 +42,11 @@ BENCH = Path(__file__).resolve().parent
 REPORTS = BENCH / "reports"
 PLOTS = BENCH / "plots"
 OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json", "rebuild-profile.md", "worker-profile.md"}
-WORKERS_COMMAND = ["bench/ingest.py", "--only", "a", "--workers", "1,2", "--worker-rounds", "3", "--readings", "300000",
-                   "--out", "bench/reports/ingest-workers.md"]
+def workers_command(quick: bool = False) -> list[str]:
+    """The 1-and-2-workers measurement: 3 interleaved rounds (1 round of a smaller load with --quick)."""
+    rounds, readings = ("1", "100000") if quick else ("3", "300000")
+    return ["bench/ingest.py", "--only", "a", "--workers", "1,2", "--worker-rounds", rounds, "--readings", readings,
+            "--out", "bench/reports/ingest-workers.md"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +99,7 @@ def run_all(quick: bool, ingest_runs: int, rebuild_racks: int) -> None:
     for i in range(1, ingest_runs + 1):
         _run([py, "bench/ingest.py", *ingest_args, "--out", f"bench/reports/ingest-run{i}.md"],
              logs / f"ingest-run{i}.log")
-    workers = [*WORKERS_COMMAND[:-4], "--worker-rounds", "1", "--readings", "100000", *WORKERS_COMMAND[-2:]] \
-        if quick else WORKERS_COMMAND
-    _run([py, *workers], logs / "ingest-workers.log")
+    _run([py, *workers_command(quick)], logs / "ingest-workers.log")
     _run([py, "-m", "bench.rebuild", "--racks", str(rebuild_racks), "--workers", "1,2"], logs / "rebuild.log")
     _run([py, "-m", "bench.profile_rebuild", "--racks", "2000"], logs / "profile.log")
     _run([py, "-m", "bench.steady", *(["--quick"] if quick else [])], logs / "steady.log")
@@ -337,7 +338,7 @@ def _ingest_section(runs: list[dict[str, Any]], plots: Path, reports: Path) -> l
 def _workers_section(workers: dict[str, Any] | None, plots: Path) -> list[str]:
     lines = ["## Our worker as 1 and 2 processes in one group", ""]
     if not workers or not workers.get("workers"):
-        command = "python " + " ".join(WORKERS_COMMAND)
+        command = "python " + " ".join(workers_command())
         return lines + [f"Not measured (no `bench/reports/ingest-workers.json`): `{command}`.", "",
                         *_figure(FIGURES[1], None, command)]
     w, nproc = workers["workers"], workers["machine"]["nproc"]

@@ -16,7 +16,13 @@ measured, so no variant competes with a publisher:
       the racks' lifecycle is loaded beforehand (the worker refuses readings of racks it does
       not know), once, into a template database that each worker variant gets a copy of;
   (c') the same worker fed the same readings as single-rack reports (one reading a message),
-      so that the per-message cost of the stream machinery shows.
+      so that the per-message cost of the stream machinery shows;
+  --workers 1,2: (c) as 1 and as 2 worker processes in one consumer group on the same topic (the
+      group splits the partitions), each count in `--worker-rounds` interleaved rounds, with the CPU
+      of every process (workers, PostgreSQL, broker, publisher) and of the whole machine. The group
+      forms on the empty topic first, then the load is published while they consume it (published
+      beforehand, the first worker to join would take it all). `--only a --workers 1,2` runs that and
+      the bare limit alone and writes bench/reports/ingest-workers.md (and .json).
 
 Rates count readings committed after the first commit, over the time from the first commit to
 the last (start-up, group join and first batch excluded, the same rule for every variant). For
@@ -1337,7 +1343,7 @@ def main() -> None:
                         help="--workers: run each count N times, interleaved (1,2,1,2...), for a median (default 1)")
     parser.add_argument("--baseline", type=Path, help="JSON of an earlier run, shown beside this one")
     parser.add_argument("--only", default=",".join(VARIANTS),
-                        help=f"comma-separated subset of {','.join(VARIANTS)} (no report unless all run)")
+                        help=f"comma-separated subset of {','.join(VARIANTS)} (no report unless all run, or --workers)")
     parser.add_argument("--what-if-fetch-wait", type=int, metavar="MS",
                         help="also run (c) and the latency load on a worker started with TWIN_FETCH_MAX_WAIT_MS=MS "
                              "(as shipped: the setting's default), e.g. 1500, Faust's own value, to show what it "
