@@ -155,6 +155,15 @@ def _median_spread(values: list[float]) -> str:
     return f"**{med:.2f}** (min {min(values):.2f}, max {max(values):.2f}, {len(values)} run(s))"
 
 
+def _size(n: float) -> str:
+    return f"{n / 2**20:,.2f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
+
+
+def _tidy(text: str) -> str:
+    """A bench's machine line with its load averages rounded (they are written as raw floats)."""
+    return re.sub(r"\d+\.\d{3,}", lambda m: f"{float(m.group()):.2f}", text)
+
+
 def _seconds(value: float | None) -> str:
     return "?" if value is None else f"{value:.0f} s"
 
@@ -541,7 +550,7 @@ def _storage_section(reports: Path) -> list[str]:
         return lines + _from_markdown(reports, "storage", "python bench/storage.py")
     per = st["bytes_per_rack_day"]
     proj = st.get("projection_75k") or {}
-    lines += [f"Command: `{st['command']}`; {st['machine']}. {st['readings']:,} readings of {st['racks']:,} racks at "
+    lines += [f"Command: `{st['command']}`; {_tidy(st['machine'])}. {st['readings']:,} readings of {st['racks']:,} racks at "
               "1 Hz. Full report: [storage.md](reports/storage.md).", "",
               "| table | bytes a row | per rack-day |", "|---|---:|---:|"]
     for name, label in (("before (0002)", "telemetry, before (0002 layout)"), ("telemetry", "telemetry (as shipped)"),
@@ -549,7 +558,7 @@ def _storage_section(reports: Path) -> list[str]:
         if name in per:
             table = st["tables"].get("telemetry_0002" if name.startswith("before") else name, {})
             row_bytes = f"{table['bytes_per_row']:.0f}" if table else "-"
-            lines.append(f"| {label} | {row_bytes} | **{per[name] / 2**20:,.2f} MiB** |")
+            lines.append(f"| {label} | {row_bytes} | **{_size(per[name])}** |")
     if proj:
         lines += ["", f"At 75,000 racks: raw {proj['raw_per_day_after'] / 2**40:,.2f} TiB a day; 14 days raw, 400 days "
                   f"of minutes and 5 years of hours: {proj['total'] / 2**40:,.1f} TiB."]
@@ -578,7 +587,7 @@ def _grafana_section(reports: Path) -> list[str]:
     gf = _load(reports / "grafana.json")
     if not gf or "results" not in gf:
         return lines + _from_markdown(reports, "grafana", "python bench/grafana.py")
-    lines += [f"Command: `{gf['command']}`; {gf['machine']}; {gf['racks']:,} racks. Target p99 under 1 s. Full "
+    lines += [f"Command: `{gf['command']}`; {_tidy(gf['machine'])}; {gf['racks']:,} racks. Target p99 under 1 s. Full "
               "report: [grafana.md](reports/grafana.md)"
               + (" (reading the raw tail live instead: [grafana-live-tail.md](reports/grafana-live-tail.md))."
                  if (reports / "grafana-live-tail.md").exists() else "."), "",

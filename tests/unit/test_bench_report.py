@@ -35,7 +35,7 @@ def test_the_report_from_the_kept_results_has_every_section_and_named_figure(tmp
         assert (tmp_path / "plots" / figure.file).stat().st_size > 5_000, f"{figure.file} is an empty plot"
     assert "| 1 | **" in text and "| 2 | **" in text  # the 1- and 2-worker rows, with their rates
     assert "| fleet summary by facility, generation | `/v1/fleet/summary` |" in text  # API latency per endpoint
-    assert "per rack-day" in text and " MiB** |" in text  # storage bytes per rack-day, inlined
+    assert "| telemetry (as shipped) |" in text and " MiB** |" in text  # storage bytes per rack-day, inlined
     assert "| leak | rack-leak-detected |" in text  # alert latency, from JSON or the markdown's table
 
 
