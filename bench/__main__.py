@@ -380,7 +380,9 @@ def _workers_note(w: dict[str, Any], nproc: int) -> str:
     one, two = w["summary"].get("1"), w["summary"].get("2")
     if not (one and two and two.get("to_one_worker") is not None):
         return ""
-    head = f"Two workers took **{two['to_one_worker']:.2f}x** one worker's readings/s (median of the rounds' ratios). "
+    rounds = ", ".join(f"{x:.2f}" for x in two.get("to_one_worker_per_round", []))
+    head = (f"Two workers took **{two['to_one_worker']:.2f}x** one worker's readings/s (median of the rounds' ratios"
+            + (f": {rounds}" if rounds else "") + "). ")
     ours = (f"the workers {two['worker_cpu']:.0%} of a core together, PostgreSQL {two['postgres_cpu']:.0%}, the broker "
             f"{two['broker_cpu']:.0%}, the publisher {two['bench_cpu']:.0%}")
     machine = two.get("machine_cores")

@@ -130,8 +130,8 @@ class Load:
 
 
 def make_load(racks: int, readings: int, seed: int = 7, report_shape: ReportShape = "collector",
-              singles: bool = True) -> Load:
-    """The load; `singles=False` leaves out the one-reading-a-message copy (only (c') reads it)."""
+              with_singles: bool = True) -> Load:
+    """The load; `with_singles=False` leaves out the one-reading-a-message copy (only (c') reads it)."""
     catalog = IntentCatalog.default()
     intents = {g: catalog.latest(g) for g in catalog.generations()}
     sim0 = FleetSimulator(seed, racks, datetime.now(timezone.utc), intents, faults=FaultPlan.typical(),
@@ -150,7 +150,7 @@ def make_load(racks: int, readings: int, seed: int = 7, report_shape: ReportShap
         for m in cycle:
             body = orjson.loads(m.value)
             reports.append((m.key, m.value, len(body["readings"])))
-            for reading in body["readings"] if singles else ():
+            for reading in body["readings"] if with_singles else ():
                 single_seq += 1
                 one = {**body, "event_id": str(uuid.UUID(int=single_seq)), "seq": single_seq,
                        "source": body["source"], "rack_id": reading["rack_id"], "readings": [reading]}
@@ -1409,7 +1409,8 @@ def main() -> None:
         with EmbeddedStack(tmp / "stack") as stack:
             console.log(f"stack up: Kafka {stack.kafka_bootstrap}, PostgreSQL {stack.database_url}")
             with console.status("generating the load"):
-                load = make_load(args.racks, args.readings, report_shape=args.report_shape, singles="c1" in only)
+                load = make_load(args.racks, args.readings, report_shape=args.report_shape,
+                                 with_singles="c1" in only)
             console.log(f"load: {load.readings:,} readings in {len(load.reports):,} reports "
                         f"({load.powered} of {load.racks} racks powered, {load.rows} reports a cycle, {load.cycles} cycles); "
                         f"{len(load.lifecycle):,} reference and lifecycle events")
