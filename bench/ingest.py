@@ -694,6 +694,8 @@ def run_workers(stack: EmbeddedStack, name: str, load: Load, count: int, templat
                     break
                 time.sleep(0.02)
             sender.join(timeout=60)
+            if "pub" not in box:
+                raise RuntimeError(f"workers {name}: the load was not published in {time.perf_counter() - wall0:.0f} s")
             pub = box["pub"]
             # The rule of every variant: readings committed after the first commit, first commit to last.
             counted = [(t, pub.readings_upto(o), c) for t, o, c in samples if pub.readings_upto(o) > 0]
