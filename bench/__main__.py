@@ -288,9 +288,10 @@ def _plot_fleet(steady: dict[str, Any], ceilings: dict[str, float], plots: Path)
 
 def _plot_memory(steady: dict[str, Any], plots: Path) -> Path:
     plt = _pyplot()
-    sizes = steady["sizes"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["racks"] for r in sizes], [r["worker_rss_mb"] for r in sizes], marker="o", label="worker resident")
+    for warmup, sizes in _by_warmup(steady["sizes"]).items():
+        ax.plot([r["racks"] for r in sizes], [r["worker_rss_mb"] for r in sizes], marker="o",
+                label=f"worker resident, after {_seconds(warmup)} of warm-up and the measured window")
     ax.axhline(500, color="red", linestyle="--", linewidth=1, label="target 500 MB at 100,000 twins")
     ax.set_xlabel("twins held (racks)")
     ax.set_ylabel("worker resident MB")
@@ -307,8 +308,18 @@ def _figure(figure: Figure, path: Path | None, command: str, note: str = "") -> 
             f"Command: `{command}`." + (f" {note}" if note else ""), ""]
 
 
+def _by_warmup(sizes: list[dict[str, Any]]) -> dict[float | None, list[dict[str, Any]]]:
+    """The steady runs' sizes by their warm-up (memory grows while a worker runs: only like runs compare)."""
+    out: dict[float | None, list[dict[str, Any]]] = {}
+    for r in sizes:
+        out.setdefault(r.get("warmup_s"), []).append(r)
+    return out
+
+
 def _memory_slope(sizes: list[dict[str, Any]]) -> float | None:
-    """KB of worker memory per extra twin, the least-squares slope over the steady runs' sizes."""
+    """KB of worker memory per extra twin: the least-squares slope over the sizes of the warm-up measured at
+    the most sizes."""
+    sizes = max(_by_warmup(sizes).values(), key=len, default=[])
     xs, ys = [r["racks"] for r in sizes], [r["worker_rss_mb"] for r in sizes]
     if len(set(xs)) < 2:
         return None
@@ -448,7 +459,8 @@ def _steady_section(steady: dict[str, Any] | None, runs: list[dict[str, Any]], w
                   + (f" (`{runs[0]['command']}` and the others above)" if runs else "") + ".")
     lines += _figure(FIGURES[0], _plot_fleet(steady, ceilings, plots), steady["command"], fleet_note)
     slope = _memory_slope(steady["sizes"])
-    memory_note = (f"Least-squares slope over the sizes: {slope:,.1f} KB a twin." if slope is not None else "")
+    memory_note = (f"Least-squares slope over the sizes of one warm-up: {slope:,.1f} KB a twin." if slope is not None
+                   else "")
     return lines + _figure(FIGURES[3], _plot_memory(steady, plots), steady["command"], memory_note)
 
 
