@@ -355,7 +355,7 @@ def _ingest_section(runs: list[dict[str, Any]], plots: Path, reports: Path) -> l
                            "a reading counts when a reader of `rack_state` sees it (polled every 50 ms).")
 
 
-def _workers_section(workers: dict[str, Any] | None, plots: Path) -> list[str]:
+def _workers_section(workers: dict[str, Any] | None, runs: list[dict[str, Any]], plots: Path) -> list[str]:
     lines = ["## Our worker as 1 and 2 processes in one group", ""]
     if not workers or not workers.get("workers"):
         command = "python " + " ".join(workers_command())
@@ -382,6 +382,14 @@ def _workers_section(workers: dict[str, Any] | None, plots: Path) -> list[str]:
     note = _workers_note(w, nproc)
     if note:
         lines += ["", note]
+    one = w["summary"].get("1")
+    if one and runs:
+        c = statistics.median(r["rates"]["c"]["per_second"] for r in runs)
+        loads = ", ".join(f"{r['load_average_at_start'][0]:.2f}" for r in runs if r.get("load_average_at_start"))
+        lines += ["", f"One worker took {one['per_second']:,.0f} readings/s here against a median {c:,.0f} for (c) in "
+                  f"the ingest runs above (load average at their start {loads}; here "
+                  f"{workers['load_average_at_start'][0]:.2f}, and here the publisher runs beside the workers): "
+                  "compare rows within one run, not across runs."]
     lines.append("")
     return lines + _figure(FIGURES[1], _plot_workers(workers, plots), workers["command"])
 
@@ -724,7 +732,7 @@ def write_report(command: str, reports: Path = REPORTS, plots: Path = PLOTS, out
     lines += [f"| {f.title} | [plots/{f.file}](plots/{f.file}) | {where[f]} |" for f in FIGURES]
     lines.append("")
     lines += _ingest_section(runs, plots, reports)
-    lines += _workers_section(workers, plots)
+    lines += _workers_section(workers, runs, plots)
     lines += _steady_section(steady, runs, workers, plots)
     lines += _rebuild_section(rebuild, plots)
     lines += _profiles(reports)
