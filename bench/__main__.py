@@ -365,11 +365,11 @@ def _workers_section(workers: dict[str, Any] | None, runs: list[dict[str, Any]],
     lines += [f"Command: `{workers['command']}` at {workers['when']}, load average "
               f"{workers['load_average_at_start'][0]:.2f} at the start; {workers['load']['readings']:,} readings in "
               f"{workers['load']['messages']:,} fleet-shaped reports. The group forms on the empty topic, then the "
-              "load is published while the workers take it (so a second worker joining cannot miss the start); rates "
+              "workers are paused while the load is published and resumed to take it as a backlog, as (c) does; rates "
               "count first commit to last; CPU is each process's over the same window, in shares of one core. "
               f"Full report: [ingest-workers.md](reports/ingest-workers.md).", "",
               "| workers | readings/s (median) | spread | rounds | vs 1 worker | vs (a) bare limit | workers' CPU | "
-              "PostgreSQL | broker | publisher | cores busy: ours | whole machine |",
+              "PostgreSQL | broker | bench | cores busy: ours | whole machine |",
               "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n, x in w["summary"].items():
         to_one = "-" if x.get("to_one_worker") is None else f"**{x['to_one_worker']:.2f}**"
@@ -388,8 +388,7 @@ def _workers_section(workers: dict[str, Any] | None, runs: list[dict[str, Any]],
         loads = ", ".join(f"{r['load_average_at_start'][0]:.2f}" for r in runs if r.get("load_average_at_start"))
         lines += ["", f"One worker took {one['per_second']:,.0f} readings/s here against a median {c:,.0f} for (c) in "
                   f"the ingest runs above (load average at their start {loads}; here "
-                  f"{workers['load_average_at_start'][0]:.2f}, and here the publisher runs beside the workers): "
-                  "compare rows within one run, not across runs."]
+                  f"{workers['load_average_at_start'][0]:.2f}): compare rows within one run, not across runs."]
     lines.append("")
     return lines + _figure(FIGURES[1], _plot_workers(workers, plots), workers["command"])
 
@@ -403,7 +402,7 @@ def _workers_note(w: dict[str, Any], nproc: int) -> str:
     head = (f"Two workers took **{two['to_one_worker']:.2f}x** one worker's readings/s (median of the rounds' ratios"
             + (f": {rounds}" if rounds else "") + "). ")
     ours = (f"the workers {two['worker_cpu']:.0%} of a core together, PostgreSQL {two['postgres_cpu']:.0%}, the broker "
-            f"{two['broker_cpu']:.0%}, the publisher {two['bench_cpu']:.0%}")
+            f"{two['broker_cpu']:.0%}, the bench's poller {two['bench_cpu']:.0%}")
     machine = two.get("machine_cores")
     if machine is not None and machine >= 0.85 * nproc:
         return head + (f"The machine was saturated while they ran: {machine:.2f} of its {nproc} cores busy, "

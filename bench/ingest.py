@@ -19,10 +19,11 @@ measured, so no variant competes with a publisher:
       so that the per-message cost of the stream machinery shows;
   --workers 1,2: (c) as 1 and as 2 worker processes in one consumer group on the same topic (the
       group splits the partitions), each count in `--worker-rounds` interleaved rounds, with the CPU
-      of every process (workers, PostgreSQL, broker, publisher) and of the whole machine. The group
-      forms on the empty topic first, then the load is published while they consume it (published
-      beforehand, the first worker to join would take it all). `--only a --workers 1,2` runs that and
-      the bare limit alone and writes bench/reports/ingest-workers.md (and .json).
+      of every process (workers, PostgreSQL, broker, this one) and of the whole machine. The group
+      forms on the empty topic first (published beforehand, the first worker to join would take the
+      load alone), then the workers are paused while the load is published and resumed to consume it
+      as a backlog, as (c) does. `--only a --workers 1,2` runs that and the bare limit alone and writes
+      bench/reports/ingest-workers.md (and .json).
 
 Rates count readings committed after the first commit, over the time from the first commit to
 the last (start-up, group join and first batch excluded, the same rule for every variant). For
@@ -586,12 +587,12 @@ class WorkersRun:
     rate: Rate
     partitions: list[list[int]]      # the telemetry partitions each worker held while measured
     join_seconds: float              # from the first start to a stable group
-    publish_seconds: float           # the load's publishing, which overlaps the first part of the window
+    publish_seconds: float           # the load's publishing, the workers paused meanwhile
     seconds: float                   # the measured window, first commit to last (rate and CPU alike)
     worker_cpu: list[float]          # share of one core each worker used in that window
     postgres_cpu: float              # PostgreSQL and its backends
     broker_cpu: float                # Tansu
-    bench_cpu: float                 # this process: the publisher and the progress poller
+    bench_cpu: float                 # this process (the progress poller) in the window
     machine_cores: float             # cores busy on the whole machine (every process, others' work included)
 
     @property
@@ -643,9 +644,10 @@ def wait_for_group(workers: list[tuple[subprocess.Popen[bytes], int, Path]], top
 
 def run_workers(stack: EmbeddedStack, name: str, load: Load, count: int, template: str, workdir: Path,
                 fetch_wait_ms: int | None, round_: int = 1) -> WorkersRun:
-    """(c) with `count` worker processes in one group. The group forms on the empty topic first, then the load
-    is published at full speed while they consume it (published beforehand, the first worker to join would take
-    it all before the second arrives). The same procedure for every count, so their rates compare."""
+    """(c) with `count` worker processes in one group, consuming a backlog as (c) does. The group forms on the
+    empty topic first (published beforehand, the first worker to join would take the load before the second
+    arrived); then the workers are paused (SIGSTOP) while the load is published, well within the group's 6 s
+    session timeout, and resumed, so no publisher competes with them. A rebalance while measured fails the run."""
     topics = worker_topics(name)
     ensure_topics(stack.kafka_bootstrap, topics.partition_counts())
     url = database(stack, f"bench_{name}", template=template)
@@ -654,73 +656,66 @@ def run_workers(stack: EmbeddedStack, name: str, load: Load, count: int, templat
     started = time.monotonic()
     workers = [start_worker(f"{name}-{i}", stack.kafka_bootstrap, url, topics, workdir, fetch_wait_ms, group=group)
                for i in range(1, count + 1)]
+    paused = False
     try:
         split = wait_for_group(workers, topics.telemetry)
         join = time.monotonic() - started
         console.log(f"  ({name}) {count} worker(s) in group {group} after {join:.1f} s, telemetry partitions "
-                    f"{split}; publishing {load.readings:,} readings")
+                    f"{split}; publishing {load.readings:,} readings while they are paused")
 
         def cpu() -> tuple[list[float], float, float, float, float]:
             return ([_cpu(c) for c, _, _ in workers], _tree_cpu(stack.pids["postgres"]),
                     _tree_cpu(stack.pids["tansu"]), _cpu_of(os.getpid()), _machine_busy())
 
+        for child, _, _ in workers:
+            child.send_signal(signal.SIGSTOP)
+        paused = True
+        began = time.perf_counter()
+        pub = publish(stack.kafka_bootstrap, topics.telemetry, load.reports)
+        published = time.perf_counter() - began
+        for child, _, _ in workers:
+            child.send_signal(signal.SIGCONT)
+        paused = False
         wall0 = time.perf_counter()
-        box: dict[str, Any] = {}
-
-        def send() -> None:
-            try:
-                box["pub"] = publish(stack.kafka_bootstrap, topics.telemetry, load.reports)
-            except BaseException as exc:  # noqa: BLE001 - raised again in the measuring thread
-                box["error"] = exc
-            box["done"] = time.perf_counter()
-
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        samples: list[tuple[float, dict[int, int], tuple[list[float], float, float, float, float]]] = []
+        samples: list[tuple[float, int, tuple[list[float], float, float, float, float]]] = []
         with psycopg.connect(url, autocommit=True) as conn:
-            while True:
+            n = 0
+            while n < pub.readings:
                 for child, _, log_path in workers:
                     _alive(child, log_path, f"worker {name}")
                 now = time.perf_counter()
-                offsets = tracked(conn, group, topics.telemetry)
-                if not samples or offsets != samples[-1][1]:   # CPU read at each commit: the rate's window
-                    samples.append((now, offsets, cpu()))
-                if "error" in box:
-                    raise box["error"]
-                pub: Published | None = box.get("pub")
-                if pub is not None and pub.readings_upto(offsets) >= pub.readings:
-                    break
+                n = pub.readings_upto(tracked(conn, group, topics.telemetry))
+                if n and (not samples or n != samples[-1][1]):   # CPU read at each commit: the rate's window
+                    samples.append((now, n, cpu()))
                 if now - wall0 > WORKER_TIMEOUT_S:
+                    console.log(f"  ({name}) gave up after {WORKER_TIMEOUT_S:.0f} s: {n:,} of {pub.readings:,} "
+                                "committed")
                     break
                 time.sleep(0.02)
-            sender.join(timeout=60)
-            if "pub" not in box:
-                raise RuntimeError(f"workers {name}: the load was not published in {time.perf_counter() - wall0:.0f} s")
-            pub = box["pub"]
             # The rule of every variant: readings committed after the first commit, first commit to last.
-            counted = [(t, pub.readings_upto(o), c) for t, o, c in samples if pub.readings_upto(o) > 0]
-            if len(counted) < 2:
+            if len(samples) < 2:
                 raise RuntimeError(f"workers {name}: fewer than two commits in {WORKER_TIMEOUT_S:.0f} s")
-            (t0, n0, cpu0), (t1, n1, cpu1) = counted[0], counted[-1]
+            (t0, n0, cpu0), (t1, n1, cpu1) = samples[0], samples[-1]
             rate = Rate(name, n1, n1 - n0, t1 - t0, n1 >= pub.readings, pub.messages)
             if rate.finished:
                 stored = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]
                 assert stored == pub.readings, f"workers {name}: {stored} rows stored, {pub.readings} published"
-            else:
-                console.log(f"  ({name}) gave up after {WORKER_TIMEOUT_S:.0f} s: {n1:,} of {pub.readings:,} committed")
         split_after = [sorted(_assigned(port, topics.telemetry) or ()) for _, port, _ in workers]
         if split_after != split:
-            raise RuntimeError(f"workers {name}: the group rebalanced while measured ({split} then {split_after})")
+            raise RuntimeError(f"workers {name}: the group rebalanced while measured ({split} then {split_after}); "
+                               f"publishing took {published:.1f} s while the workers were paused")
     finally:
         for child, _, _ in workers:
+            if paused:
+                child.send_signal(signal.SIGCONT)
             stop_worker(child)
     share = lambda a, b: (b - a) / (t1 - t0)  # noqa: E731
-    run = WorkersRun(count, round_, rate, split, join, box["done"] - wall0, t1 - t0,
+    run = WorkersRun(count, round_, rate, split, join, published, t1 - t0,
                      [share(a, b) for a, b in zip(cpu0[0], cpu1[0])], share(cpu0[1], cpu1[1]),
                      share(cpu0[2], cpu1[2]), share(cpu0[3], cpu1[3]), share(cpu0[4], cpu1[4]))
     console.log(f"  ({name}) {count} worker(s): {rate.per_second:,.0f} readings/s; CPU (share of a core) workers "
                 f"{', '.join(f'{c:.0%}' for c in run.worker_cpu)}, PostgreSQL {run.postgres_cpu:.0%}, broker "
-                f"{run.broker_cpu:.0%}, publisher {run.bench_cpu:.0%}: {run.busy_cores:.2f} of {os.cpu_count()} cores "
+                f"{run.broker_cpu:.0%}, bench {run.bench_cpu:.0%}: {run.busy_cores:.2f} of {os.cpu_count()} cores "
                 f"(the machine, every process: {run.machine_cores:.2f})")
     return run
 
@@ -1238,14 +1233,15 @@ def workers_section(r: dict[str, Any]) -> list[str]:
         "",
         f"(c) again, as N `python -m streams worker` processes in one consumer group on the same topic "
         f"({w['partitions']} partitions, split between them by the group), each with the same database. The group "
-        "forms on the empty topic first and must hold one split for 2 s; then the load is published at full speed "
-        "while the workers consume it (published beforehand, the first worker to join would take it all before the "
-        "second arrived), the same procedure for every N, so the rows compare with each other; the publisher shares "
-        "the cores for the first part of the window. The rate follows the same rule as every variant (first commit "
-        "to last); CPU is each process's user + system time over that same window, as a share of one core.",
+        "forms on the empty topic first and must hold one split for 2 s (published beforehand, the first worker to "
+        "join would take the load before the second arrived); then the workers are paused (SIGSTOP) while the load "
+        "is published, well within the group's 6 s session timeout, and resumed (SIGCONT) to take it as a backlog, "
+        "as (c) does; a rebalance while measured fails the run. The rate follows the same rule as every variant "
+        "(first commit to last); CPU is each process's user + system time over that same window, as a share of one "
+        "core (*bench*: this process, polling the progress).",
         "",
         "| workers | readings/s (median) | spread | rounds | vs 1 worker | vs (a) bare limit | workers' CPU | "
-        "PostgreSQL | broker | publisher | cores busy: ours | machine (all processes) |",
+        "PostgreSQL | broker | bench | cores busy: ours | machine (all processes) |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, x in w["summary"].items():
@@ -1277,7 +1273,7 @@ def _two_workers_note(one: dict[str, Any], two: dict[str, Any], nproc: int) -> s
     """What the 2-worker ratio says, from the CPU measured (not a verdict written beforehand)."""
     ratio = two["to_one_worker"]
     ours = (f"the workers {two['worker_cpu']:.0%} of a core together, PostgreSQL {two['postgres_cpu']:.0%}, the "
-            f"broker {two['broker_cpu']:.0%}, the publisher {two['bench_cpu']:.0%}: {two['busy_cores']:.2f} cores; "
+            f"broker {two['broker_cpu']:.0%}, the bench {two['bench_cpu']:.0%}: {two['busy_cores']:.2f} cores; "
             f"with one worker {one['busy_cores']:.2f}")
     head = f"Two workers took {ratio:.2f}x one worker's readings/s (median of the rounds' ratios). "
     if two["machine_cores"] >= 0.85 * nproc:
