@@ -351,8 +351,11 @@ def _ingest_section(runs: list[dict[str, Any]], plots: Path, reports: Path) -> l
         f"[{p.name}](reports/{p.name})" for p in sorted(reports.glob("ingest-run*.md"))), ""]
     cdf = _plot_latency(runs, plots)
     commands = "`, `".join(r["command"] for r in runs)
+    partial = "" if all((r.get("latency") or {}).get("cdf") for r in runs) else (
+        " A run drawn as three points recorded only its p50, p99 and max (bench/ingest.py now records every "
+        "percentile: the next run draws its whole curve).")
     return lines + _figure(FIGURES[2], cdf, commands, "Each run's (c) worker after its catch-up, fed at a paced rate; "
-                           "a reading counts when a reader of `rack_state` sees it (polled every 50 ms).")
+                           "a reading counts when a reader of `rack_state` sees it (polled every 50 ms)." + partial)
 
 
 def _workers_section(workers: dict[str, Any] | None, runs: list[dict[str, Any]], plots: Path) -> list[str]:
@@ -723,7 +726,7 @@ def write_report(command: str, reports: Path = REPORTS, plots: Path = PLOTS, out
              + f", {platform.platform()}; load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())} (the "
              "machine is shared: figures taken under load are noisy; each section says when and how it was taken, "
              "and ratios are taken within one run).  ",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items())
+             "Versions (this environment's, which ran the benches): " + ", ".join(f"{k} {v}" for k, v in _versions().items())
              + (f", PostgreSQL {machine['postgres']}" if machine.get("postgres") else "") + ", Tansu 0.6 (embedded).",
              "", "## Figures", "", "| figure | file | section |", "|---|---|---|"]
     where = {FIGURES[0]: "Steady state", FIGURES[1]: "Our worker as 1 and 2 processes", FIGURES[2]: "Ingest ratios",
