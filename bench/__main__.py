@@ -754,7 +754,8 @@ def write_report(command: str, reports: Path = REPORTS, plots: Path = PLOTS, out
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one small ingest run, one round of 1 and 2 workers, a 2,000-rack rebuild")
+    parser.add_argument("--quick", action="store_true",
+                        help="one small ingest run, one round of 1 and 2 workers, a 2,000-rack rebuild")
     parser.add_argument("--ingest-runs", type=int, help="ingest runs for the ratios' median (default 3, quick 1)")
     parser.add_argument("--rebuild-racks", type=int, help="racks seeded for the rebuild (default 20,000, quick 2,000)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite REPORT.md from bench/reports/")

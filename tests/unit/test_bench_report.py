@@ -78,3 +78,21 @@ def test_the_two_worker_note_says_saturated_only_when_the_machine_was() -> None:
     assert "1.20x" in busy and "saturated" in busy and "cannot double" in busy
     idle = _workers_note(_summary(1.9, machine=1.2, ours=1.1), nproc=2)
     assert "1.90x" in idle and "not saturated" in idle
+
+
+def test_the_two_worker_ratio_is_the_median_of_each_rounds_ratio_to_one_worker() -> None:
+    from bench.ingest import Rate, WorkersRun, workers_results
+
+    def run(workers: int, round_: int, per_second: float) -> WorkersRun:
+        rate = Rate("w", int(per_second * 10), int(per_second * 10), 10.0, True)
+        return WorkersRun(workers, round_, rate, [[0, 1, 2, 3]], 7.0, 1.0, 10.0, [0.5] * workers, 0.2, 0.1, 0.05, 1.9)
+
+    runs = [run(1, 1, 10_000), run(2, 1, 30_000), run(1, 2, 20_000), run(2, 2, 20_000), run(1, 3, 40_000),
+            run(2, 3, 48_000)]
+    bare = Rate("a", 1_000_000, 1_000_000, 10.0, True)
+    summary = workers_results(runs, bare)["summary"]
+    assert summary["2"]["to_one_worker_per_round"] == [3.0, 1.0, 1.2]
+    assert summary["2"]["to_one_worker"] == 1.2          # within each round, not 30,000 / 20,000 of the medians
+    assert summary["1"]["per_second"] == 20_000 and summary["2"]["per_second"] == 30_000
+    assert summary["2"]["c_a"] == 0.3
+    assert summary["2"]["worker_cpu"] == 1.0 and summary["2"]["machine_cores"] == 1.9
