@@ -248,6 +248,12 @@ def _plot_workers(workers: dict[str, Any], plots: Path) -> Path:
     high = [w["summary"][n]["max"] - m for n, m in zip(counts, med)]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(counts, med, yerr=[low, high], capsize=6, color="tab:blue", label="our worker (median, min-max)")
+    rounds = sorted({r["round"] for r in w["runs"]})
+    for i, rnd in enumerate(rounds):   # each round's runs, joined: the ratio within a round is what compares
+        these = sorted((r for r in w["runs"] if r["round"] == rnd), key=lambda r: r["workers"])
+        ax.plot([str(r["workers"]) for r in these], [r["rate"]["per_second"] for r in these], marker="o",
+                color="black", alpha=0.35 + 0.5 * i / max(len(rounds) - 1, 1), linewidth=1,
+                label="each round" if i == 0 else None)
     for n, m in zip(counts, med):
         cores = w["summary"][n]["machine_cores"] if "machine_cores" in w["summary"][n] else None
         ax.annotate(f"{m:,.0f}/s" + (f"\nmachine: {cores:.2f} cores busy" if cores is not None else ""),
