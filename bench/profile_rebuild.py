@@ -13,6 +13,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -48,7 +49,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path("bench/reports/rebuild-profile.md"))
     args = parser.parse_args()
-    with EmbeddedStack(Path(tempfile.mkdtemp(prefix="bench-profile-")) / "stack") as stack:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    with EmbeddedStack(tmp / "stack") as stack:
         url = bench_database(stack, "bench_profile")
         seed_fleet(url, args.racks)
         with psycopg.connect(url, autocommit=True) as conn:
@@ -71,6 +73,7 @@ def main() -> None:
     for label, (text, events, total) in zip(labels, profiles, strict=True):
         lines += [f"## {label}", "", f"{events:,} events, {total:.2f} s profiled "
                   f"({total / events * 1e6:.1f} µs an event under the profiler)", "", "```", text.rstrip(), "```", ""]
+    shutil.rmtree(tmp, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")

@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -185,8 +186,11 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",") if w]
     tmp = Path(tempfile.mkdtemp(prefix="bench-rebuild-"))
     load = os.getloadavg()
-    with EmbeddedStack(tmp / "stack") as stack:
-        result = run(stack, args.racks, workers, baseline=not args.no_baseline)
+    try:
+        with EmbeddedStack(tmp / "stack") as stack:
+            result = run(stack, args.racks, workers, baseline=not args.no_baseline)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # a 20,000-rack store is 2.3 GB
     result["command"] = "python -m bench.rebuild " + " ".join(sys.argv[1:])
     result["loadavg_before"] = load
     result["loadavg_after"] = os.getloadavg()
