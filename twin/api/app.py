@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from twin.api import errors, probes
+from twin.api.answer_cache import AnswerCache
 from twin.api.ingest import Ingest
 from twin.api.routes import ROUTERS
 from twin.settings import Settings, get_settings
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.state.database_url = s.database_url.get_secret_value()  # for /readyz's own connection
     app.state.migrations = available()  # what /readyz expects the database to have applied
+    app.state.answers = AnswerCache()  # fleet summary and headroom, by question and what they read
 
     @app.middleware("http")
     async def server_timing(request: Any, call_next: Any) -> Any:
