@@ -149,3 +149,20 @@ def test_a_partners_cached_answer_never_reaches_another_token(world: ApiWorld) -
             refused = httpx.get(world.base_url + "/v1/headroom", params={"level": "hall", "facility": theirs},
                                 headers=world.headers(second))
             assert refused.status_code in (400, 404, 422) and '"places"' not in refused.text
+
+
+def test_after_a_rebuild_warming_answers_the_questions_asked_lately_so_the_next_request_is_a_lookup(
+        world: ApiWorld) -> None:
+    cache = world.app.state.answers
+    me = next(w for w in world.tokens if w.startswith("partner:"))
+    owner = me.split(":", 1)[1]
+    asked = _ask(world, me, "/v1/headroom", level="row")
+    with views.connect(world.tenant.database_url) as conn:
+        conn.execute("SELECT refresh_fleet_cube(0)")  # as the upkeep thread does every TWIN_API_SUMMARY_SECONDS
+        assert cache.warm(conn) >= 1  # what it does next
+        assert cache.warm(conn) == 0, "nothing left to read under these sources"
+        hits, misses = cache.hits, cache.misses
+        warmed = _ask(world, me, "/v1/headroom", level="row")
+        assert (cache.hits, cache.misses) == (hits + 1, misses), "served by a lookup"
+        assert _when(warmed) > _when(asked)
+        assert warmed == queries.headroom(conn, owner=owner, level="row").model_dump(mode="json", exclude={"freshness"})

@@ -40,11 +40,13 @@ Every read answer carries `freshness`: the newest event time it reflects and the
 
 class _Upkeep(threading.Thread):
     """Keeps the read side current in the background, so requests do not pay for it: rolls
-    telemetry up into per-row minutes (headroom p95) and rebuilds the summary tables."""
+    telemetry up into per-row minutes (headroom p95), rebuilds the summary tables, and then answers
+    again the cached questions asked lately (`AnswerCache.warm`)."""
 
-    def __init__(self, pool: ConnectionPool, rollup_seconds: float, summary_seconds: float) -> None:
+    def __init__(self, pool: ConnectionPool, rollup_seconds: float, summary_seconds: float,
+                 answers: AnswerCache) -> None:
         super().__init__(name="twin-api-upkeep", daemon=True)
-        self.pool, self.stop = pool, threading.Event()
+        self.pool, self.stop, self.answers = pool, threading.Event(), answers
         self.jobs = [(every, job) for every, job in ((rollup_seconds, self._rollup), (summary_seconds, self._summaries))
                      if every > 0]
         self.due = {job: 0.0 for _, job in self.jobs}
@@ -56,6 +58,7 @@ class _Upkeep(threading.Thread):
         from twin.store.queries import refresh_summaries
 
         refresh_summaries(conn, max_age_seconds=every)
+        self.answers.warm(conn)
 
     def run(self) -> None:
         import time
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool.open(wait=False)
         app.state.pool = pool
         app.state.ingest = Ingest(_publisher_factory(s))
-        upkeep = _Upkeep(pool, s.api_rollup_seconds, s.api_summary_seconds)
+        upkeep = _Upkeep(pool, s.api_rollup_seconds, s.api_summary_seconds, app.state.answers)
         if upkeep.jobs:
             upkeep.start()
         try:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Annotated, Any, TypeVar
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, Response
-from pydantic import BaseModel
 
-from twin.api.answer_cache import AnswerCache, serialise_without_freshness, with_freshness
+from twin.api.answer_cache import AnswerCache, Compute, with_freshness
 from twin.api.auth import Connection, require
 from twin.store import queries
 from twin.store.tokens import Token
@@ -36,23 +35,15 @@ def fresh(conn: psycopg.Connection[dict[str, Any]], answer: Any) -> Any:
 
 
 def fresh_from_summaries(request: Request, conn: psycopg.Connection[dict[str, Any]], question: Hashable | None,
-                         compute: Callable[[], BaseModel]) -> Response:
-    """`fresh(conn, compute())`, kept in the app's answer cache under `question` and the current
+                         compute: Compute) -> Response:
+    """`fresh(conn, compute(conn))`, kept in the app's answer cache under `question` and the current
     `queries.AnswerSources` (twin/api/answer_cache.py); a repeat while they stand costs a lookup.
 
     `question` must hold everything the answer depends on besides those sources: the route, the
     caller's owner scope and the parameters; None when the answer reads something live (not cached).
-    An answer is kept only if the sources did not move while it was read, so it is never filed
-    under sources newer than what it reflects.
     """
     cache: AnswerCache = request.app.state.answers
-    sources = queries.answer_sources(conn) if question is not None else None
-    key = None if sources is None else (question, sources)
-    body = None if key is None else cache.get(key)
-    if body is None:
-        body = serialise_without_freshness(compute())
-        if key is not None and queries.answer_sources(conn) == sources:
-            cache.put(key, body)
+    body = cache.answer(conn, question, compute)
     return Response(with_freshness(body, queries.freshness(conn)), media_type="application/json")
 
 

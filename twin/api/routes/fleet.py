@@ -22,7 +22,7 @@ def fleet_summary(
 ) -> FleetSummary:
     """Racks, racks in service, deviations, critical health, measured and allocated draw per group."""
     return fresh_from_summaries(request, conn, ("fleet_summary", caller.owner, tuple(group_by)),
-                                lambda: queries.fleet_summary(conn, owner=caller.owner, group_by=group_by))
+                                lambda c: queries.fleet_summary(c, owner=caller.owner, group_by=group_by))
 
 
 @router.get("/headroom", response_model=Headroom)
@@ -36,8 +36,8 @@ def headroom(
     # Another window's p95 reads the per-row minutes live, which move every rollup: not cached.
     question = (("headroom", caller.owner, level, facility)
                 if window_minutes == queries.DEFAULT_WINDOW_MINUTES else None)
-    return fresh_from_summaries(request, conn, question, lambda: queries.headroom(
-        conn, owner=caller.owner, level=level, facility=facility, window_minutes=window_minutes))
+    return fresh_from_summaries(request, conn, question, lambda c: queries.headroom(
+        c, owner=caller.owner, level=level, facility=facility, window_minutes=window_minutes))
 
 
 @router.get("/placement", response_model=Placement)
