@@ -80,7 +80,8 @@ def test_a_cached_answer_is_not_served_after_the_data_it_read_changed(world: Api
         try:
             changed = _ask(world, "admin", "/v1/headroom", level="row")
             assert _when(changed) == _when(before), "no rebuild in between"
-            assert _place(changed, where)["power_capacity_watts"] == _place(before, where)["power_capacity_watts"] + 1000
+            assert _place(changed, where)["power_capacity_watts"] == \
+                _place(before, where)["power_capacity_watts"] + 1000
             assert _place(changed, where)["available_power_watts"] == \
                 _place(before, where)["available_power_watts"] + 1000
             assert changed == queries.headroom(conn, level="row").model_dump(mode="json", exclude={"freshness"})
@@ -99,7 +100,8 @@ def test_a_partners_headroom_loses_a_facility_as_soon_as_it_changes_hands(world:
         assert facility in {p["facility_id"] for p in seen["places"]}
         conn.execute("UPDATE facilities SET operator = 'someone else' WHERE facility_id = %s", (facility,))
         try:
-            assert facility not in {p["facility_id"] for p in _ask(world, me, "/v1/headroom", level="facility")["places"]}
+            now = _ask(world, me, "/v1/headroom", level="facility")
+            assert facility not in {p["facility_id"] for p in now["places"]}
         finally:
             conn.execute("UPDATE facilities SET operator = %s WHERE facility_id = %s", (me.split(":", 1)[1], facility))
         assert _ask(world, me, "/v1/headroom", level="facility") == seen
@@ -129,7 +131,8 @@ def test_a_partners_cached_answer_never_reaches_another_token(world: ApiWorld) -
         for first, second in ((names[0], names[1]), (names[1], names[0])):
             theirs = sorted(owned[first])[0]
             questions: list[tuple[str, dict[str, Any], Any]] = [
-                ("/v1/fleet/summary", {"group_by": "row"}, lambda o: queries.fleet_summary(conn, owner=o, group_by=["row"])),
+                ("/v1/fleet/summary", {"group_by": "row"},
+                 lambda o: queries.fleet_summary(conn, owner=o, group_by=["row"])),
                 ("/v1/fleet/summary", {}, lambda o: queries.fleet_summary(conn, owner=o)),
                 ("/v1/headroom", {"level": "row"}, lambda o: queries.headroom(conn, owner=o, level="row")),
                 ("/v1/headroom", {"level": "facility"}, lambda o: queries.headroom(conn, owner=o, level="facility")),
