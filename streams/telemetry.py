@@ -27,10 +27,12 @@ from streams.batch import Pipeline, WorkerState, no_cyclic_gc, now, observe_many
 from streams.deadletter import letter
 from twin.messages import Record
 from streams.memory import release_free_memory
+from twin.domain.calm import CalmBands, calm_health
 from twin.domain.conformance import TELEMETRY_CHECKS, deviation_changes, evaluate
 from twin.domain.decoding import decode_report, positions
 from twin.domain.health import assess
 from twin.domain.intake import check_clock
+from twin.domain.lifecycle import RackStatus
 from twin.domain.rack import TELEMETRY_SIDE_BLANKS, RackTwin, ReadingWindow
 from twin.errors import ClockSkew, ConflictingDuplicate, RejectedEvent, UnknownRack
 from twin.store import TwinStore
@@ -163,15 +165,20 @@ class TelemetryPipeline(Pipeline):
         self._lifecycle_watermark: int | None = None
         self._seq = 0
         self._judged: dict[str, int] | None = None
+        self._bands: dict[tuple[str, int, RackStatus], CalmBands] = {}
+        self._calm: dict[str, tuple[CalmBands, int]] = {}
+        """Per rack, the bands its newest readings were held to and how many in a row were calm (`twin.domain.calm`)."""
 
     def evict(self, rack_ids: Iterable[str] | None = None) -> None:
         if rack_ids is None:
             self.twins.clear()
             self.open.clear()
+            self._calm.clear()
         else:
             for rack_id in rack_ids:
                 self.twins.pop(rack_id, None)
                 self.open.pop(rack_id, None)
+                self._calm.pop(rack_id, None)
         self._tracked = None
 
     async def _load(self, rack_ids: set[str]) -> None:
@@ -258,19 +265,49 @@ class TelemetryPipeline(Pipeline):
             taken.add(m, report_id, source, readings, at)  # type: ignore[arg-type]
         return taken
 
+    def _calm_bands(self, generation: str | None, status: RackStatus) -> CalmBands | None:
+        """The calm bands of a generation's latest intent at a stage (None: no intent to judge by)."""
+        intent = self.state.catalog.latest(generation) if generation else None  # type: ignore[union-attr]
+        if intent is None:
+            return None
+        key = (intent.generation, intent.revision, status)
+        bands = self._bands.get(key)
+        if bands is None:
+            bands = self._bands[key] = CalmBands.of(intent, status)
+        return bands
+
+    def _observe(self, rack_id: str, rs: Sequence[RackReading], generation: str,
+                 newest: dict[str, RackReading], changed: dict[str, RackTwin]) -> None:
+        """Observe one rack's readings, counting how many of its newest in a row are calm."""
+        twin = self.twins[rack_id]
+        bands = self._calm_bands(generation, twin.status)
+        held = self._calm.get(rack_id)
+        run = held[1] if held is not None and held[0] is bands else 0
+        for r in rs if len(rs) <= _WINDOW else newest_distinct(rs, _WINDOW):
+            was = twin.window.latest_us if twin.window is not None else None
+            if twin.observe(r):
+                changed[rack_id] = twin
+                n = newest.get(rack_id)
+                if n is None or r.occurred_at > n.occurred_at:
+                    newest[rack_id] = r
+                if twin.window.latest_us == was:  # type: ignore[union-attr]  # went in among older readings
+                    run = 0
+                else:
+                    run = run + 1 if bands is not None and bands.calm(r) else 0
+        if bands is not None:
+            self._calm[rack_id] = (bands, run)
+
     def _fold(self, readings: Sequence[RackReading], known: dict[str, str], changed: dict[str, RackTwin]
               ) -> tuple[list[Any], dict[str, dict[str, Deviation]], list[DeviationChanged]]:
-        """Observe readings; judge each rack whose newest reading changed (fills `changed`)."""
-        twins = self.twins
+        """Observe readings; judge each rack whose newest reading changed (fills `changed`).
+
+        A rack whose window is all calm, under the bands of the intent judging it now, has no
+        open telemetry deviation and gets none: its health is `calm_health`, and the full
+        judgement is spared (`twin.domain.calm`).
+        """
         newest: dict[str, RackReading] = {}  # per rack, the newest reading this batch added to its window
         for rack_id, rs in per_rack(readings).items():
-            twin = twins[rack_id]
-            for r in rs if len(rs) <= _WINDOW else newest_distinct(rs, _WINDOW):
-                if twin.observe(r):
-                    changed[rack_id] = twin
-                    n = newest.get(rack_id)
-                    if n is None or r.occurred_at > n.occurred_at:
-                        newest[rack_id] = r
+            self._observe(rack_id, rs, known[rack_id], newest, changed)
         revised = self._revised_generations()
         if revised:  # a new intent revision re-judges every twin of its generation, readings or not
             for rack_id, twin in self.twins.items():
@@ -282,16 +319,25 @@ class TelemetryPipeline(Pipeline):
         updates: dict[str, dict[str, Deviation]] = {}
         changes: list[DeviationChanged] = []
         stale_after = self.state.stale_after_seconds
+        calm_runs = self._calm
         for rack_id, twin in changed.items():
             intent = self.state.catalog.latest(known[rack_id])
             latest = _same_as_latest(newest.get(rack_id), twin) or twin.latest
             assert latest is not None
+            opened = self.open.get(rack_id, {})
+            before = {c: d for c, d in opened.items() if c in TELEMETRY_CHECKS} if opened else opened
+            if intent and twin.generation == intent.generation and not before:
+                held = calm_runs.get(rack_id)
+                if (held is not None and held[1] >= len(twin.window)  # type: ignore[arg-type]
+                        and held[0] is self._calm_bands(twin.generation, twin.status)):
+                    calm = calm_health(twin, clock, stale_after)
+                    if calm is not None:
+                        projected.append((latest, calm, intent.revision))
+                        continue
             health = assess(twin, intent, clock, stale_after)
             after = ({d.check: d for d in evaluate(twin, intent, clock, stale_after_seconds=stale_after,
                                                    only="telemetry")}
                      if intent and twin.generation == intent.generation else {})
-            opened = self.open.get(rack_id, {})
-            before = {c: d for c, d in opened.items() if c in TELEMETRY_CHECKS}
             if after != before:
                 self._seq += 1
                 changes += deviation_changes(rack_id, before, after, latest.occurred_at, self.state.group_id, self._seq)
