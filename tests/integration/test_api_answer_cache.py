@@ -29,6 +29,7 @@ def world(stack: Any) -> Iterator[ApiWorld]:
 def _ask(world: ApiWorld, who: str, path: str, **params: Any) -> dict[str, Any]:
     r = httpx.get(world.base_url + path, params=params, headers=world.headers(who))
     assert r.status_code == 200, r.text
+    assert float(r.headers["server-timing"].removeprefix("app;dur=")) >= 0  # what bench/api.py reads
     body: dict[str, Any] = r.json()
     assert body.pop("freshness")["answered_at"], "every answer, cached or not, says how fresh it is now"
     return body
