@@ -170,3 +170,4 @@ def test_after_a_rebuild_warming_answers_the_questions_asked_lately_so_the_next_
         assert (cache.hits, cache.misses) == (hits + 1, misses), "served by a lookup"
         assert _when(warmed) > _when(asked)
         assert warmed == queries.headroom(conn, owner=owner, level="row").model_dump(mode="json", exclude={"freshness"})
+        assert cache.sources_held() == {queries.answer_sources(conn)}, "answers under older sources are let go"

@@ -54,6 +54,7 @@ class AnswerCache:
         self.hits = self.misses = 0
         self.warm_questions, self.warm_seconds = warm_questions, warm_seconds
         self._asked: OrderedDict[Hashable, tuple[Compute, float]] = OrderedDict()
+        self._newest: queries.AnswerSources | None = None
 
     def answer(self, conn: Conn, question: Hashable | None, compute: Compute) -> bytes:
         """The serialised answer (without freshness) to `question`: kept under the current sources,
@@ -78,7 +79,23 @@ class AnswerCache:
         body = serialise_without_freshness(compute(conn))
         if queries.answer_sources(conn) == sources:
             self.put((question, sources), body)
+            self._drop_older_than(sources)
         return body
+
+    def _drop_older_than(self, sources: queries.AnswerSources) -> None:
+        """Entries under sources older than `sources` can never be served again: free their memory now
+        rather than when the byte bound pushes them out."""
+        with self._lock:
+            if self._newest is not None and sources <= self._newest:
+                return
+            self._newest = sources
+            for key in [k for k in self._entries if isinstance(k, tuple) and k[-1] != sources]:
+                self._bytes -= len(self._entries.pop(key))
+
+    def sources_held(self) -> set[Any]:
+        """The sources the kept answers were read under (one, unless a rebuild is being caught up with)."""
+        with self._lock:
+            return {k[-1] for k in self._entries if isinstance(k, tuple)}
 
     def warm(self, conn: Conn) -> int:
         """Answer again, under the current sources, the questions asked in the last `warm_seconds`
