@@ -328,6 +328,23 @@ def _wait(probe: Any, timeout: float) -> float | None:
     return None
 
 
+def summary(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per fault (and all together): trials, pages missed, and seconds beyond the for-duration at p50/p99/max,
+    the headline figures bench/REPORT.md quotes from this bench's JSON."""
+    out = []
+    for fault, rule in (*FAULTS.items(), ("all", "")):
+        ts = [t for t in trials if fault in ("all", t["fault"])]
+        fires = [t["fire_s"] for t in ts if t["fire_s"] is not None]
+        if not ts:
+            continue
+        out.append({"fault": fault, "rule": rule or "both", "for_s": ts[0]["for_s"] if fault != "all" else None,
+                    "trials": len(ts), "no_page": len(ts) - len(fires),
+                    "beyond_for_p50_s": _q(fires, .5) if fires else None,
+                    "beyond_for_p99_s": _q(fires, .99) if fires else None,
+                    "beyond_for_max_s": max(fires) if fires else None})
+    return out
+
+
 def report(results: dict[str, Any], args: argparse.Namespace, command: str, seconds: float) -> str:
     trials = results["trials"]
     rows = []
@@ -406,7 +423,9 @@ def main() -> None:
     text = report(results, args, command.strip(), time.monotonic() - began)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"command": command.strip(), "when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+         "summary": summary(results["trials"]), **results}, indent=2))
     print(text)
 
 

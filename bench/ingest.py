@@ -16,7 +16,14 @@ measured, so no variant competes with a publisher:
       the racks' lifecycle is loaded beforehand (the worker refuses readings of racks it does
       not know), once, into a template database that each worker variant gets a copy of;
   (c') the same worker fed the same readings as single-rack reports (one reading a message),
-      so that the per-message cost of the stream machinery shows.
+      so that the per-message cost of the stream machinery shows;
+  --workers 1,2: (c) as 1 and as 2 worker processes in one consumer group on the same topic (the
+      group splits the partitions), each count in `--worker-rounds` interleaved rounds, with the CPU
+      of every process (workers, PostgreSQL, broker, this one) and of the whole machine. The group
+      forms on the empty topic first (published beforehand, the first worker to join would take the
+      load alone), then the workers are paused while the load is published and resumed to consume it
+      as a backlog, as (c) does. `--only a --workers 1,2` runs that and the bare limit alone and writes
+      bench/reports/ingest-workers.md (and .json).
 
 Rates count readings committed after the first commit, over the time from the first commit to
 the last (start-up, group join and first batch excluded, the same rule for every variant). For
@@ -123,7 +130,9 @@ class Load:
     templates: list[list[tuple[bytes, dict[str, Any]]]]  # recent cycles as (key, report dict), for pacing
 
 
-def make_load(racks: int, readings: int, seed: int = 7, report_shape: ReportShape = "collector") -> Load:
+def make_load(racks: int, readings: int, seed: int = 7, report_shape: ReportShape = "collector",
+              with_singles: bool = True) -> Load:
+    """The load; `with_singles=False` leaves out the one-reading-a-message copy (only (c') reads it)."""
     catalog = IntentCatalog.default()
     intents = {g: catalog.latest(g) for g in catalog.generations()}
     sim0 = FleetSimulator(seed, racks, datetime.now(timezone.utc), intents, faults=FaultPlan.typical(),
@@ -142,7 +151,7 @@ def make_load(racks: int, readings: int, seed: int = 7, report_shape: ReportShap
         for m in cycle:
             body = orjson.loads(m.value)
             reports.append((m.key, m.value, len(body["readings"])))
-            for reading in body["readings"]:
+            for reading in body["readings"] if with_singles else ():
                 single_seq += 1
                 one = {**body, "event_id": str(uuid.UUID(int=single_seq)), "seq": single_seq,
                        "source": body["source"], "rack_id": reading["rack_id"], "readings": [reading]}
@@ -391,7 +400,8 @@ def worker_topics(name: str) -> Topics:
 
 
 def start_worker(name: str, bootstrap: str, url: str, topics: Topics, workdir: Path,
-                 fetch_wait_ms: int | None) -> tuple[subprocess.Popen[bytes], int, Path]:
+                 fetch_wait_ms: int | None, group: str | None = None) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """Start `python -m streams worker` in consumer group `group` (default `bench-<name>`)."""
     import socket
 
     with socket.socket() as s:
@@ -399,7 +409,7 @@ def start_worker(name: str, bootstrap: str, url: str, topics: Topics, workdir: P
         port = int(s.getsockname()[1])
     env = {
         **{k: v for k, v in os.environ.items() if k != "TWIN_FETCH_MAX_WAIT_MS"},
-        "TWIN_KAFKA_BOOTSTRAP": bootstrap, "TWIN_DATABASE_URL": url, "TWIN_WORKER_ID": f"bench-{name}",
+        "TWIN_KAFKA_BOOTSTRAP": bootstrap, "TWIN_DATABASE_URL": url, "TWIN_WORKER_ID": group or f"bench-{name}",
         "TWIN_TOPIC_TELEMETRY": topics.telemetry, "TWIN_TOPIC_LIFECYCLE": topics.lifecycle,
         "TWIN_TOPIC_INTENT": topics.intent, "TWIN_TOPIC_DEADLETTER": topics.deadletter,
         "TWIN_TOPIC_DEVIATIONS": topics.deviations, "TWIN_TOPIC_PARTITIONS": str(topics.partitions),
@@ -565,6 +575,151 @@ def run_worker(stack: EmbeddedStack, name: str, load: Load, messages: list[tuple
     return rate, url, topics, (child, port, log_path) if keep else None, pub
 
 
+# --- (c) with 1 and 2 workers in one group -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WorkersRun:
+    """Our worker as `workers` processes in one consumer group, the telemetry partitions split between them."""
+
+    workers: int
+    round: int
+    rate: Rate
+    partitions: list[list[int]]      # the telemetry partitions each worker held while measured
+    join_seconds: float              # from the first start to a stable group
+    publish_seconds: float           # the load's publishing, the workers paused meanwhile
+    seconds: float                   # the measured window, first commit to last (rate and CPU alike)
+    worker_cpu: list[float]          # share of one core each worker used in that window
+    postgres_cpu: float              # PostgreSQL and its backends
+    broker_cpu: float                # Tansu
+    bench_cpu: float                 # this process (the progress poller) in the window
+    machine_cores: float             # cores busy on the whole machine (every process, others' work included)
+
+    @property
+    def busy_cores(self) -> float:
+        return sum(self.worker_cpu) + self.postgres_cpu + self.broker_cpu + self.bench_cpu
+
+
+def _assigned(port: int, topic: str) -> set[int] | None:
+    """The partitions of `topic` a worker holds (from its `twin_assigned_partitions`), None if it does not answer."""
+    try:
+        series = _series(port, "twin_assigned_partitions{")
+    except OSError:
+        return None
+    held = set()
+    for name, value in series.items():
+        labels = dict(part.split("=", 1) for part in name[name.index("{") + 1:-1].split(","))
+        if labels.get("topic") == f'"{topic}"' and value == 1:
+            held.add(int(labels["partition"].strip('"')))
+    return held
+
+
+def wait_for_group(workers: list[tuple[subprocess.Popen[bytes], int, Path]], topic: str,
+                   timeout: float = 120.0, steady_for: float = 2.0) -> list[list[int]]:
+    """Wait until the workers split `topic`'s partitions between them (each holds some, none twice, all held)
+    and keep that split for `steady_for` seconds: a rebalance in the measured window would be timed too."""
+    began = time.monotonic()
+    stable_since, last = None, None
+    while True:
+        for child, _, log_path in workers:
+            _alive(child, log_path, "worker")
+        held = [_assigned(port, topic) for _, port, _ in workers]
+        split = None
+        if all(h for h in held):
+            parts = [sorted(h) for h in held if h is not None]
+            flat = [p for h in parts for p in h]
+            if len(flat) == len(set(flat)) == PARTITIONS:
+                split = parts
+        if split is not None and split == last:
+            if time.monotonic() - (stable_since or 0) >= steady_for:
+                return split
+        else:
+            stable_since = time.monotonic() if split is not None else None
+        last = split
+        if time.monotonic() - began > timeout:
+            raise RuntimeError(f"{len(workers)} workers did not settle into one group splitting {topic} in "
+                               f"{timeout:.0f} s (held: {held})\n" + "\n".join(_tail(w[2], 10) for w in workers))
+        time.sleep(0.25)
+
+
+def run_workers(stack: EmbeddedStack, name: str, load: Load, count: int, template: str, workdir: Path,
+                fetch_wait_ms: int | None, round_: int = 1) -> WorkersRun:
+    """(c) with `count` worker processes in one group, consuming a backlog as (c) does. The group forms on the
+    empty topic first (published beforehand, the first worker to join would take the load before the second
+    arrived); then the workers are paused (SIGSTOP) while the load is published, well within the group's 6 s
+    session timeout, and resumed, so no publisher competes with them. A rebalance while measured fails the run."""
+    topics = worker_topics(name)
+    ensure_topics(stack.kafka_bootstrap, topics.partition_counts())
+    url = database(stack, f"bench_{name}", template=template)
+    ensure_days(url, load.first, load.cycles * POLL_INTERVAL_S)
+    group = f"bench-{name}"
+    started = time.monotonic()
+    workers = [start_worker(f"{name}-{i}", stack.kafka_bootstrap, url, topics, workdir, fetch_wait_ms, group=group)
+               for i in range(1, count + 1)]
+    paused = False
+    try:
+        split = wait_for_group(workers, topics.telemetry)
+        join = time.monotonic() - started
+        console.log(f"  ({name}) {count} worker(s) in group {group} after {join:.1f} s, telemetry partitions "
+                    f"{split}; publishing {load.readings:,} readings while they are paused")
+
+        def cpu() -> tuple[list[float], float, float, float, float]:
+            return ([_cpu(c) for c, _, _ in workers], _tree_cpu(stack.pids["postgres"]),
+                    _tree_cpu(stack.pids["tansu"]), _cpu_of(os.getpid()), _machine_busy())
+
+        for child, _, _ in workers:
+            child.send_signal(signal.SIGSTOP)
+        paused = True
+        began = time.perf_counter()
+        pub = publish(stack.kafka_bootstrap, topics.telemetry, load.reports)
+        published = time.perf_counter() - began
+        for child, _, _ in workers:
+            child.send_signal(signal.SIGCONT)
+        paused = False
+        wall0 = time.perf_counter()
+        samples: list[tuple[float, int, tuple[list[float], float, float, float, float]]] = []
+        with psycopg.connect(url, autocommit=True) as conn:
+            n = 0
+            while n < pub.readings:
+                for child, _, log_path in workers:
+                    _alive(child, log_path, f"worker {name}")
+                now = time.perf_counter()
+                n = pub.readings_upto(tracked(conn, group, topics.telemetry))
+                if n and (not samples or n != samples[-1][1]):   # CPU read at each commit: the rate's window
+                    samples.append((now, n, cpu()))
+                if now - wall0 > WORKER_TIMEOUT_S:
+                    console.log(f"  ({name}) gave up after {WORKER_TIMEOUT_S:.0f} s: {n:,} of {pub.readings:,} "
+                                "committed")
+                    break
+                time.sleep(0.02)
+            # The rule of every variant: readings committed after the first commit, first commit to last.
+            if len(samples) < 2:
+                raise RuntimeError(f"workers {name}: fewer than two commits in {WORKER_TIMEOUT_S:.0f} s")
+            (t0, n0, cpu0), (t1, n1, cpu1) = samples[0], samples[-1]
+            rate = Rate(name, n1, n1 - n0, t1 - t0, n1 >= pub.readings, pub.messages)
+            if rate.finished:
+                stored = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]
+                assert stored == pub.readings, f"workers {name}: {stored} rows stored, {pub.readings} published"
+        split_after = [sorted(_assigned(port, topics.telemetry) or ()) for _, port, _ in workers]
+        if split_after != split:
+            raise RuntimeError(f"workers {name}: the group rebalanced while measured ({split} then {split_after}); "
+                               f"publishing took {published:.1f} s while the workers were paused")
+    finally:
+        for child, _, _ in workers:
+            if paused:
+                child.send_signal(signal.SIGCONT)
+            stop_worker(child)
+    share = lambda a, b: (b - a) / (t1 - t0)  # noqa: E731
+    run = WorkersRun(count, round_, rate, split, join, published, t1 - t0,
+                     [share(a, b) for a, b in zip(cpu0[0], cpu1[0])], share(cpu0[1], cpu1[1]),
+                     share(cpu0[2], cpu1[2]), share(cpu0[3], cpu1[3]), share(cpu0[4], cpu1[4]))
+    console.log(f"  ({name}) {count} worker(s): {rate.per_second:,.0f} readings/s; CPU (share of a core) workers "
+                f"{', '.join(f'{c:.0%}' for c in run.worker_cpu)}, PostgreSQL {run.postgres_cpu:.0%}, broker "
+                f"{run.broker_cpu:.0%}, bench {run.bench_cpu:.0%}: {run.busy_cores:.2f} of {os.cpu_count()} cores "
+                f"(the machine, every process: {run.machine_cores:.2f})")
+    return run
+
+
 # --- latency at a steady load ---------------------------------------------------------------------
 
 
@@ -599,6 +754,12 @@ def _bucket_quantile(before: dict[float, float], after: dict[float, float], q: f
     return lower, float("inf")
 
 
+def _percentiles(values: list[float]) -> list[float]:
+    """Percentiles 0, 1, ..., 100 of `values` (sorted once), for a CDF."""
+    s = sorted(values)
+    return [s[min(len(s) - 1, int(q / 100 * len(s)))] for q in range(101)] if s else []
+
+
 def _quantile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -620,6 +781,7 @@ class Latency:
     bench_cpu: float             # share of one core this process (load generator and poller) used then
     batches: int                 # telemetry batches the worker handled in that window
     batch_seconds: float         # their mean handling time
+    cdf: list[float] = field(default_factory=list)  # percentiles 0..100 of the latencies (the report's CDF plot)
 
 
 def run_latency(bootstrap: str, url: str, topic: str, port: int, load: Load, rate: float,
@@ -725,7 +887,14 @@ def run_latency(bootstrap: str, url: str, topic: str, port: int, load: Load, rat
                    max(latencies), _bucket_quantile(scrape_before, scrape_after, 0.5),
                    _bucket_quantile(scrape_before, scrape_after, 0.99), LATENCY_POLL_S,
                    (cpu_after - cpu_before) / LATENCY_SECONDS, (pg_after - pg_before) / LATENCY_SECONDS,
-                   (bench_after - bench_before) / LATENCY_SECONDS, batches, handling / max(batches, 1))
+                   (bench_after - bench_before) / LATENCY_SECONDS, batches, handling / max(batches, 1),
+                   _percentiles(latencies))
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores, every process): idle and I/O wait left out."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
 
 
 def _tree_cpu(pid: int) -> float:
@@ -1017,7 +1186,127 @@ def write_report(path: Path, results: dict[str, Any], baseline: dict[str, Any] |
             "should matter much less there; not measured here.",
             "",
         ]
+    if r.get("workers"):
+        lines += workers_section(r)
     path.write_text("\n".join(lines))
+
+
+def workers_results(runs: list[WorkersRun], bare: Rate | None) -> dict[str, Any]:
+    """The --workers runs as JSON: each run, and per worker count the median rate, its spread, its ratio to
+    one worker (per round, then the median) and to the bare limit (a) of the same run."""
+    import statistics
+
+    by: dict[int, list[WorkersRun]] = {}
+    for run in runs:
+        by.setdefault(run.workers, []).append(run)
+    ones = {r.round: r.rate.per_second for r in by.get(1, [])}
+    summary: dict[str, Any] = {}
+    for n, rs in sorted(by.items()):
+        ps = [r.rate.per_second for r in rs]
+        med = statistics.median(ps)
+        to_one = [r.rate.per_second / ones[r.round] for r in rs if ones.get(r.round)]
+        summary[str(n)] = {
+            "per_second": med, "min": min(ps), "max": max(ps), "rounds": len(ps),
+            "all_finished": all(r.rate.finished for r in rs),
+            "to_one_worker": statistics.median(to_one) if to_one else None, "to_one_worker_per_round": to_one,
+            "c_a": med / bare.per_second if bare and bare.per_second else None,
+            "worker_cpu": statistics.median(sum(r.worker_cpu) for r in rs),
+            "postgres_cpu": statistics.median(r.postgres_cpu for r in rs),
+            "broker_cpu": statistics.median(r.broker_cpu for r in rs),
+            "bench_cpu": statistics.median(r.bench_cpu for r in rs),
+            "busy_cores": statistics.median(r.busy_cores for r in rs),
+            "machine_cores": statistics.median(r.machine_cores for r in rs),
+        }
+    return {"a_per_second": bare.per_second if bare else None, "partitions": PARTITIONS,
+            "runs": [{**asdict(r), "rate": {**asdict(r.rate), "per_second": r.rate.per_second},
+                      "busy_cores": r.busy_cores} for r in runs],
+            "summary": summary}
+
+
+def workers_section(r: dict[str, Any]) -> list[str]:
+    """The markdown section of the --workers runs (in the full report, or on its own)."""
+    w = r["workers"]
+    nproc = r["machine"]["nproc"]
+    a = w.get("a_per_second")
+    lines = [
+        "## Our worker as 1 and 2 processes in one group",
+        "",
+        f"(c) again, as N `python -m streams worker` processes in one consumer group on the same topic "
+        f"({w['partitions']} partitions, split between them by the group), each with the same database. The group "
+        "forms on the empty topic first and must hold one split for 2 s (published beforehand, the first worker to "
+        "join would take the load before the second arrived); then the workers are paused (SIGSTOP) while the load "
+        "is published, well within the group's 6 s session timeout, and resumed (SIGCONT) to take it as a backlog, "
+        "as (c) does; a rebalance while measured fails the run. The rate follows the same rule as every variant "
+        "(first commit to last); CPU is each process's user + system time over that same window, as a share of one "
+        "core (*bench*: this process, polling the progress).",
+        "",
+        "| workers | readings/s (median) | spread | rounds | vs 1 worker | vs (a) bare limit | workers' CPU | "
+        "PostgreSQL | broker | bench | cores busy: ours | machine (all processes) |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, x in w["summary"].items():
+        lines.append(
+            f"| {n} | **{x['per_second']:,.0f}**{'' if x['all_finished'] else ' (timed out)'} | "
+            f"{x['min']:,.0f}–{x['max']:,.0f} | {x['rounds']} | "
+            f"{'-' if x['to_one_worker'] is None else format(x['to_one_worker'], '.2f')} | "
+            f"{'-' if x['c_a'] is None else format(x['c_a'], '.2f')} | {x['worker_cpu']:.0%} | "
+            f"{x['postgres_cpu']:.0%} | {x['broker_cpu']:.0%} | {x['bench_cpu']:.0%} | {x['busy_cores']:.2f} | "
+            f"{x['machine_cores']:.2f} of {nproc} |")
+    lines += ["", f"(a) bare limit in the same run: {a:,.0f} readings/s." if a else
+              "(a) was not run beside these: no c/a.", ""]
+    lines += ["| run | workers | partitions held | group formed after | publishing | measured | readings/s | "
+              "workers' CPU (each) |",
+              "|---:|---:|---|---:|---:|---:|---:|---|"]
+    for i, x in enumerate(w["runs"], 1):
+        lines.append(f"| {i} | {x['workers']} | {' / '.join(','.join(map(str, p)) for p in x['partitions'])} | "
+                     f"{x['join_seconds']:.1f} s | {x['publish_seconds']:.1f} s | {x['seconds']:.1f} s | "
+                     f"{x['rate']['per_second']:,.0f} | "
+                     f"{', '.join(f'{c:.0%}' for c in x['worker_cpu'])} |")
+    two, one = w["summary"].get("2"), w["summary"].get("1")
+    if two and one and two["to_one_worker"] is not None:
+        lines += ["", _two_workers_note(one, two, nproc)]
+    lines.append("")
+    return lines
+
+
+def _two_workers_note(one: dict[str, Any], two: dict[str, Any], nproc: int) -> str:
+    """What the 2-worker ratio says, from the CPU measured (not a verdict written beforehand)."""
+    ratio = two["to_one_worker"]
+    ours = (f"the workers {two['worker_cpu']:.0%} of a core together, PostgreSQL {two['postgres_cpu']:.0%}, the "
+            f"broker {two['broker_cpu']:.0%}, the bench {two['bench_cpu']:.0%}: {two['busy_cores']:.2f} cores; "
+            f"with one worker {one['busy_cores']:.2f}")
+    head = f"Two workers took {ratio:.2f}x one worker's readings/s (median of the rounds' ratios). "
+    if two["machine_cores"] >= 0.85 * nproc:
+        others = two["machine_cores"] - two["busy_cores"]
+        return head + (f"With two, the machine was saturated: {two['machine_cores']:.2f} of its {nproc} cores busy "
+                       f"({ours}; other processes on this shared machine {max(others, 0):.2f}). The broker and "
+                       "PostgreSQL run on the same 2 cores as the workers, so a second worker here cannot double "
+                       "the rate; with the broker and the database on their own machines each worker would have "
+                       "its own cores (not measured here).")
+    return head + (f"The machine was not saturated ({two['machine_cores']:.2f} of {nproc} cores busy; {ours}): what "
+                   "held the workers back is not the CPU alone (each worker waits for its batch's commit and its "
+                   "next fetch); see each run's CPU above.")
+
+
+def workers_report(r: dict[str, Any]) -> list[str]:
+    """A report of a --workers run on its own (--only a --workers 1,2)."""
+    load, m = r["load"], r["machine"]
+    return [
+        "# Ingest benchmark: our worker as 1 and 2 processes",
+        "",
+        f"Command: `{r['command']}`  ",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, PostgreSQL {m['postgres']}, Tansu 0.6 "
+        f"(embedded broker), {m['platform']}; load average {r['load_average_at_start'][0]:.2f} at the start (the "
+        "machine is shared)  ",
+        f"Run: {r['when']}, {r['total_seconds']:.0f} s in all",
+        "",
+        f"Load: the simulator's fleet of {load['racks']:,} racks ({load['powered']:,} powered), {load['cycles']} "
+        f"poll cycles: {load['readings']:,} readings in {load['messages']:,} reports, one per "
+        f"{'row' if load.get('shape') == 'row' else 'hall collector'} per cycle. The workers' Kafka fetches wait at "
+        f"most {_shipped_wait(r)} ms.",
+        "",
+        *workers_section(r),
+    ]
 
 
 def _machine(stack_url: str) -> dict[str, Any]:
@@ -1042,10 +1331,17 @@ def main() -> None:
     parser.add_argument("--report-shape", choices=("collector", "row"), default="collector",
                         help="collector: one report per hall collector, up to 50 readings (default); row: one per row")
     parser.add_argument("--rate", type=float, default=20_000, help="readings/s of the steady latency load")
-    parser.add_argument("--out", type=Path, default=Path("bench/reports/ingest.md"))
+    parser.add_argument("--out", type=Path,
+                        help="the report (JSON beside it); default bench/reports/ingest.md, or "
+                             "bench/reports/ingest-workers.md for a subset run with --workers")
+    parser.add_argument("--workers", metavar="COUNTS",
+                        help="also run (c) as this many worker processes in one consumer group, e.g. 1,2 (the "
+                             "telemetry partitions split between them); with --only a: that and the bare limit alone")
+    parser.add_argument("--worker-rounds", type=int, default=1, metavar="N",
+                        help="--workers: run each count N times, interleaved (1,2,1,2...), for a median (default 1)")
     parser.add_argument("--baseline", type=Path, help="JSON of an earlier run, shown beside this one")
     parser.add_argument("--only", default=",".join(VARIANTS),
-                        help=f"comma-separated subset of {','.join(VARIANTS)} (no report unless all run)")
+                        help=f"comma-separated subset of {','.join(VARIANTS)} (no report unless all run, or --workers)")
     parser.add_argument("--what-if-fetch-wait", type=int, metavar="MS",
                         help="also run (c) and the latency load on a worker started with TWIN_FETCH_MAX_WAIT_MS=MS "
                              "(as shipped: the setting's default), e.g. 1500, Faust's own value, to show what it "
@@ -1060,6 +1356,21 @@ def main() -> None:
         plain_agent_main()
         return
     only = set(args.only.split(","))
+    if unknown := only - set(VARIANTS):
+        parser.error(f"--only: unknown variant(s) {','.join(sorted(unknown))}; choose from {','.join(VARIANTS)}")
+    counts: list[int] = []
+    if args.workers:
+        try:
+            counts = [int(x) for x in args.workers.split(",")]
+        except ValueError:
+            parser.error(f"--workers {args.workers}: worker counts separated by commas, e.g. 1,2")
+        if not counts or any(n < 1 or n > PARTITIONS for n in counts):
+            parser.error(f"--workers {args.workers}: each count between 1 and {PARTITIONS} (the topic's partitions)")
+    if args.worker_rounds < 1:
+        parser.error("--worker-rounds: at least 1")
+    full = not set(VARIANTS) - only
+    if args.out is None:
+        args.out = Path("bench/reports/ingest.md" if full or not counts else "bench/reports/ingest-workers.md")
     SEED_IN_BULK = not args.seed_via_worker
     shipped_wait = shipped_fetch_wait()
     if args.what_if_fetch_wait is not None and shipped_wait is None:
@@ -1091,11 +1402,13 @@ def main() -> None:
     latency: Latency | None = None
     storage: Storage | None = None
     what_if: dict[str, Any] | None = None
+    worker_runs: list[WorkersRun] = []
     try:
         with EmbeddedStack(tmp / "stack") as stack:
             console.log(f"stack up: Kafka {stack.kafka_bootstrap}, PostgreSQL {stack.database_url}")
             with console.status("generating the load"):
-                load = make_load(args.racks, args.readings, report_shape=args.report_shape)
+                load = make_load(args.racks, args.readings, report_shape=args.report_shape,
+                                 with_singles="c1" in only)
             console.log(f"load: {load.readings:,} readings in {len(load.reports):,} reports "
                         f"({load.powered} of {load.racks} racks powered, {load.rows} reports a cycle, {load.cycles} cycles); "
                         f"{len(load.lifecycle):,} reference and lifecycle events")
@@ -1120,7 +1433,8 @@ def main() -> None:
                 rates["b"] = run_plain_agent(bootstrap, pub_b, url_b, tmp)
                 console.log(f"(b) {rates['b'].per_second:,.0f} readings/s")
 
-            if only & {"c", "latency", "c1"}:
+            template = None
+            if only & {"c", "latency", "c1"} or counts:
                 console.rule("lifecycle for the worker variants")
                 template = load_lifecycle(stack, load, tmp, shipped_wait)
 
@@ -1178,6 +1492,14 @@ def main() -> None:
                 console.rule("(c') our worker, one reading per message")
                 rates["c1"], *_ = run_worker(stack, "c1", load, load.singles, template, tmp, shipped_wait)
                 console.log(f"(c') {rates['c1'].per_second:,.0f} readings/s")
+
+            if counts:
+                assert template is not None
+                for round_ in range(1, args.worker_rounds + 1):
+                    for n in counts:
+                        console.rule(f"(c) as {n} worker(s) in one group, round {round_}")
+                        worker_runs.append(run_workers(stack, f"w{n}r{round_}", load, n, template, tmp,
+                                                       shipped_wait, round_))
     finally:
         if not args.keep:
             import shutil
@@ -1185,8 +1507,22 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     for key, rate in rates.items():
         console.log(f"{key}: {rate.per_second:,.0f} readings/s ({rate.measured:,} readings in {rate.seconds:.2f} s)")
-    if set(VARIANTS) - only:
-        console.log("a subset was run: no report written")
+    if not full:
+        if not counts:
+            console.log("a subset was run: no report written")
+            return
+        results = {"command": command, "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   "total_seconds": time.monotonic() - began, "machine": machine, "fetch_max_wait_ms": shipped_wait,
+                   "load": {"racks": load.racks, "powered": load.powered, "rows": load.rows,
+                            "shape": args.report_shape, "cycles": load.cycles, "readings": load.readings,
+                            "messages": len(load.reports)},
+                   "rates": {k: {**asdict(v), "per_second": v.per_second} for k, v in rates.items()},
+                   "workers": workers_results(worker_runs, rates.get("a")),
+                   "load_average_at_start": load_at_start}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+        args.out.write_text("\n".join(workers_report(results)))
+        console.log(f"report: {args.out} (and {args.out.with_suffix('.json')}); {results['total_seconds']:.0f} s in all")
         return
     assert latency is not None and storage is not None
     ps = {k: v.per_second for k, v in rates.items()}
@@ -1205,6 +1541,7 @@ def main() -> None:
         "storage": {**asdict(storage), "rack_days": storage.rack_days, "per_rack_day": storage.per_rack_day,
                     "per_row": storage.per_row},
         "what_if": what_if,
+        "workers": workers_results(worker_runs, rates.get("a")) if worker_runs else None,
         "load_average_at_start": load_at_start,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import time
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -27,7 +27,7 @@ from streams.batch import Pipeline, WorkerState, no_cyclic_gc, now, observe_many
 from streams.deadletter import letter
 from twin.messages import Record
 from streams.memory import release_free_memory
-from twin.domain.calm import CalmBands, calm_health
+from twin.domain.calm import CalmBands, calm_judgement
 from twin.domain.conformance import TELEMETRY_CHECKS, deviation_changes, evaluate
 from twin.domain.decoding import decode_report, positions
 from twin.domain.health import assess
@@ -54,8 +54,6 @@ lifecycle another worker owns. Changes by this worker's own lifecycle side arriv
 the next telemetry batch."""
 
 _WINDOW = ReadingWindow.CAPACITY
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 _UTC = timedelta(0)
 _occurred_at = operator.attrgetter("occurred_at")
 
@@ -110,17 +108,6 @@ class _Taken:
         r = self.readings[i]
         return letter(m, error, index=index, payload=r.model_dump_json(), rack_id=r.rack_id, event_id=report_id,
                       source=self.sources[i])
-
-
-def _same_as_latest(reading: RackReading | None, twin: RackTwin) -> RackReading | None:
-    """`reading` when it is what `twin.latest` would rebuild from the window (the window's newest
-    row, its time in UTC), sparing that rebuild; else None."""
-    if reading is None or twin.window is None:
-        return None
-    at = reading.occurred_at
-    if at.utcoffset() != _UTC or (at - _EPOCH) // _MICROSECOND != twin.window.latest_us:
-        return None
-    return reading
 
 
 def per_rack(readings: Iterable[RackReading]) -> dict[str, list[RackReading]]:
@@ -277,37 +264,39 @@ class TelemetryPipeline(Pipeline):
         return bands
 
     def _observe(self, rack_id: str, rs: Sequence[RackReading], generation: str,
-                 newest: dict[str, RackReading], changed: dict[str, RackTwin]) -> None:
-        """Observe one rack's readings, counting how many of its newest in a row are calm."""
+                 newest: dict[str, RackReading], changed: dict[str, RackTwin]) -> int:
+        """Observe one rack's readings; how many of its newest in a row are calm (0: no intent to judge by)."""
         twin = self.twins[rack_id]
         bands = self._calm_bands(generation, twin.status)
         held = self._calm.get(rack_id)
         run = held[1] if held is not None and held[0] is bands else 0
+        w = twin.window
+        was = w.latest_us if w is not None else None
         for r in rs if len(rs) <= _WINDOW else newest_distinct(rs, _WINDOW):
-            was = twin.window.latest_us if twin.window is not None else None
             if twin.observe(r):
                 changed[rack_id] = twin
-                n = newest.get(rack_id)
-                if n is None or r.occurred_at > n.occurred_at:
-                    newest[rack_id] = r
-                if twin.window.latest_us == was:  # type: ignore[union-attr]  # went in among older readings
+                latest = twin.window.latest_us  # type: ignore[union-attr]
+                if latest == was:  # went in among older readings
                     run = 0
                 else:
                     run = run + 1 if bands is not None and bands.calm(r) else 0
-        if bands is not None:
-            self._calm[rack_id] = (bands, run)
+                    was = latest
+                    newest[rack_id] = r
+        if bands is None:
+            return 0
+        self._calm[rack_id] = (bands, run)
+        return run
 
     def _fold(self, readings: Sequence[RackReading], known: dict[str, str], changed: dict[str, RackTwin]
               ) -> tuple[list[Any], dict[str, dict[str, Deviation]], list[DeviationChanged]]:
         """Observe readings; judge each rack whose newest reading changed (fills `changed`).
 
-        A rack whose window is all calm, under the bands of the intent judging it now, has no
-        open telemetry deviation and gets none: its health is `calm_health`, and the full
-        judgement is spared (`twin.domain.calm`).
+        A rack whose window is all calm, under the bands of the intent judging it now, is judged
+        by `calm_judgement`, sparing the full judgement (`twin.domain.calm`).
         """
-        newest: dict[str, RackReading] = {}  # per rack, the newest reading this batch added to its window
-        for rack_id, rs in per_rack(readings).items():
-            self._observe(rack_id, rs, known[rack_id], newest, changed)
+        newest: dict[str, RackReading] = {}  # per rack, the reading this batch made its window's newest
+        calm_runs = {rack_id: self._observe(rack_id, rs, known[rack_id], newest, changed)
+                     for rack_id, rs in per_rack(readings).items()}
         revised = self._revised_generations()
         if revised:  # a new intent revision re-judges every twin of its generation, readings or not
             for rack_id, twin in self.twins.items():
@@ -319,30 +308,29 @@ class TelemetryPipeline(Pipeline):
         updates: dict[str, dict[str, Deviation]] = {}
         changes: list[DeviationChanged] = []
         stale_after = self.state.stale_after_seconds
-        calm_runs = self._calm
         for rack_id, twin in changed.items():
             intent = self.state.catalog.latest(known[rack_id])
-            latest = _same_as_latest(newest.get(rack_id), twin) or twin.latest
+            latest = newest.get(rack_id)
+            if latest is None or latest.occurred_at.utcoffset() != _UTC:  # as the window gives it back: in UTC
+                latest = twin.latest
             assert latest is not None
             opened = self.open.get(rack_id, {})
             before = {c: d for c, d in opened.items() if c in TELEMETRY_CHECKS} if opened else opened
-            if intent and twin.generation == intent.generation and not before:
-                held = calm_runs.get(rack_id)
-                if (held is not None and held[1] >= len(twin.window)  # type: ignore[arg-type]
-                        and held[0] is self._calm_bands(twin.generation, twin.status)):
-                    calm = calm_health(twin, clock, stale_after)
-                    if calm is not None:
-                        projected.append((latest, calm, intent.revision))
-                        continue
-            health = assess(twin, intent, clock, stale_after)
-            after = ({d.check: d for d in evaluate(twin, intent, clock, stale_after_seconds=stale_after,
-                                                   only="telemetry")}
-                     if intent and twin.generation == intent.generation else {})
+            judged = (calm_judgement(twin, intent, clock, stale_after)
+                      if calm_runs.get(rack_id, 0) >= len(twin.window) and intent  # type: ignore[arg-type]
+                      and twin.generation == intent.generation else None)
+            if judged is not None:
+                health, after = judged
+            else:
+                health = assess(twin, intent, clock, stale_after).as_dict()
+                after = ({d.check: d for d in evaluate(twin, intent, clock, stale_after_seconds=stale_after,
+                                                       only="telemetry")}
+                         if intent and twin.generation == intent.generation else {})
             if after != before:
                 self._seq += 1
                 changes += deviation_changes(rack_id, before, after, latest.occurred_at, self.state.group_id, self._seq)
                 updates[rack_id] = after
-            projected.append((latest, health.as_dict(), intent.revision if intent else None))
+            projected.append((latest, health, intent.revision if intent else None))
         return projected, updates, changes
 
     async def handle(self, messages: Sequence[Record]) -> None:

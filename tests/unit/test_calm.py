@@ -1,8 +1,8 @@
 """The calm shortcut: a rack whose window is all calm is judged without judging, and gets the same answer.
 
-Two properties: in the domain, a window of calm readings gives `calm_health` equal to the full
-`assess(...).as_dict()` and no telemetry deviation (whatever its staleness and poll conditions,
-where the shortcut declines); in the worker, `_fold` with the shortcut projects exactly the full
+Two properties: in the domain, a window of calm readings gets from `calm_judgement` the health the
+full `assess(...).as_dict()` gives and the deviations `evaluate` finds, fresh or stale (where a
+condition of the poll is to be judged, the shortcut declines); in the worker, `_fold` with the shortcut projects exactly the full
 judgement of every rack and opens exactly its deviations, over random batches.
 """
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from schemas import CoolingUnitStatus, RackReading
 from streams.batch import WorkerState
 from streams.telemetry import TelemetryPipeline
-from twin.domain.calm import CalmBands, calm_health
+from twin.domain.calm import CalmBands, calm_judgement
 from twin.domain.conformance import evaluate
 from twin.domain.health import assess
 from twin.domain.intent import IntentCatalog
@@ -86,12 +86,12 @@ def test_a_calm_window_is_judged_as_the_full_judgement_would(offsets: list[int],
     bands = CalmBands.of(INTENT, status)
     if not all(bands.calm(r) for r in twin.readings):
         return
-    shortcut = calm_health(twin, CLOCK, STALE_AFTER)
-    if shortcut is None:  # declined: stale, or a condition of the poll to judge
-        assert twin.unreachable or (twin.cooling_unit and twin.cooling_unit.health != "ok") or age > STALE_AFTER
+    shortcut = calm_judgement(twin, INTENT, CLOCK, STALE_AFTER)
+    if shortcut is None:  # declined: a condition of the poll to judge
+        assert twin.unreachable or (twin.cooling_unit and twin.cooling_unit.health != "ok")
         return
-    assert shortcut == assess(twin, INTENT, CLOCK, STALE_AFTER).as_dict()
-    assert evaluate(twin, INTENT, CLOCK, stale_after_seconds=STALE_AFTER, only="telemetry") == []
+    full = evaluate(twin, INTENT, CLOCK, stale_after_seconds=STALE_AFTER, only="telemetry")
+    assert shortcut == (assess(twin, INTENT, CLOCK, STALE_AFTER).as_dict(), {d.check: d for d in full})
 
 
 def test_nominal_readings_are_calm_and_an_edge_is_not() -> None:
@@ -108,7 +108,10 @@ def test_nominal_readings_are_calm_and_an_edge_is_not() -> None:
     assert CalmBands.of(INTENT, RackStatus.INSTALLED).calm(nominal.model_copy(update=LOW))
     twin = RackTwin(RACK, generation=INTENT.generation, status=RackStatus.ACTIVE)
     twin.observe(nominal)
-    assert calm_health(twin, CLOCK, STALE_AFTER) == assess(twin, INTENT, CLOCK, STALE_AFTER).as_dict()
+    health, deviations = calm_judgement(twin, INTENT, CLOCK, STALE_AFTER)  # type: ignore[misc]
+    assert health == assess(twin, INTENT, CLOCK, STALE_AFTER).as_dict() and deviations == {}
+    health, deviations = calm_judgement(twin, INTENT, CLOCK + timedelta(minutes=5), STALE_AFTER)  # type: ignore[misc]
+    assert health["stale"] and set(deviations) == {"telemetry-stale"}
 
 
 RACKS = ("dfw1-h1-r01-01", "dfw1-h1-r01-02", "dfw1-h1-r01-03")
@@ -180,3 +183,13 @@ def test_a_calm_rack_is_not_judged_again() -> None:
             fold(p, window_of([i], [{}], start))
         assert len(calls) == 6  # judged in full while the hot reading was in the window (7 to 11)
         assert not p.open[RACK]  # the deviation resolved with the first calm newest reading
+
+
+def test_a_reading_stamped_in_another_zone_is_projected_as_the_window_gives_it_back() -> None:
+    p = pipeline({RACK: RackStatus.ACTIVE})
+    east = timezone(timedelta(hours=2))
+    at = (CLOCK - timedelta(seconds=5)).astimezone(east)
+    with mock.patch("streams.telemetry.now", lambda: CLOCK):
+        [(latest, _, _)] = fold(p, [RackReading(rack_id=RACK, occurred_at=at, **NOMINAL)])
+    assert latest.occurred_at == at and latest.occurred_at.utcoffset() == timedelta(0)
+    assert latest == p.twins[RACK].latest

@@ -6,11 +6,12 @@ racks conform most of the time. A reading is *calm* under a generation's intent 
 no check of `twin.domain.health` or `twin.domain.conformance` could find anything in it: every
 judged quantity measured and inside its band, with margin to the near-budget warning, no leak,
 no link down, fans below flat out. A rack whose whole window is calm, whose newest poll saw no
-silent endpoint, no failing CDU and no failing equipment, whose newest reading is fresh and that
-has no open telemetry deviation is healthy and conforms: its judgement is `calm_health` (the
-very dict `assess(...).as_dict()` gives) and no deviation, for the cost of a few comparisons.
+silent endpoint, no failing CDU and no failing equipment is healthy and conforms, or is only
+stale: its judgement is `calm_judgement` (the very health dict `assess(...).as_dict()` gives, and
+the deviations `evaluate` finds), for the cost of a few comparisons. Stale is kept on this path
+because a worker catching up (after an outage, or a backlog) meets every reading stale.
 
-Anything else (one reading out of a band, a gap, stale, a condition from the poll) is judged in
+Anything else (one reading out of a band, a gap, a condition from the poll) is judged in
 full. The shortcut never decides what the full judgement would not: a property test holds
 the two equal over random windows.
 """
@@ -21,14 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from schemas import GenerationIntent, Range, RackReading
+from schemas import Deviation, GenerationIntent, Range, RackReading
 from twin.domain.health import FANS_FLAT_OUT_PERCENT, NEAR_BUDGET_SHARE, SUBSYSTEMS, WINDOW_SECONDS
-from twin.domain.lifecycle import RackStatus
+from twin.domain.lifecycle import POWERED_STAGES, RackStatus
 from twin.domain.rack import RackTwin
 
-__all__ = ["CalmBands", "calm_health"]
+__all__ = ["CalmBands", "calm_judgement"]
 
 _INF = float("inf")
+STALE = "telemetry-stale"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NEAR_BUDGET_MARGIN = 1e-9
 """Kept below the near-budget share: a window's mean power may round a few ulps above its largest reading."""
@@ -87,10 +89,13 @@ class CalmBands:
         return True
 
 
-def calm_health(twin: RackTwin, now: datetime, stale_after_seconds: float, *,
-                window_seconds: float = WINDOW_SECONDS) -> dict[str, Any] | None:
-    """`assess(twin, ...).as_dict()` for a twin whose whole window the caller knows to be calm;
-    None when the twin's poll conditions or staleness need the full judgement."""
+def calm_judgement(twin: RackTwin, intent: GenerationIntent, now: datetime, stale_after_seconds: float, *,
+                   window_seconds: float = WINDOW_SECONDS) -> tuple[dict[str, Any], dict[str, Deviation]] | None:
+    """The judgement of a twin whose whole window the caller knows to be calm under
+    `CalmBands.of(intent, twin.status)`: its health as `assess(...).as_dict()` gives it, and its
+    telemetry deviations by check as `evaluate(..., only="telemetry")` finds them (none, or only
+    `telemetry-stale` when it stopped reporting). None when a condition of its newest poll (a
+    silent endpoint, a CDU or equipment not ok) needs the full judgement."""
     w = twin.window
     if w is None or twin.unreachable or twin.equipment:
         return None
@@ -100,14 +105,24 @@ def calm_health(twin: RackTwin, now: datetime, stale_after_seconds: float, *,
     newest = w.latest_us
     assert newest is not None
     last = _EPOCH + timedelta(microseconds=newest)
-    if (now - last).total_seconds() > stale_after_seconds:
-        return None
-    out: dict[str, Any] = {
-        "overall": "ok", "stale": False, "stale_reason": None,
-        "readings": len(w.since(newest - window_seconds * 1_000_000)), "last_reading_at": last.isoformat(),
-    }
-    for s in SUBSYSTEMS:
-        out[s] = {"state": "ok", "reason": ""}
+    at = last.isoformat()
+    age = (now - last).total_seconds()
+    health: dict[str, Any] = {"readings": len(w.since(newest - window_seconds * 1_000_000)), "last_reading_at": at}
+    deviations: dict[str, Deviation] = {}
+    if age > stale_after_seconds:
+        health.update(overall="warning", stale=True, stale_reason="no-reading")
+        why = f"telemetry stale: no reading for {age:.0f} s (stale after {stale_after_seconds:g} s)"
+        for s in SUBSYSTEMS:
+            health[s] = {"state": "warning", "reason": why}
+        if twin.status in POWERED_STAGES:
+            deviations[STALE] = Deviation(
+                rack_id=twin.rack_id, check=STALE, severity="warning", measured=round(age, 1), allowed_min=None,
+                allowed_max=stale_after_seconds, unit="s", generation=intent.generation,
+                intent_revision=intent.revision, detail=f"last reading at {at}")
+    else:
+        health.update(overall="ok", stale=False, stale_reason=None)
+        for s in SUBSYSTEMS:
+            health[s] = {"state": "ok", "reason": ""}
     if cdu is not None:
-        out["cooling_unit"] = cdu.model_dump(mode="json")
-    return out
+        health["cooling_unit"] = cdu.model_dump(mode="json")
+    return health, deviations
