@@ -19,11 +19,13 @@ from twin.store import tokens, views
 
 @dataclass
 class ApiWorld:
-    """A served API over a tenant, and tokens by role: admin, reader, writer, partner:<operator>."""
+    """A served API over a tenant, and tokens by role: admin, reader, writer, partner:<operator>; `app`
+    is the served FastAPI app (its state, e.g. the answer cache, can be looked at)."""
 
     base_url: str
     tenant: Any
     tokens: dict[str, str] = field(default_factory=dict)
+    app: Any = None
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -43,16 +45,24 @@ def serving(tenant: Any, partners: list[str]) -> Iterator[ApiWorld]:
                 "writer": tokens.create_token(conn, "test-writer", ["write"])[1]}
         for p in partners:
             made[f"partner:{p}"] = tokens.create_token(conn, f"test-{p}", ["read"], owner=p)[1]
-    with serving_settings(settings_for(tenant)) as base_url:
-        yield ApiWorld(base_url, tenant, made)
+    app = create_app(settings_for(tenant))
+    with serving_app(app) as base_url:
+        yield ApiWorld(base_url, tenant, made, app)
 
 
 @contextmanager
 def serving_settings(settings: Settings) -> Iterator[str]:
     """Serve the API for these settings (any database, even one not migrated or not there) until the
     block ends; yields its base URL. The server thread is stopped and joined."""
+    with serving_app(create_app(settings)) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """Serve `app` on a free loopback port until the block ends; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
     thread.start()

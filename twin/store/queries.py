@@ -11,6 +11,7 @@ Stable signatures (the CLI builds on these):
 
     connect(database_url) -> psycopg.Connection
     freshness(conn) -> Freshness
+    answer_sources(conn) -> AnswerSources | None   # what cached summary answers are keyed by (twin/api/answer_cache.py)
     refresh_summaries(conn, *, max_age_seconds=0.0) -> None   # rebuild the summary tables (migration 0023)
     fleet_summary(conn, *, owner=None, group_by=("facility", "generation")) -> FleetSummary
     headroom(conn, *, owner=None, level="row", facility=None, window_minutes=15) -> Headroom
@@ -44,7 +45,7 @@ import binascii
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -62,7 +63,8 @@ from twin.store.postgres import READING_COLUMNS
 from twin.store.views import connect
 
 __all__ = [
-    "connect", "fleet_summary", "freshness", "headroom", "intent_revision", "intent_revisions", "list_racks", "place",
+    "AnswerSources", "answer_sources", "connect", "fleet_summary", "freshness", "headroom", "intent_revision",
+    "intent_revisions", "list_racks", "place",
     "rack", "rack_as_of", "rack_history", "refresh_summaries", "rollout", "scorecard", "valid_values",
 ]
 
@@ -180,6 +182,30 @@ def _fresh_summary(conn: Conn, name: str, max_age_seconds: float) -> datetime:
         row = conn.execute("SELECT refreshed_at FROM summary_refreshes WHERE name = %s", (name,)).fetchone()
     assert row is not None
     return row["refreshed_at"]  # type: ignore[no-any-return]
+
+
+# --- what cached answers depend on ----------------------------------------------------------
+
+
+class AnswerSources(NamedTuple):
+    """What the fleet summary and the default-window headroom read besides the request: the summary
+    tables (rebuilt at `summarised_at`, in the same transaction as their content) and the places
+    (facilities, halls, rows: `places_version`, bumped with every change by migration 0060)."""
+
+    summarised_at: datetime
+    places_version: int
+
+
+def answer_sources(conn: Conn) -> AnswerSources | None:
+    """The current sources; None when the summary tables are older than `CUBE_MAX_AGE_SECONDS` (the
+    query would rebuild them first, so an answer read now may not be kept under these)."""
+    row = conn.execute(
+        "SELECT r.refreshed_at, (SELECT version FROM answer_sources WHERE name = 'places') AS places"
+        " FROM summary_refreshes r WHERE r.name = 'fleet_cube'"
+        " AND r.refreshed_at > clock_timestamp() - make_interval(secs => %s)", (CUBE_MAX_AGE_SECONDS,)).fetchone()
+    if row is None or row["places"] is None:
+        return None
+    return AnswerSources(row["refreshed_at"], row["places"])
 
 
 # --- freshness ------------------------------------------------------------------------------
