@@ -11,8 +11,9 @@ Per N, on one embedded stack (Tansu + PostgreSQL 18):
    simulator's `collector` shape) is published at N readings/s, `occurred_at` = send time, for
    `--warmup` seconds and then `--seconds` measured (`bench.ingest.run_latency`, the same pacing
    and reading-to-visible measure as the ingest bench's latency figure);
-4. recorded: offered rate, p50/p99/max reading-to-visible (as a reader of `rack_state` sees it,
-   polled every 50 ms), CPU of the worker and of PostgreSQL (share of one core over the window),
+4. recorded: offered rate, p50/p99/max reading-to-visible (as a reader of `rack_state` sees it:
+   the `telemetry_at` of up to 2,000 racks spread over every collector, looked up by key every
+   50 ms; scanning every rack's state each poll slowed what it measured), CPU of the worker and of PostgreSQL (share of one core over the window),
    the worker's resident memory, and its lag: messages published but not yet committed when the
    window ends. One worker keeps up when that lag does not grow over the window and every reading
    of the window became visible.
