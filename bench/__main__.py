@@ -42,7 +42,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPORTS = BENCH / "reports"
 PLOTS = BENCH / "plots"
-OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json", "rebuild-profile.md", "worker-profile.md"}
+OWN = {"rebuild.json", "rebuild.md", "ingest.md", "ingest.json", "rebuild-profile.md", "worker-profile.md", "worker-profile-before.md"}
 def workers_command(quick: bool = False) -> list[str]:
     """The 1-and-2-workers measurement: 3 interleaved rounds (1 round of a smaller load with --quick)."""
     rounds, readings = ("1", "100000") if quick else ("3", "300000")
@@ -192,9 +192,23 @@ def _save(fig: Any, plots: Path, name: str) -> Path:
     return path
 
 
+def _rebuild_variants(rebuild: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The rebuild's variants in the order they compare: the baselines (validate every event, the
+    construct path of session 5, when recorded), then the shipped path per process count."""
+    out = {"validate": rebuild["variants"]["validate"]} if "validate" in rebuild["variants"] else {}
+    out.update(rebuild.get("baselines", {}))
+    out.update((k, v) for k, v in rebuild["variants"].items() if k != "validate")
+    return out
+
+
+_REBUILD_SHORT = {"validate": "validate\n(before)", "construct": "construct\n(session 5)"}
+_REBUILD_LONG = {"validate": "validate every event, 1 process (before)",
+                 "construct": "construct stored events, 1 process (session 5)"}
+
+
 def _plot_rebuild(rebuild: dict[str, Any], plots: Path) -> Path:
     plt = _pyplot()
-    variants = rebuild["variants"]
+    variants = _rebuild_variants(rebuild)
     labels = list(variants)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     wall = [variants[k]["per_second"] for k in labels]
@@ -203,7 +217,7 @@ def _plot_rebuild(rebuild: dict[str, Any], plots: Path) -> Path:
     ax.bar([i - 0.2 for i in x], wall, width=0.4, label="events / wall second")
     ax.bar([i + 0.2 for i in x], cpu, width=0.4, label="events / Python CPU-second")
     ax.axhline(500_000, color="red", linestyle="--", linewidth=1, label="target 500,000/s")
-    ax.set_xticks(list(x), [{"validate": "validate\n(before)"}.get(k, f"construct\n{k[1:]} proc.") for k in labels])
+    ax.set_xticks(list(x), [_REBUILD_SHORT.get(k, f"shipped\n{k[1:]} proc.") for k in labels])
     ax.set_yscale("log")
     ax.set_ylabel("events/s")
     ax.set_title(f"Rebuild, {rebuild['racks']:,} racks, {rebuild['events']:,} events")
@@ -494,8 +508,8 @@ def _rebuild_section(rebuild: dict[str, Any] | None, plots: Path) -> list[str]:
               f"{rebuild['seed_seconds']:.0f} s. Every variant's rebuilt twins equal the live ones "
               "(the bench fails otherwise).", "",
               "| variant | events/s (wall) | events per Python CPU-second | seconds |", "|---|---:|---:|---:|"]
-    for k, v in rebuild["variants"].items():
-        what = "validate every event, 1 process (before)" if k == "validate" else f"construct, {k[1:]} process(es)"
+    for k, v in _rebuild_variants(rebuild).items():
+        what = _REBUILD_LONG.get(k, f"shipped (light records, runs of installations packed at once), {k[1:]} process(es)")
         lines.append(f"| {what} | {v['per_second']:,.0f} | {v['per_cpu_second']:,.0f} | {v['seconds']:.1f} |")
     lines.append("")
     return lines + _figure(FIGURES[4], _plot_rebuild(rebuild, plots), rebuild["command"])
@@ -508,13 +522,17 @@ def _profiles(reports: Path) -> list[str]:
         lines += [profile.read_text().split("\n", 1)[1].replace("\n## ", "\n### "), ""]
     else:
         lines += ["Not measured (no `bench/reports/rebuild-profile.md`): `python -m bench.profile_rebuild`.", ""]
-    worker_profile = reports / "worker-profile.md"
-    lines += ["## Worker hot path", ""]
-    if worker_profile.exists():
-        lines += [worker_profile.read_text().split("\n", 1)[1].replace("\n### ", "\n#### ").replace("\n## ", "\n### "), ""]
-    else:
-        lines += ["Not measured (no `bench/reports/worker-profile.md`): `python bench/ingest.py --only a,c --profile DIR`, "
-                  "then `python -m bench.hotpath DIR/worker-c.txt`.", ""]
+    lines += ["## Worker hot path, before and after", "",
+              "Before: session 4's worker (every changed rack judged in full). After: the calm path "
+              "(`twin.domain.calm`) and the fold's other changes of session 5. Same command, same fleet.", ""]
+    for name, when in (("worker-profile-before.md", "Before"), ("worker-profile.md", "After")):
+        worker_profile = reports / name
+        lines += [f"### {when}", ""]
+        if worker_profile.exists():
+            lines += [worker_profile.read_text().split("\n", 1)[1].replace("\n### ", "\n#### ").replace("\n## ", "\n#### "), ""]
+        else:
+            lines += [f"Not measured (no `bench/reports/{name}`): `python -m bench.steady --sizes 20000 --warmup 60 "
+                      "--profile DIR`, then `python -m bench.hotpath DIR/worker-steady20000.txt`.", ""]
     return lines
 
 
