@@ -43,18 +43,9 @@ class _Envelope:
         return UUID(int=self.key[2])
 
 
-class _Install(NamedTuple):
-    slot: str
-    kind: str
-    part_number: str
-    serial_number: str
-    supplier: str
-    country_of_manufacture: str
-    firmware_version: str | None
-    unit_value_usd: float
-    key: tuple[int, int, int]
-    """(occurred_at in µs since the epoch, seq, event_id as an integer): the fold's `event_key`."""
-    rack_id: str
+_Install = NamedTuple(  # type: ignore[misc]  # a Part's fields, in its order, then the event's own
+    "_Install", [*Part.__annotations__.items(), ("key", tuple[int, int, int]), ("rack_id", str)])
+"""`key` is (occurred_at in µs since the epoch, seq, event_id as an integer): the fold's `event_key`."""
 
 
 class RecordedInstall(_Install, _Envelope):
@@ -66,7 +57,7 @@ class RecordedInstall(_Install, _Envelope):
 
     @property
     def component(self) -> Part:
-        return Part._make(self[:8])
+        return Part._make(self[:len(Part._fields)])
 
 
 class _Flash(NamedTuple):
