@@ -28,6 +28,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -111,6 +112,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/reports/steady.json"))
     parser.add_argument("--profile", type=Path, help="py-spy record each size's worker into this directory "
                         "(worker-steady<N>.txt; summarise with `python -m bench.hotpath`)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (the stack's data "
+                        "and the worker logs; about 18 GB after the default sizes)")
     args = parser.parse_args()
     if args.profile:
         ingest.PROFILE_DIR = args.profile.absolute()
@@ -120,13 +123,19 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-steady-"))
     results: dict[str, Any] = {"command": "python -m bench.steady " + " ".join(sys.argv[1:]),
                                "loadavg_before": os.getloadavg(), "sizes": []}
-    with EmbeddedStack(tmp / "stack") as stack:
-        for n in sizes:
-            r = run_size(stack, n, seconds, warmup, tmp)
-            results["sizes"].append(r)
-            console.log(f"N={n:,}: p50 {r['p50_s']*1000:.0f} ms, p99 {r['p99_s']*1000:.0f} ms, worker "
-                        f"{r['worker_cpu']:.0%} of a core, PostgreSQL {r['postgres_cpu']:.0%}, "
-                        f"{r['worker_rss_mb']:.0f} MB, keeps up: {r['keeps_up']}")
+    try:
+        with EmbeddedStack(tmp / "stack") as stack:
+            for n in sizes:
+                r = run_size(stack, n, seconds, warmup, tmp)
+                results["sizes"].append(r)
+                console.log(f"N={n:,}: p50 {r['p50_s']*1000:.0f} ms, p99 {r['p99_s']*1000:.0f} ms, worker "
+                            f"{r['worker_cpu']:.0%} of a core, PostgreSQL {r['postgres_cpu']:.0%}, "
+                            f"{r['worker_rss_mb']:.0f} MB, keeps up: {r['keeps_up']}")
+    finally:
+        if args.keep:
+            console.log(f"kept {tmp}")
+        else:  # the default sizes leave about 18 GB of databases behind
+            shutil.rmtree(tmp, ignore_errors=True)
     results["loadavg_after"] = os.getloadavg()
     if results["sizes"]:
         largest = results["sizes"][-1]
