@@ -19,11 +19,12 @@ the two equal over random windows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from schemas import Deviation, GenerationIntent, Range, RackReading
-from twin.domain.health import FANS_FLAT_OUT_PERCENT, NEAR_BUDGET_SHARE, SUBSYSTEMS, WINDOW_SECONDS
+from twin.domain.conformance import stale_deviation
+from twin.domain.health import FANS_FLAT_OUT_PERCENT, NEAR_BUDGET_SHARE, SUBSYSTEMS, WINDOW_SECONDS, stale_reason_text
 from twin.domain.lifecycle import POWERED_STAGES, RackStatus
 from twin.domain.rack import RackTwin
 
@@ -31,7 +32,6 @@ __all__ = ["CalmBands", "calm_judgement"]
 
 _INF = float("inf")
 STALE = "telemetry-stale"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NEAR_BUDGET_MARGIN = 1e-9
 """Kept below the near-budget share: a window's mean power may round a few ulps above its largest reading."""
 
@@ -102,23 +102,19 @@ def calm_judgement(twin: RackTwin, intent: GenerationIntent, now: datetime, stal
     cdu = twin.cooling_unit
     if cdu is not None and cdu.health != "ok":
         return None
-    newest = w.latest_us
-    assert newest is not None
-    last = _EPOCH + timedelta(microseconds=newest)
+    newest, last = w.latest_us, twin.latest_at
+    assert newest is not None and last is not None
     at = last.isoformat()
     age = (now - last).total_seconds()
     health: dict[str, Any] = {"readings": len(w.since(newest - window_seconds * 1_000_000)), "last_reading_at": at}
     deviations: dict[str, Deviation] = {}
     if age > stale_after_seconds:
         health.update(overall="warning", stale=True, stale_reason="no-reading")
-        why = f"telemetry stale: no reading for {age:.0f} s (stale after {stale_after_seconds:g} s)"
+        why = stale_reason_text(age, stale_after_seconds)
         for s in SUBSYSTEMS:
             health[s] = {"state": "warning", "reason": why}
         if twin.status in POWERED_STAGES:
-            deviations[STALE] = Deviation(
-                rack_id=twin.rack_id, check=STALE, severity="warning", measured=round(age, 1), allowed_min=None,
-                allowed_max=stale_after_seconds, unit="s", generation=intent.generation,
-                intent_revision=intent.revision, detail=f"last reading at {at}")
+            deviations[STALE] = stale_deviation(twin, intent, age, stale_after_seconds, at)
     else:
         health.update(overall="ok", stale=False, stale_reason=None)
         for s in SUBSYSTEMS:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from twin.domain.rack import RackTwin
 
 __all__ = ["CHECKS", "MARGINS", "STALE_AFTER_SECONDS", "TELEMETRY_CHECKS", "Family", "deviation_changes", "evaluate",
-           "judge", "reevaluate"]
+           "judge", "reevaluate", "stale_deviation"]
 
 STALE_AFTER_SECONDS = 30.0
 """Default for `stale_after_seconds`; the worker passes its `telemetry_stale_seconds` setting."""
@@ -182,8 +182,7 @@ def _telemetry(out: _Deviations, twin: RackTwin, intent: GenerationIntent, now: 
     r = twin.window.sample()
     age = (now - r.occurred_at).total_seconds()
     if age > stale_after_seconds:
-        out.add("telemetry-stale", "warning", round(age, 1), "s", None, stale_after_seconds,
-                f"last reading at {r.occurred_at.isoformat()}")
+        out.append(stale_deviation(twin, intent, age, stale_after_seconds, r.occurred_at.isoformat()))
 
     watts, budget = r.power_watts, intent.power_budget_watts  # a quantity None was not measured: not judged
     if watts is not None:
@@ -220,6 +219,14 @@ def _telemetry(out: _Deviations, twin: RackTwin, intent: GenerationIntent, now: 
         severe = total > 0 and down / total >= MARGINS["network-links-down"]
         out.add("network-links-down", "critical" if severe else "warning", down, "links", 0, 0,
                 f"{down} of {total} links down")
+
+
+def stale_deviation(twin: RackTwin, intent: GenerationIntent, age: float, stale_after_seconds: float,
+                    last_reading_at: str) -> Deviation:
+    """`telemetry-stale`: the rack's newest reading is `age` seconds old, beyond the stale setting."""
+    return Deviation(rack_id=twin.rack_id, check="telemetry-stale", severity="warning", measured=round(age, 1),
+                     allowed_min=None, allowed_max=stale_after_seconds, unit="s", generation=intent.generation,
+                     intent_revision=intent.revision, detail=f"last reading at {last_reading_at}")
 
 
 def deviation_changes(rack_id: str, before: Mapping[str, Deviation], after: Mapping[str, Deviation], at: datetime,

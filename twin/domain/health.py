@@ -36,7 +36,7 @@ from twin.domain.rack import RackTwin, ReadingWindow
 __all__ = [
     "COOLING_UNIT_PREFIX", "ENDPOINT_UNREACHABLE", "FANS_FLAT_OUT_PERCENT", "LINKS_DOWN_CRITICAL_SHARE",
     "NEAR_BUDGET_SHARE", "SUBSYSTEMS", "SUSTAINED_READINGS", "WINDOW_SECONDS", "HealthState", "RackHealth",
-    "SubsystemHealth", "assess", "cooling_unit_reason",
+    "SubsystemHealth", "assess", "cooling_unit_reason", "stale_reason_text",
 ]
 
 SUSTAINED_READINGS = 3
@@ -220,8 +220,7 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
     if stale_for > stale_after_seconds:
         stale_reason = "no-reading"
         for s in SUBSYSTEMS:
-            j.add(s, HealthState.WARNING,
-                  f"telemetry stale: no reading for {stale_for:.0f} s (stale after {stale_after_seconds:g} s)")
+            j.add(s, HealthState.WARNING, stale_reason_text(stale_for, stale_after_seconds))
     elif isinstance(twin, RackTwin) and twin.unreachable:
         stale_reason = ENDPOINT_UNREACHABLE
         for s in SUBSYSTEMS:
@@ -238,6 +237,11 @@ def assess(twin: RackTwin | ReadingWindow | None, intent: GenerationIntent | Non
                       stale=stale_reason is not None, last_reading_at=last, readings=len(window),
                       stale_reason=stale_reason,
                       cooling_unit=twin.cooling_unit if isinstance(twin, RackTwin) else None)
+
+
+def stale_reason_text(stale_for: float, stale_after_seconds: float) -> str:
+    """Each subsystem's reason when the rack stopped reporting (one wording for every judge)."""
+    return f"telemetry stale: no reading for {stale_for:.0f} s (stale after {stale_after_seconds:g} s)"
 
 
 def cooling_unit_reason(cdu: CoolingUnitStatus) -> str:
